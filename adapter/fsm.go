@@ -1,0 +1,314 @@
+package adapter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/observer"
+)
+
+// FSM is the user's state machine as the adapter sees it. canoe's public FSM
+// (whose methods take canoe.LogData and canoe.SnapshotData) is bridged to it
+// by a shim in package canoe.
+type FSM interface {
+	// Apply applies one committed proposal. It must be deterministic: every
+	// node applies the same proposals in the same order and must reach the
+	// same state and the same error.
+	Apply(data []byte) error
+	// Snapshot returns the whole state. Apply is not called while it runs.
+	Snapshot() ([]byte, error)
+	// Restore replaces the whole state with a snapshot's.
+	Restore(data []byte) error
+}
+
+// Notifier receives observations. Notify must never block; Active reports
+// cheaply whether anyone listens, so hot paths can skip building events.
+type Notifier interface {
+	Active() bool
+	Notify(observer.Observation)
+}
+
+// Config configures an Adapter.
+type Config struct {
+	FSM      FSM          // required
+	Notifier Notifier     // nil: no observations
+	Logger   hclog.Logger // nil: hclog.NewNullLogger()
+	// ConfigurationApplied, when set, is called on raft's FSM goroutine after
+	// a committed membership configuration is applied. It must not block.
+	ConfigurationApplied func(servers []raft.Server)
+	// ApplyObserved, when set, is called with the time each raft entry took
+	// to apply and the number of proposals it held. It must not block.
+	ApplyObserved func(d time.Duration, proposals int)
+}
+
+// Result is the response to one raft log entry: the FSM's error for each
+// proposal it held, in order (nil where Apply succeeded).
+type Result struct {
+	Index uint64
+	Errs  []error
+}
+
+// ApplyError is an error returned by the user's FSM.Apply (or a panic in it,
+// recovered and turned into an error so that the node keeps running).
+type ApplyError struct {
+	Index uint64 // raft log index of the entry
+	Err   error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("canoe: FSM.Apply of entry %d: %v", e.Index, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// Adapter makes a canoe FSM a raft.FSM and raft.BatchingFSM. Besides the
+// user's state it keeps what every node must agree on for canoe itself: the
+// members' addresses, the last applied configuration and the applied index.
+type Adapter struct {
+	fsm      FSM
+	notify   Notifier
+	logger   hclog.Logger
+	onConfig func([]raft.Server)
+	onApply  func(time.Duration, int)
+
+	applied atomic.Uint64 // index of the last entry whose effects the FSM holds
+
+	mu       sync.Mutex // guards advanced, peers, servers, lastTerm
+	advanced chan struct{}
+	peers    map[uint64]PeerMeta
+	servers  map[uint64]raft.ServerSuffrage
+	lastTerm uint64
+}
+
+var (
+	_ raft.FSM         = (*Adapter)(nil)
+	_ raft.BatchingFSM = (*Adapter)(nil)
+)
+
+// New returns an Adapter for cfg.
+func New(cfg Config) *Adapter {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Adapter{
+		fsm:      cfg.FSM,
+		notify:   cfg.Notifier,
+		logger:   logger,
+		onConfig: cfg.ConfigurationApplied,
+		onApply:  cfg.ApplyObserved,
+		advanced: make(chan struct{}),
+		peers:    make(map[uint64]PeerMeta),
+		servers:  make(map[uint64]raft.ServerSuffrage),
+	}
+}
+
+// Apply implements raft.FSM.
+func (a *Adapter) Apply(l *raft.Log) interface{} {
+	return a.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM. Raft calls it on its FSM goroutine
+// with committed LogCommand and LogConfiguration entries, in order.
+func (a *Adapter) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	for i, l := range logs {
+		if l.Index <= a.applied.Load() {
+			// Raft replays the log after a restart in the same process; the
+			// FSM already holds these entries' effects (a restored snapshot
+			// resets the applied index, so nothing newer is skipped).
+			out[i] = &Result{Index: l.Index}
+			continue
+		}
+		switch l.Type {
+		case raft.LogCommand:
+			out[i] = a.applyCommand(l)
+		case raft.LogConfiguration:
+			a.applyConfiguration(l)
+		}
+	}
+	if len(logs) == 0 {
+		return out
+	}
+	last := logs[len(logs)-1]
+	if last.Index <= a.applied.Load() {
+		return out // a replay the FSM already holds
+	}
+	a.mu.Lock()
+	a.lastTerm = last.Term
+	a.applied.Store(last.Index)
+	close(a.advanced)
+	a.advanced = make(chan struct{})
+	a.mu.Unlock()
+	return out
+}
+
+func (a *Adapter) applyCommand(l *raft.Log) interface{} {
+	if len(l.Data) == 0 {
+		return a.malformed(l, fmt.Errorf("%w: empty", ErrMalformedEntry))
+	}
+	switch Kind(l.Data[0]) {
+	case KindProposal, KindBatch:
+		items, err := DecodeProposals(l.Data)
+		if err != nil {
+			return a.malformed(l, err)
+		}
+		start := time.Now()
+		res := &Result{Index: l.Index, Errs: make([]error, len(items))}
+		for i, it := range items {
+			res.Errs[i] = a.applyOne(l.Index, it)
+		}
+		if a.onApply != nil {
+			a.onApply(time.Since(start), len(items))
+		}
+		if a.notify != nil && a.notify.Active() {
+			a.notify.Notify(observer.EntryApplied{Index: l.Index, Count: len(items)})
+		}
+		return res
+	case KindPeerMeta:
+		m, err := decodePeerMeta(l.Data[1:])
+		if err != nil {
+			return a.malformed(l, err)
+		}
+		a.mu.Lock()
+		a.peers[m.ID] = m
+		a.mu.Unlock()
+		return &Result{Index: l.Index}
+	case KindPeerForget:
+		id, err := decodePeerForget(l.Data[1:])
+		if err != nil {
+			return a.malformed(l, err)
+		}
+		a.mu.Lock()
+		delete(a.peers, id)
+		a.mu.Unlock()
+		return &Result{Index: l.Index}
+	default:
+		return a.malformed(l, fmt.Errorf("%w: unknown kind %d", ErrMalformedEntry, l.Data[0]))
+	}
+}
+
+// malformed answers an entry canoe cannot decode. Every node sees the same
+// bytes and so answers the same way; the node keeps running.
+func (a *Adapter) malformed(l *raft.Log, err error) interface{} {
+	a.logger.Error("skipping undecodable log entry", "index", l.Index, "error", err)
+	return &Result{Index: l.Index, Errs: []error{err}}
+}
+
+func (a *Adapter) applyOne(index uint64, data []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.logger.Error("FSM.Apply panicked; entry reported as failed", "index", index, "panic", r)
+			err = &ApplyError{Index: index, Err: fmt.Errorf("panic: %v", r)}
+		}
+	}()
+	if err := a.fsm.Apply(data); err != nil {
+		return &ApplyError{Index: index, Err: err}
+	}
+	return nil
+}
+
+func (a *Adapter) applyConfiguration(l *raft.Log) {
+	cfg, err := decodeConfiguration(l.Data)
+	if err != nil {
+		a.logger.Error("skipping undecodable configuration entry", "index", l.Index, "error", err)
+		return
+	}
+	next := make(map[uint64]raft.ServerSuffrage, len(cfg.Servers))
+	var events []observer.Observation
+	a.mu.Lock()
+	for _, s := range cfg.Servers {
+		id, err := ParseServerID(s.ID)
+		if err != nil {
+			a.logger.Warn("configuration holds a server canoe did not add", "server", s.ID)
+			continue
+		}
+		next[id] = s.Suffrage
+		prev, had := a.servers[id]
+		switch {
+		case !had:
+			events = append(events, observer.PeerAdded{ID: id, Voter: s.Suffrage == raft.Voter})
+		case prev != raft.Voter && s.Suffrage == raft.Voter:
+			events = append(events, observer.PeerPromoted{ID: id})
+		}
+	}
+	for id := range a.servers {
+		if _, ok := next[id]; !ok {
+			events = append(events, observer.PeerRemoved{ID: id})
+			delete(a.peers, id)
+		}
+	}
+	a.servers = next
+	a.mu.Unlock()
+
+	if a.notify != nil {
+		for _, e := range events {
+			a.notify.Notify(e)
+		}
+	}
+	if a.onConfig != nil {
+		a.onConfig(cfg.Servers)
+	}
+}
+
+func decodeConfiguration(data []byte) (cfg raft.Configuration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: configuration: %v", ErrMalformedEntry, r)
+		}
+	}()
+	return raft.DecodeConfiguration(data), nil
+}
+
+// AppliedIndex returns the index of the last raft entry handed to the FSM.
+// Raft entries that never reach the FSM (no-ops, barriers) do not move it.
+func (a *Adapter) AppliedIndex() uint64 { return a.applied.Load() }
+
+// WaitApplied blocks until AppliedIndex() >= index or ctx ends.
+func (a *Adapter) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		a.mu.Lock()
+		ch := a.advanced
+		a.mu.Unlock()
+		if a.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Advanced returns a channel closed the next time AppliedIndex moves.
+func (a *Adapter) Advanced() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.advanced
+}
+
+// Peer returns the replicated addresses of member id.
+func (a *Adapter) Peer(id uint64) (PeerMeta, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m, ok := a.peers[id]
+	return m, ok
+}
+
+// Peers returns a copy of every member's replicated addresses.
+func (a *Adapter) Peers() map[uint64]PeerMeta {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[uint64]PeerMeta, len(a.peers))
+	for id, m := range a.peers {
+		out[id] = m
+	}
+	return out
+}

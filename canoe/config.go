@@ -1,0 +1,341 @@
+package canoe
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/snapshotpolicy"
+)
+
+// DefaultClusterID is the cluster ID used when NodeConfig.ClusterID is 0 (the
+// original canoe's default).
+const DefaultClusterID uint64 = 0x100
+
+// NodeConfig configures a Node. The zero value of every field but FSM is
+// usable; NewNode works on a defaulted copy and never modifies the caller's.
+type NodeConfig struct {
+	// ID identifies the node in the cluster. 0 means: the ID persisted in
+	// DataDir if there is one, else a new random one (persisted at Start).
+	// A nonzero ID that differs from the one in DataDir is an error.
+	ID uint64
+
+	// ClusterID names the cluster; nodes of different clusters refuse each
+	// other. 0 means DefaultClusterID.
+	ClusterID uint64
+
+	// FSM is the replicated state machine. Required.
+	FSM FSM
+
+	// RaftPort is the TCP port of the raft transport. 0 picks a free port
+	// (and a restart from DataDir reuses the port picked the first time).
+	RaftPort int
+
+	// ConfigurationPort is the TCP port of the HTTP API. 0 picks a free port
+	// the same way as RaftPort.
+	ConfigurationPort int
+
+	// BootstrapPeers are members of an existing cluster to join through, as
+	// http(s)://host:port URLs of their HTTP API. Ignored when DataDir already
+	// holds this node's state: a restarted member simply comes back.
+	BootstrapPeers []string
+
+	// BootstrapNode makes this node found a new single-node cluster when it
+	// has no state yet. Exactly one node of a new cluster sets it; the others
+	// join through BootstrapPeers or are added with AddPeer.
+	BootstrapNode bool
+
+	// DataDir holds the raft log, snapshots and the node's identity. ""
+	// keeps everything in memory: Stop and Start on the same Node keep the
+	// state, a new process does not.
+	DataDir string
+
+	// InitBackoff paces retries while joining a cluster. nil means
+	// DefaultInitializationBackoffArgs.
+	InitBackoff *InitializationBackoffArgs
+
+	// SnapshotConfig sets when snapshots are taken and how many are kept.
+	// nil means DefaultSnapshotConfig.
+	SnapshotConfig *SnapshotConfig
+
+	// Logger receives canoe's, raft's and memberlist's logs. nil means
+	// DefaultLogger.
+	Logger Logger
+
+	// BindAddr is the host every listener binds. "" means all interfaces.
+	BindAddr string
+
+	// AdvertiseAddr is the host other nodes use to reach this one. "" means
+	// BindAddr when it is a specific address, else the first private IPv4
+	// address of this machine, else 127.0.0.1.
+	AdvertiseAddr string
+
+	// Timing holds raft's timeouts. The zero value means LANProfile().
+	Timing Timing
+
+	// ProposeTimeout bounds Propose (not ProposeContext). 0 means 10s.
+	ProposeTimeout time.Duration
+
+	// ClusterSecret, when set, must accompany every HTTP API call as a
+	// bearer token (nodes of the cluster send it themselves). It must be 16,
+	// 24 or 32 bytes: gossip uses it as its encryption key.
+	ClusterSecret []byte
+
+	// TLSConfig, when set, secures the raft transport and the HTTP API with
+	// TLS. It serves as both server and client configuration: give it
+	// Certificates, RootCAs (and ClientCAs with ClientAuth for mutual TLS);
+	// certificates must name the advertised host (an IP SAN for an IP).
+	TLSConfig *tls.Config
+
+	// transport, when set (by tests), replaces the TCP raft transport; the
+	// HTTP API is then not started and forwarder carries forwarded calls.
+	transport raft.Transport
+	forwarder forwarder
+}
+
+// SnapshotConfig says when canoe snapshots the FSM and compacts the log.
+type SnapshotConfig struct {
+	// Interval is how often to check whether a snapshot is due (raft staggers
+	// the checks over [Interval, 2*Interval]). Interval < 0 disables
+	// automatic snapshots; 0 means the default, 2 minutes.
+	Interval time.Duration
+
+	// MinCommittedLogs is the least number of entries committed since the
+	// last snapshot for a check to take a new one. It is also how many
+	// entries are kept after a snapshot for slow followers. 0 means 8192.
+	MinCommittedLogs uint64
+
+	// MaxRetainedSnapshots is how many snapshot files are kept. 0 means 2.
+	MaxRetainedSnapshots uint
+}
+
+// DefaultSnapshotConfig is used when NodeConfig.SnapshotConfig is nil:
+// snapshots are on, so the log cannot grow forever (the original canoe had
+// them off by default).
+var DefaultSnapshotConfig = &SnapshotConfig{
+	Interval:             2 * time.Minute,
+	MinCommittedLogs:     8192,
+	MaxRetainedSnapshots: 2,
+}
+
+func (c *SnapshotConfig) policy() snapshotpolicy.Config {
+	return snapshotpolicy.Config{
+		Interval:             c.Interval,
+		MinCommittedLogs:     c.MinCommittedLogs,
+		MaxRetainedSnapshots: int(min(c.MaxRetainedSnapshots, 1<<20)),
+	}.WithDefaults()
+}
+
+// InitializationBackoffArgs paces the attempts to join a cluster: the first
+// retry waits InitialInterval, each next one Multiplier times longer (at most
+// MaxInterval), each randomized by +-RandomizationFactor, and joining fails
+// once MaxElapsedTime has passed.
+type InitializationBackoffArgs struct {
+	InitialInterval     time.Duration
+	Multiplier          float64
+	MaxInterval         time.Duration
+	MaxElapsedTime      time.Duration
+	RandomizationFactor float64
+}
+
+// DefaultInitializationBackoffArgs is used when NodeConfig.InitBackoff is
+// nil (the original canoe's values).
+var DefaultInitializationBackoffArgs = &InitializationBackoffArgs{
+	InitialInterval:     500 * time.Millisecond,
+	RandomizationFactor: .5,
+	Multiplier:          2,
+	MaxInterval:         5 * time.Second,
+	MaxElapsedTime:      2 * time.Minute,
+}
+
+// Timing holds raft's timeouts. Fields left zero take LANProfile's value.
+type Timing struct {
+	// HeartbeatTimeout is how long a follower waits without hearing from a
+	// leader before it campaigns.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is how long a candidate waits for votes before it
+	// campaigns again. At least HeartbeatTimeout.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without hearing
+	// from a quorum. At most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is the longest a follower waits to learn a new commit
+	// index when no entries flow.
+	CommitTimeout time.Duration
+}
+
+// LANProfile returns timeouts for a local network: a crashed leader is
+// replaced in about one second (raft's own defaults take about two).
+func LANProfile() Timing {
+	return Timing{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      10 * time.Millisecond,
+	}
+}
+
+// LocalProfile returns timeouts for nodes on one machine (tests, demos): a
+// crashed leader is replaced in a few hundred milliseconds.
+func LocalProfile() Timing {
+	return Timing{
+		HeartbeatTimeout:   200 * time.Millisecond,
+		ElectionTimeout:    200 * time.Millisecond,
+		LeaderLeaseTimeout: 100 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+	}
+}
+
+func (t Timing) withDefaults() Timing {
+	d := LANProfile()
+	if t.HeartbeatTimeout == 0 {
+		t.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if t.ElectionTimeout == 0 {
+		t.ElectionTimeout = max(d.ElectionTimeout, t.HeartbeatTimeout)
+	}
+	if t.LeaderLeaseTimeout == 0 {
+		t.LeaderLeaseTimeout = min(d.LeaderLeaseTimeout, t.HeartbeatTimeout)
+	}
+	if t.CommitTimeout == 0 {
+		t.CommitTimeout = d.CommitTimeout
+	}
+	return t
+}
+
+// Validate reports every problem with the configuration at once. It does not
+// modify c.
+func (c *NodeConfig) Validate() error {
+	if c == nil {
+		return fmt.Errorf("%w: nil NodeConfig", ErrInvalidConfig)
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+	if c.FSM == nil {
+		bad("FSM is nil: canoe needs a state machine to replicate")
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"RaftPort", c.RaftPort}, {"ConfigurationPort", c.ConfigurationPort}} {
+		if p.port < 0 || p.port > 65535 {
+			bad("%s %d is not a TCP port (0-65535)", p.name, p.port)
+		}
+	}
+	if c.RaftPort != 0 && c.RaftPort == c.ConfigurationPort {
+		bad("RaftPort and ConfigurationPort are both %d", c.RaftPort)
+	}
+	if c.BootstrapNode && len(c.BootstrapPeers) > 0 {
+		bad("BootstrapNode founds a new cluster and BootstrapPeers joins an existing one: set one of them")
+	}
+	for _, p := range c.BootstrapPeers {
+		if _, err := parsePeerURL(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.BindAddr != "" && net.ParseIP(c.BindAddr) == nil {
+		bad("BindAddr %q is not an IP address", c.BindAddr)
+	}
+	if strings.ContainsAny(c.AdvertiseAddr, ":/ ") && net.ParseIP(c.AdvertiseAddr) == nil {
+		bad("AdvertiseAddr %q is not a host name or IP address (no port)", c.AdvertiseAddr)
+	}
+	if s := c.SnapshotConfig; s != nil {
+		if err := s.policy().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if b := c.InitBackoff; b != nil {
+		if b.InitialInterval < 0 || b.MaxInterval < 0 || b.MaxElapsedTime < 0 {
+			bad("InitBackoff durations must not be negative")
+		}
+		if b.Multiplier != 0 && b.Multiplier < 1 {
+			bad("InitBackoff.Multiplier %v must be at least 1", b.Multiplier)
+		}
+		if b.RandomizationFactor < 0 || b.RandomizationFactor > 1 {
+			bad("InitBackoff.RandomizationFactor %v must be in [0, 1]", b.RandomizationFactor)
+		}
+	}
+	t := c.Timing.withDefaults()
+	if t.HeartbeatTimeout < 5*time.Millisecond || t.ElectionTimeout < 5*time.Millisecond || t.LeaderLeaseTimeout < 5*time.Millisecond {
+		bad("Timing: heartbeat, election and leader lease timeouts must be at least 5ms")
+	}
+	if t.CommitTimeout < time.Millisecond {
+		bad("Timing.CommitTimeout %v must be at least 1ms", t.CommitTimeout)
+	}
+	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
+		bad("Timing.LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", t.LeaderLeaseTimeout, t.HeartbeatTimeout)
+	}
+	if t.ElectionTimeout < t.HeartbeatTimeout {
+		bad("Timing.ElectionTimeout %v is below HeartbeatTimeout %v", t.ElectionTimeout, t.HeartbeatTimeout)
+	}
+	switch len(c.ClusterSecret) {
+	case 0, 16, 24, 32:
+	default:
+		bad("ClusterSecret is %d bytes; it must be 16, 24 or 32", len(c.ClusterSecret))
+	}
+	if c.ProposeTimeout < 0 {
+		bad("ProposeTimeout %v is negative", c.ProposeTimeout)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}
+
+// withDefaults returns a copy of c with every zero field defaulted.
+func (c *NodeConfig) withDefaults() NodeConfig {
+	d := *c
+	d.BootstrapPeers = append([]string(nil), c.BootstrapPeers...)
+	if d.ClusterID == 0 {
+		d.ClusterID = DefaultClusterID
+	}
+	if d.InitBackoff == nil {
+		d.InitBackoff = DefaultInitializationBackoffArgs
+	}
+	b := *d.InitBackoff
+	if b.Multiplier == 0 {
+		b.Multiplier = 1
+	}
+	d.InitBackoff = &b
+	if d.SnapshotConfig == nil {
+		d.SnapshotConfig = DefaultSnapshotConfig
+	}
+	s := *d.SnapshotConfig
+	d.SnapshotConfig = &s
+	if d.Logger == nil {
+		d.Logger = DefaultLogger
+	}
+	d.Timing = d.Timing.withDefaults()
+	if d.ProposeTimeout == 0 {
+		d.ProposeTimeout = 10 * time.Second
+	}
+	return d
+}
+
+// parsePeerURL checks a BootstrapPeers entry: an http(s)://host:port URL.
+func parsePeerURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("BootstrapPeers entry %q is not an http(s)://host:port URL", s)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("BootstrapPeers entry %q must be a bare http(s)://host:port URL", s)
+	}
+	_, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("BootstrapPeers entry %q has no port", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("BootstrapPeers entry %q has a bad port", s)
+	}
+	return u, nil
+}

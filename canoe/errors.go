@@ -1,0 +1,71 @@
+package canoe
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/canoe-raft/canoe/adapter"
+)
+
+// Sentinel errors. Match them with errors.Is: the errors canoe returns wrap
+// them with detail.
+var (
+	// ErrorRemovedFromCluster is returned by a node that the cluster removed.
+	// The node has stopped itself; its state stays in DataDir.
+	ErrorRemovedFromCluster = errors.New("canoe: node was removed from the cluster")
+
+	// ErrNotRunning is returned by operations on a node that is not started
+	// or already stopped.
+	ErrNotRunning = errors.New("canoe: node is not running")
+
+	// ErrNoLeader is returned when no leader emerged before the deadline.
+	ErrNoLeader = errors.New("canoe: no leader")
+
+	// ErrNotLeader is returned by operations only the leader can do, when
+	// this node is not the leader. The error is a *NotLeaderError.
+	ErrNotLeader = errors.New("canoe: not the leader")
+
+	// ErrTimeout is returned when the deadline passed while an operation was
+	// in progress. For a proposal, the outcome is then unknown: it may still
+	// commit. It also matches context.DeadlineExceeded.
+	ErrTimeout = errors.New("canoe: timed out")
+
+	// ErrUnknownOutcome is returned when the leader was lost after a proposal
+	// was handed to it: the proposal may or may not commit. Do not retry
+	// blindly unless the proposal is idempotent.
+	ErrUnknownOutcome = errors.New("canoe: outcome unknown")
+
+	// ErrInvalidConfig is returned by NewNode for a bad NodeConfig.
+	ErrInvalidConfig = errors.New("canoe: invalid config")
+
+	// ErrInvalidPeer is returned for a Peer that cannot be added (zero ID,
+	// bad ports or host).
+	ErrInvalidPeer = errors.New("canoe: invalid peer")
+
+	// ErrPeerNotFound is returned when removing a node that is not a member.
+	ErrPeerNotFound = errors.New("canoe: no such peer")
+
+	// ErrEmptyProposal is returned by Propose for nil or empty data.
+	ErrEmptyProposal = errors.New("canoe: empty proposal")
+)
+
+// NotLeaderError says which node is the leader, when it is known.
+type NotLeaderError struct {
+	LeaderID uint64 // 0: no leader known
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == 0 {
+		return "canoe: not the leader (no leader known)"
+	}
+	return fmt.Sprintf("canoe: not the leader (leader is %x)", e.LeaderID)
+}
+
+// Is makes a *NotLeaderError match ErrNotLeader.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// ApplyError is the error FSM.Apply returned for a proposal. Proposals that
+// fail are still committed (and fail the same way) on every node; the
+// cluster keeps serving. Err is the FSM's own error on the node that applied
+// the proposal for the caller.
+type ApplyError = adapter.ApplyError

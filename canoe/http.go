@@ -1,0 +1,297 @@
+package canoe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/httpconfig"
+)
+
+// httpShutdownGrace bounds how long Stop waits for HTTP requests in flight.
+const httpShutdownGrace = 5 * time.Second
+
+// listenHTTP opens the HTTP API's listener on ConfigurationPort.
+func (n *Node) listenHTTP() (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.ConfigurationPort)))
+	if err != nil {
+		return nil, fmt.Errorf("canoe: HTTP API listener: %w", err)
+	}
+	return ln, nil
+}
+
+// serveHTTP starts the HTTP API on ln; the runtime's WaitGroup owns it.
+func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
+	api := apiShim{n}
+	rt.http = httpconfig.NewServer(httpconfig.Config{
+		Membership: api,
+		Proposer:   api,
+		Reader:     api,
+		Status:     api,
+		Metrics:    n.metrics.handler(),
+		Secret:     n.cfg.ClusterSecret,
+		Logger:     n.logger.Named("http"),
+	}, ln, n.cfg.TLSConfig)
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		if err := rt.http.Serve(); err != nil {
+			n.logger.Error("HTTP API stopped", "error", err)
+		}
+	}()
+}
+
+func (n *Node) stopHTTP(rt *runtime) error {
+	if rt.http == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), httpShutdownGrace)
+	defer cancel()
+	return rt.http.Shutdown(ctx)
+}
+
+// apiShim is the node as the HTTP API sees it.
+type apiShim struct{ n *Node }
+
+func (a apiShim) Self() httpconfig.Peer { return toHTTPPeer(a.n.Self()) }
+
+func (a apiShim) Peers() []httpconfig.Peer {
+	peers := a.n.Peers()
+	out := make([]httpconfig.Peer, len(peers))
+	for i, p := range peers {
+		out[i] = toHTTPPeer(p)
+	}
+	return out
+}
+
+func (a apiShim) AddPeer(ctx context.Context, p httpconfig.Peer) error {
+	return toHTTPError(a.n.AddPeer(ctx, fromHTTPPeer(p)))
+}
+
+func (a apiShim) RemovePeer(ctx context.Context, id uint64) error {
+	return toHTTPError(a.n.RemovePeer(ctx, id))
+}
+
+func (a apiShim) ProposeBatch(ctx context.Context, items [][]byte) ([]httpconfig.Result, error) {
+	res, err := a.n.serveProposals(ctx, items)
+	if err != nil {
+		return nil, toHTTPError(err)
+	}
+	a.n.metrics.forwarded.Add(float64(len(items)))
+	out := make([]httpconfig.Result, len(res))
+	for i, r := range res {
+		out[i] = httpconfig.Result{Index: r.Index, Err: r.Err}
+	}
+	return out, nil
+}
+
+func (a apiShim) ReadIndex(ctx context.Context) (uint64, error) {
+	i, err := a.n.serveReadIndex(ctx)
+	return i, toHTTPError(err)
+}
+
+func (a apiShim) Status() httpconfig.Status {
+	s := a.n.Status()
+	out := httpconfig.Status{
+		ID: s.ID, State: s.State, LeaderID: s.LeaderID, Term: s.Term,
+		CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastIndex: s.LastIndex,
+		Members: make([]httpconfig.Peer, len(s.Members)),
+	}
+	for i, p := range s.Members {
+		out.Members[i] = toHTTPPeer(p)
+	}
+	return out
+}
+
+func (a apiShim) Healthy() error {
+	rt, err := a.n.current()
+	if err != nil {
+		return toHTTPError(err)
+	}
+	if _, id := rt.raft.LeaderWithID(); id == "" {
+		return fmt.Errorf("%w: this node knows no leader", httpconfig.ErrNoLeader)
+	}
+	return nil
+}
+
+func toHTTPPeer(p Peer) httpconfig.Peer {
+	s := httpconfig.Nonvoter
+	if p.Voter {
+		s = httpconfig.Voter
+	}
+	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s}
+}
+
+func fromHTTPPeer(p httpconfig.Peer) Peer {
+	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter}
+}
+
+// toHTTPError maps canoe's errors to the HTTP API's sentinels.
+func toHTTPError(err error) error {
+	var nle *NotLeaderError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nle):
+		return &httpconfig.NotLeaderError{LeaderID: nle.LeaderID}
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotRunning):
+		return fmt.Errorf("%w: %v", httpconfig.ErrNoLeader, err)
+	case errors.Is(err, ErrPeerNotFound):
+		return fmt.Errorf("%w: %v", httpconfig.ErrPeerNotFound, err)
+	case errors.Is(err, ErrInvalidPeer), errors.Is(err, ErrEmptyProposal):
+		return fmt.Errorf("%w: %v", httpconfig.ErrInvalid, err)
+	case errors.Is(err, ErrorRemovedFromCluster):
+		return fmt.Errorf("%w: %v", httpconfig.ErrRemoved, err)
+	case errors.Is(err, ErrTimeout):
+		return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+// fromHTTPError maps an HTTP API error back to canoe's sentinels. sent says
+// whether the request may have reached the leader: a request that may have
+// been acted on is an unknown outcome, one that surely was not is retried.
+func fromHTTPError(err error, leader uint64) error {
+	var se *httpconfig.StatusError
+	if errors.As(err, &se) {
+		switch {
+		case errors.Is(se, httpconfig.ErrNotLeader):
+			return &NotLeaderError{LeaderID: se.LeaderID}
+		case errors.Is(se, httpconfig.ErrNoLeader):
+			return fmt.Errorf("%w: leader %d answered: %s", ErrNoLeader, leader, se.Message)
+		case errors.Is(se, httpconfig.ErrPeerNotFound):
+			return fmt.Errorf("%w: %s", ErrPeerNotFound, se.Message)
+		case errors.Is(se, httpconfig.ErrInvalid):
+			return fmt.Errorf("%w: %s", ErrInvalidPeer, se.Message)
+		case errors.Is(se, httpconfig.ErrRemoved):
+			return &NotLeaderError{} // the node we asked is no longer a member
+		case errors.Is(se, context.DeadlineExceeded):
+			return fmt.Errorf("%w: leader %d: %s", ErrTimeout, leader, se.Message)
+		}
+		return fmt.Errorf("canoe: leader %d: %w", leader, err)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		// Nothing was sent: the leader is down or moving.
+		return fmt.Errorf("%w: leader %d unreachable: %v", ErrNoLeader, leader, err)
+	}
+	return fmt.Errorf("%w: request to leader %d failed: %v", ErrUnknownOutcome, leader, err)
+}
+
+// httpForwarder forwards a follower's requests over the HTTP API.
+type httpForwarder struct {
+	n      *Node
+	client *httpconfig.Client
+	scheme string
+}
+
+func (f *httpForwarder) base(leader uint64) (string, error) {
+	m, ok := f.n.fsm.Peer(leader)
+	if !ok || m.ConfigPort == 0 {
+		return "", fmt.Errorf("%w: the HTTP address of leader %d is not known yet", ErrNoLeader, leader)
+	}
+	return f.scheme + "://" + net.JoinHostPort(m.Host, strconv.Itoa(m.ConfigPort)), nil
+}
+
+func (f *httpForwarder) Propose(ctx context.Context, leader uint64, items [][]byte) ([]forwardResult, error) {
+	base, err := f.base(leader)
+	if err != nil {
+		return nil, err
+	}
+	res, err := f.client.Propose(ctx, base, items)
+	if err != nil {
+		return nil, fromHTTPError(err, leader)
+	}
+	out := make([]forwardResult, len(res))
+	for i, r := range res {
+		out[i] = forwardResult{Index: r.Index, Err: r.Err}
+	}
+	return out, nil
+}
+
+func (f *httpForwarder) ReadIndex(ctx context.Context, leader uint64) (uint64, error) {
+	base, err := f.base(leader)
+	if err != nil {
+		return 0, err
+	}
+	i, err := f.client.ReadIndex(ctx, base)
+	if err != nil {
+		err = fromHTTPError(err, leader)
+		if errors.Is(err, ErrUnknownOutcome) {
+			// A read changes nothing: always safe to ask again.
+			err = fmt.Errorf("%w: %v", ErrNoLeader, err)
+		}
+	}
+	return i, err
+}
+
+func (f *httpForwarder) AddPeer(ctx context.Context, leader uint64, p Peer) error {
+	base, err := f.base(leader)
+	if err != nil {
+		return err
+	}
+	if _, err := f.client.AddPeer(ctx, base, toHTTPPeer(p)); err != nil {
+		return fromHTTPError(err, leader)
+	}
+	return nil
+}
+
+func (f *httpForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64) error {
+	base, err := f.base(leader)
+	if err != nil {
+		return err
+	}
+	if err := f.client.RemovePeer(ctx, base, id); err != nil {
+		return fromHTTPError(err, leader)
+	}
+	return nil
+}
+
+// Status is a snapshot of a node's view of the cluster.
+type Status struct {
+	ID           uint64
+	State        string // "Follower", "Candidate", "Leader" or "Shutdown"
+	LeaderID     uint64 // 0: none known
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64 // last entry the FSM applied
+	LastIndex    uint64
+	Members      []Peer
+}
+
+// Status returns the node's view of the cluster. It does not block.
+func (n *Node) Status() Status {
+	rt := n.rt.Load()
+	if rt == nil {
+		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
+	}
+	return Status{
+		ID:           n.id,
+		State:        rt.raft.State().String(),
+		LeaderID:     n.LeaderID(),
+		Term:         rt.raft.CurrentTerm(),
+		CommitIndex:  rt.raft.CommitIndex(),
+		AppliedIndex: n.fsm.AppliedIndex(),
+		LastIndex:    rt.raft.LastIndex(),
+		Members:      n.Peers(),
+	}
+}
+
+func (n *Node) isVoter(rt *runtime) bool {
+	cfg, _, err := configuration(rt)
+	if err != nil {
+		return false
+	}
+	for _, s := range cfg.Servers {
+		if s.ID == adapter.ServerID(n.id) {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}

@@ -1,0 +1,387 @@
+package canoe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/adapter"
+)
+
+// promoteLag is how far (in entries) a non-voter may trail the leader's log
+// and still be promoted to voter.
+const promoteLag = 256
+
+// Peer is a member of the cluster.
+type Peer struct {
+	ID         uint64
+	Host       string // host other nodes reach it at
+	RaftPort   int
+	ConfigPort int  // HTTP API port, 0 if unknown
+	GossipPort int  // memberlist port, 0 if none
+	Voter      bool // false while a new member catches up
+}
+
+func (p Peer) raftAddr() string { return net.JoinHostPort(p.Host, strconv.Itoa(p.RaftPort)) }
+
+func (p Peer) meta() adapter.PeerMeta {
+	return adapter.PeerMeta{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort}
+}
+
+func (p Peer) validate() error {
+	var errs []error
+	if p.ID == 0 {
+		errs = append(errs, errors.New("id is 0"))
+	}
+	if p.Host == "" {
+		errs = append(errs, errors.New("host is empty"))
+	}
+	if p.RaftPort < 1 || p.RaftPort > 65535 {
+		errs = append(errs, fmt.Errorf("raft port %d is not in 1-65535", p.RaftPort))
+	}
+	for _, port := range []int{p.ConfigPort, p.GossipPort} {
+		if port < 0 || port > 65535 {
+			errs = append(errs, fmt.Errorf("port %d is not in 0-65535", port))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidPeer, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Peers returns every member, this node included, sorted by ID. It is this
+// node's view: the latest configuration it knows of.
+func (n *Node) Peers() []Peer {
+	rt := n.rt.Load()
+	if rt == nil {
+		return nil
+	}
+	cfg, _, err := configuration(rt)
+	if err != nil {
+		return nil
+	}
+	metas := n.fsm.Peers()
+	out := make([]Peer, 0, len(cfg.Servers))
+	for _, s := range cfg.Servers {
+		id, err := adapter.ParseServerID(s.ID)
+		if err != nil {
+			continue
+		}
+		p := Peer{ID: id, Voter: s.Suffrage == raft.Voter}
+		if m, ok := metas[id]; ok {
+			p.Host, p.RaftPort, p.ConfigPort, p.GossipPort = m.Host, m.RaftPort, m.ConfigPort, m.GossipPort
+		}
+		if host, port, err := splitHostPort(string(s.Address)); err == nil {
+			p.Host, p.RaftPort = host, port // raft's address is authoritative
+		}
+		if id == n.id {
+			p.ConfigPort, p.GossipPort = rt.self.ConfigPort, rt.self.GossipPort
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return cmpUint64(a.ID, b.ID) })
+	return out
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func configuration(rt *runtime) (raft.Configuration, uint64, error) {
+	f := rt.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raft.Configuration{}, 0, err
+	}
+	return f.Configuration(), f.Index(), nil
+}
+
+// AddPeer adds p to the cluster and returns once the change is committed.
+// The new member starts as a non-voter and the leader promotes it to voter
+// once it has caught up (a PeerPromoted observation tells when). Adding a
+// member again with a new address moves it. On a follower the request goes
+// to the leader.
+func (n *Node) AddPeer(ctx context.Context, p Peer) error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	return n.onLeader(ctx, func(rt *runtime) error { return n.addPeerLocal(rt, p) },
+		func(leader uint64) error { return n.forwardAddPeer(ctx, leader, p) })
+}
+
+// RemovePeer removes member id from the cluster and returns once the change
+// is committed. Removing the leader itself makes it step down. The last
+// voter cannot be removed. On a follower the request goes to the leader.
+func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
+	if id == 0 {
+		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
+	}
+	return n.onLeader(ctx, func(rt *runtime) error { return n.removePeerLocal(rt, id) },
+		func(leader uint64) error { return n.forwardRemovePeer(ctx, leader, id) })
+}
+
+// onLeader runs local on the leader, or remote with the leader's ID on a
+// follower, retrying while there is no leader until ctx ends.
+func (n *Node) onLeader(ctx context.Context, local func(*runtime) error, remote func(leader uint64) error) error {
+	for {
+		rt, err := n.current()
+		if err != nil {
+			return err
+		}
+		changed := n.leaderBC.wait()
+		switch leader := n.LeaderID(); {
+		case leader == n.id && rt.raft.State() == raft.Leader:
+			err = local(rt)
+		case leader != 0:
+			err = remote(leader)
+		default:
+			err = ErrNoLeader
+		}
+		if !retriable(err) {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-time.After(retryPause(n.cfg.Timing)):
+		case <-ctx.Done():
+			if n.LeaderID() == 0 {
+				return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
+			}
+			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+		}
+	}
+}
+
+func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
+	cfg, _, err := configuration(rt)
+	if err != nil {
+		return n.raftErr(err)
+	}
+	sid, addr := adapter.ServerID(p.ID), raft.ServerAddress(p.raftAddr())
+	var existing *raft.Server
+	for i := range cfg.Servers {
+		if cfg.Servers[i].ID == sid {
+			existing = &cfg.Servers[i]
+		}
+	}
+	if m, ok := n.fsm.Peer(p.ID); !ok || m != p.meta() {
+		if err := rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout).Error(); err != nil {
+			return n.raftErr(err)
+		}
+	}
+	switch {
+	case existing != nil && existing.Address == addr:
+		return nil // already a member there
+	case existing != nil && existing.Suffrage == raft.Voter:
+		err = rt.raft.AddVoter(sid, addr, 0, enqueueTimeout).Error()
+	default:
+		err = rt.raft.AddNonvoter(sid, addr, 0, enqueueTimeout).Error()
+	}
+	if err != nil {
+		return n.raftErr(err)
+	}
+	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 16), "addr", addr, "moved", existing != nil)
+	kick(rt)
+	return nil
+}
+
+func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
+	cfg, _, err := configuration(rt)
+	if err != nil {
+		return n.raftErr(err)
+	}
+	sid := adapter.ServerID(id)
+	found, voters := false, 0
+	for _, s := range cfg.Servers {
+		if s.ID == sid {
+			found = true
+		}
+		if s.Suffrage == raft.Voter && s.ID != sid {
+			voters++
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: %x", ErrPeerNotFound, id)
+	}
+	if voters == 0 {
+		return fmt.Errorf("%w: %x is the last voter; removing it would end the cluster", ErrInvalidPeer, id)
+	}
+	if err := rt.raft.RemoveServer(sid, 0, enqueueTimeout).Error(); err != nil {
+		return n.raftErr(err)
+	}
+	n.logger.Info("removed peer", "peer", strconv.FormatUint(id, 16))
+	return nil
+}
+
+// TransferLeadership hands leadership to another voter and returns once it
+// has taken over. Only the leader can call it.
+func (n *Node) TransferLeadership(ctx context.Context) error {
+	rt, err := n.current()
+	if err != nil {
+		return err
+	}
+	if rt.raft.State() != raft.Leader {
+		return &NotLeaderError{LeaderID: n.LeaderID()}
+	}
+	if n.otherVoters(rt) == 0 {
+		return fmt.Errorf("%w: no other voter to take over", ErrInvalidPeer)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return n.raftErr(rt.raft.LeadershipTransfer().Error())
+}
+
+func (n *Node) otherVoters(rt *runtime) int {
+	cfg, _, err := configuration(rt)
+	if err != nil {
+		return 0
+	}
+	count := 0
+	for _, s := range cfg.Servers {
+		if s.Suffrage == raft.Voter && s.ID != adapter.ServerID(n.id) {
+			count++
+		}
+	}
+	return count
+}
+
+// leave removes this node from the cluster for Destroy.
+func (n *Node) leave(rt *runtime) error {
+	if n.otherVoters(rt) == 0 {
+		return nil // the only voter: there is no cluster left to leave
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.InitBackoff.MaxElapsedTime)
+	defer cancel()
+	err := n.RemovePeer(ctx, n.id)
+	if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrorRemovedFromCluster) {
+		return nil // the leader removed itself and raft shut down
+	}
+	return err
+}
+
+func kick(rt *runtime) {
+	select {
+	case rt.kick <- struct{}{}:
+	default:
+	}
+}
+
+// configurationApplied runs on raft's FSM goroutine after each committed
+// configuration: wake the manager to check removal and promotions.
+func (n *Node) configurationApplied([]raft.Server) {
+	if rt := n.rt.Load(); rt != nil {
+		kick(rt)
+	}
+}
+
+// manage is the manager goroutine: it notices this node's removal, and on
+// the leader keeps canoe's replicated metadata current and promotes
+// non-voters that have caught up.
+func (n *Node) manage(rt *runtime) {
+	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-rt.stop:
+			return
+		case <-tick.C:
+		case <-rt.kick:
+		}
+		if n.checkRemoved(rt) {
+			n.removed.Store(true)
+			n.logger.Warn("this node was removed from the cluster; stopping")
+			go func() {
+				n.lifeMu.Lock()
+				defer n.lifeMu.Unlock()
+				if n.rt.Load() == rt {
+					n.stopLocked(false)
+				}
+			}()
+			return
+		}
+		if rt.raft.State() == raft.Leader {
+			n.leaderDuties(rt)
+		}
+	}
+}
+
+// checkRemoved reports whether the cluster removed this node: the latest
+// configuration no longer holds it after having held it, or raft shut
+// itself down (a removed leader).
+func (n *Node) checkRemoved(rt *runtime) bool {
+	if n.rt.Load() != rt {
+		return false // Stop is under way
+	}
+	if rt.raft.State() == raft.Shutdown {
+		return true
+	}
+	cfg, _, err := configuration(rt)
+	if err != nil || len(cfg.Servers) == 0 {
+		return false
+	}
+	for _, s := range cfg.Servers {
+		if s.ID == adapter.ServerID(n.id) {
+			rt.seenSelf.Store(true)
+			return false
+		}
+	}
+	return rt.seenSelf.Load()
+}
+
+func (n *Node) leaderDuties(rt *runtime) {
+	if err := n.ensureLeaderReady(rt); err != nil {
+		return
+	}
+	if m, ok := n.fsm.Peer(n.id); !ok || m != rt.self.meta() {
+		if err := rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout).Error(); err != nil {
+			n.logger.Debug("could not record own addresses", "error", err)
+			return
+		}
+	}
+	cfg, index, err := configuration(rt)
+	if err != nil {
+		return
+	}
+	last := rt.raft.LastIndex()
+	for _, s := range cfg.Servers {
+		if s.Suffrage == raft.Voter {
+			continue
+		}
+		got, ok := rt.trans.progress(s.ID)
+		if !ok || got < index || last-min(got, last) > promoteLag {
+			continue
+		}
+		if err := rt.raft.AddVoter(s.ID, s.Address, index, enqueueTimeout).Error(); err != nil {
+			n.logger.Debug("promotion failed; will retry", "peer", s.ID, "error", err)
+			return // the configuration moved on; look again next round
+		}
+		n.logger.Info("promoted caught-up peer to voter", "peer", s.ID)
+		return
+	}
+}
+
+// Self returns this node as a member: its ID and the addresses and ports it
+// advertises (ports picked at Start when configured as 0). Before Start only
+// the ID is set.
+func (n *Node) Self() Peer {
+	rt := n.rt.Load()
+	if rt == nil {
+		return Peer{ID: n.id}
+	}
+	p := rt.self
+	p.Voter = n.isVoter(rt)
+	return p
+}

@@ -1,0 +1,110 @@
+package canoe
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are a node's Prometheus metrics, in a registry of its own (never
+// the global one), served at GET /metrics.
+type metrics struct {
+	reg           *prometheus.Registry
+	proposals     *prometheus.CounterVec // by result: ok, apply_error, failed
+	forwarded     prometheus.Counter
+	applyLatency  prometheus.Histogram
+	leaderChanges prometheus.Counter
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.proposals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "canoe_proposals_total",
+		Help: "Proposals made on this node, by result (ok, apply_error, failed).",
+	}, []string{"result"})
+	m.forwarded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "canoe_forwarded_proposals_total",
+		Help: "Proposals this node committed as leader on behalf of followers.",
+	})
+	m.applyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "canoe_apply_duration_seconds",
+		Help:    "Time the FSM took to apply one raft entry (all proposals in it).",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+	})
+	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "canoe_leader_changes_total",
+		Help: "Leader changes this node observed.",
+	})
+	gauge := func(name, help string, f func(Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(n.Status()) })
+	}
+	m.reg.MustRegister(
+		m.proposals, m.forwarded, m.applyLatency, m.leaderChanges,
+		gauge("canoe_members", "Members in this node's latest configuration.", func(s Status) float64 { return float64(len(s.Members)) }),
+		gauge("canoe_voters", "Voters in this node's latest configuration.", func(s Status) float64 {
+			v := 0
+			for _, p := range s.Members {
+				if p.Voter {
+					v++
+				}
+			}
+			return float64(v)
+		}),
+		gauge("canoe_is_leader", "1 if this node is the leader.", func(s Status) float64 { return b2f(s.LeaderID == n.id && s.State == "Leader") }),
+		gauge("canoe_raft_term", "Raft's current term.", func(s Status) float64 { return float64(s.Term) }),
+		gauge("canoe_raft_commit_index", "Raft's commit index.", func(s Status) float64 { return float64(s.CommitIndex) }),
+		gauge("canoe_raft_applied_index", "Index of the last entry the FSM applied.", func(s Status) float64 { return float64(s.AppliedIndex) }),
+		gauge("canoe_raft_last_index", "Raft's last log index.", func(s Status) float64 { return float64(s.LastIndex) }),
+		&raftStats{n: n, desc: prometheus.NewDesc("canoe_raft_stat", "Raft's own numeric statistics (raft.Stats), by name.", []string{"name"}, nil)},
+		collectors.NewGoCollector(),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *metrics) observeApply(d time.Duration, _ int) { m.applyLatency.Observe(d.Seconds()) }
+
+func (m *metrics) proposed(err error) {
+	switch {
+	case err == nil:
+		m.proposals.WithLabelValues("ok").Inc()
+	case isApplyError(err):
+		m.proposals.WithLabelValues("apply_error").Inc()
+	default:
+		m.proposals.WithLabelValues("failed").Inc()
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// raftStats exports the numeric entries of raft.Stats().
+type raftStats struct {
+	n    *Node
+	desc *prometheus.Desc
+}
+
+func (c *raftStats) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *raftStats) Collect(ch chan<- prometheus.Metric) {
+	rt := c.n.rt.Load()
+	if rt == nil {
+		return
+	}
+	for name, v := range rt.raft.Stats() {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, f, name)
+		}
+	}
+}

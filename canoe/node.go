@@ -1,0 +1,466 @@
+package canoe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/observer"
+)
+
+// Node is one member of a canoe cluster. Create it with NewNode, then Start
+// it. Its methods are safe for concurrent use.
+type Node struct {
+	cfg       NodeConfig // defaulted copy, never modified after NewNode
+	id        uint64
+	logger    hclog.Logger
+	fsm       *adapter.Adapter
+	observers observer.Registry
+	leaderBC  broadcast // fires on every leader change
+
+	// lifeMu serializes Start, Stop and Destroy, and guards memStores.
+	lifeMu    sync.Mutex
+	memStores *stores // in-memory stores kept across Stop/Start (DataDir "")
+
+	rt      atomic.Pointer[runtime] // nil unless running
+	removed atomic.Bool             // the cluster removed this node
+
+	fwd        forwarder          // carries a follower's requests to the leader
+	client     *httpconfig.Client // nil in in-memory test clusters
+	metrics    *metrics
+	translator adapter.Translator
+}
+
+// runtime is everything one Start builds and Stop tears down.
+type runtime struct {
+	raft      *raft.Raft
+	trans     *progressTransport
+	stores    *stores
+	obs       *raft.Observer
+	self      Peer
+	proposals chan *proposal   // to the leader's batcher
+	forwards  chan *forwarded  // to the follower's forward batcher
+	ctx       context.Context  // cancelled when Stop begins
+	cancel    context.CancelFunc
+	stop      chan struct{} // closed when Stop begins
+	stopped   chan struct{} // closed when every goroutine has returned
+	http      *httpconfig.Server
+	wg        sync.WaitGroup
+	kick      chan struct{} // wakes the manager early
+	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
+	seenSelf  atomic.Bool   // a configuration holding this node was seen
+}
+
+// NewNode checks cfg and returns a node ready to Start. It reports every
+// problem with cfg at once. The node's ID is known from here on (UniqueID).
+func NewNode(cfg *NodeConfig) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	ident, ok, err := loadIdentity(c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	id := c.ID
+	switch {
+	case ok && id != 0 && id != ident.ID:
+		return nil, fmt.Errorf("%w: ID %x differs from %x recorded in %s", ErrInvalidConfig, id, ident.ID, c.DataDir)
+	case ok && ident.ClusterID != 0 && ident.ClusterID != c.ClusterID:
+		return nil, fmt.Errorf("%w: ClusterID %x differs from %x recorded in %s", ErrInvalidConfig, c.ClusterID, ident.ClusterID, c.DataDir)
+	case ok:
+		id = ident.ID
+		if c.RaftPort == 0 {
+			c.RaftPort = ident.RaftPort
+		}
+		if c.ConfigurationPort == 0 {
+			c.ConfigurationPort = ident.ConfigPort
+		}
+	case id == 0:
+		id = Uint64UUID()
+	}
+	n := &Node{
+		cfg:    c,
+		id:     id,
+		logger: c.Logger.With("node", strconv.FormatUint(id, 16)),
+	}
+	n.leaderBC.init()
+	n.metrics = newMetrics(n)
+	n.fsm = adapter.New(adapter.Config{
+		FSM:                  fsmShim{c.FSM},
+		Notifier:             &n.observers,
+		Logger:               n.logger.Named("fsm"),
+		ConfigurationApplied: n.configurationApplied,
+		ApplyObserved:        n.metrics.observeApply,
+	})
+	if c.forwarder != nil {
+		n.fwd = c.forwarder
+	} else {
+		scheme := "http"
+		if c.TLSConfig != nil {
+			scheme = "https"
+		}
+		n.client = httpconfig.NewClient(c.TLSConfig, c.ClusterSecret)
+		n.fwd = &httpForwarder{n: n, client: n.client, scheme: scheme}
+	}
+	return n, nil
+}
+
+// UniqueID returns the node's ID.
+func (n *Node) UniqueID() uint64 { return n.id }
+
+// IsRunning reports whether the node is started and not stopped.
+func (n *Node) IsRunning() bool { return n.rt.Load() != nil }
+
+// IsLeader reports whether this node is the leader now.
+func (n *Node) IsLeader() bool {
+	rt := n.rt.Load()
+	return rt != nil && rt.raft.State() == raft.Leader
+}
+
+// LeaderID returns the ID of the leader this node knows of, or 0.
+func (n *Node) LeaderID() uint64 {
+	rt := n.rt.Load()
+	if rt == nil {
+		return 0
+	}
+	_, sid := rt.raft.LeaderWithID()
+	id, _ := adapter.ParseServerID(sid)
+	return id
+}
+
+// Start starts the node: it opens DataDir (restoring the FSM from the newest
+// snapshot and log if there is state), starts the raft transport, and then
+// founds a cluster (BootstrapNode), joins one (BootstrapPeers) or comes back
+// as the member it was. Start does not wait for other nodes to start: a
+// bootstrap node returns once its listeners are up. Starting a running node
+// does nothing.
+func (n *Node) Start() error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.removed.Load() {
+		return ErrorRemovedFromCluster
+	}
+	if n.rt.Load() != nil {
+		return nil
+	}
+	rt, hasState, err := n.start()
+	if err != nil {
+		return err
+	}
+	n.rt.Store(rt)
+	if !hasState && !n.cfg.BootstrapNode && len(n.cfg.BootstrapPeers) > 0 {
+		if err := n.join(rt); err != nil {
+			n.stopLocked(false)
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) start() (_ *runtime, hasState bool, err error) {
+	c := &n.cfg
+	var st *stores
+	if c.DataDir == "" {
+		if n.memStores == nil {
+			if n.memStores, err = openStores("", c.SnapshotConfig.policy(), n.logger); err != nil {
+				return nil, false, err
+			}
+		}
+		st = n.memStores
+	} else if st, err = openStores(c.DataDir, c.SnapshotConfig.policy(), n.logger); err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if err != nil && st != n.memStores {
+			st.Close()
+		}
+	}()
+
+	trans, self, err := n.openTransport()
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if err != nil {
+			trans.Close()
+		}
+	}()
+	var httpLn net.Listener
+	if c.transport == nil {
+		if httpLn, err = n.listenHTTP(); err != nil {
+			return nil, false, err
+		}
+		defer func() {
+			if err != nil {
+				httpLn.Close()
+			}
+		}()
+		self.ConfigPort = httpLn.Addr().(*net.TCPAddr).Port
+	}
+	if err := saveIdentity(c.DataDir, identity{ID: n.id, ClusterID: c.ClusterID, RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+		return nil, false, err
+	}
+
+	rc := n.raftConfig()
+	hasState, err = raft.HasExistingState(st.logs, st.stable, st.snaps)
+	if err != nil {
+		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
+	}
+	if !hasState && c.BootstrapNode {
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, st.logs, st.stable, st.snaps, trans, boot); err != nil {
+			return nil, false, fmt.Errorf("canoe: bootstrap: %w", err)
+		}
+		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 16))
+	}
+	r, err := raft.NewRaft(rc, n.fsm, st.logs, st.stable, st.snaps, trans)
+	if err != nil {
+		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
+	}
+	rt := &runtime{
+		raft:      r,
+		trans:     trans,
+		stores:    st,
+		self:      self,
+		proposals: make(chan *proposal, maxBatchItems),
+		forwards:  make(chan *forwarded, maxBatchItems),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+	}
+	if httpLn != nil {
+		n.serveHTTP(rt, httpLn)
+	}
+	obsCh := make(chan raft.Observation, 256)
+	rt.obs = raft.NewObserver(obsCh, false, nil)
+	r.RegisterObserver(rt.obs)
+
+	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	inflight := make(chan *batch, maxInflightBatches)
+	rt.wg.Add(5)
+	go func() { defer rt.wg.Done(); n.observe(rt, obsCh) }()
+	go func() { defer rt.wg.Done(); n.batch(rt, inflight) }()
+	go func() { defer rt.wg.Done(); n.complete(rt, inflight) }()
+	go func() { defer rt.wg.Done(); n.manage(rt) }()
+	go func() { defer rt.wg.Done(); n.forwardLoop(rt) }()
+	n.logger.Info("started", "raft", trans.LocalAddr(), "restarted", hasState)
+	return rt, hasState, nil
+}
+
+func (n *Node) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = adapter.ServerID(n.id)
+	rc.Logger = n.logger.Named("raft")
+	t := n.cfg.Timing
+	rc.HeartbeatTimeout = t.HeartbeatTimeout
+	rc.ElectionTimeout = t.ElectionTimeout
+	rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	rc.CommitTimeout = t.CommitTimeout
+	rc.BatchApplyCh = true
+	rc.ShutdownOnRemove = true
+	rc.NoLegacyTelemetry = true
+	n.cfg.SnapshotConfig.policy().Apply(rc)
+	return rc
+}
+
+// openTransport starts the raft transport and works out the addresses this
+// node advertises.
+func (n *Node) openTransport() (*progressTransport, Peer, error) {
+	c := &n.cfg
+	self := Peer{ID: n.id, ConfigPort: c.ConfigurationPort, Voter: true}
+	if c.transport != nil {
+		host, port, err := splitHostPort(string(c.transport.LocalAddr()))
+		if err != nil {
+			return nil, Peer{}, err
+		}
+		self.Host, self.RaftPort = host, port
+		return newProgressTransport(c.transport), self, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.RaftPort)))
+	if err != nil {
+		return nil, Peer{}, fmt.Errorf("canoe: raft listener: %w", err)
+	}
+	self.Host = advertiseHost(c.AdvertiseAddr, c.BindAddr)
+	self.RaftPort = ln.Addr().(*net.TCPAddr).Port
+	advertise := &net.TCPAddr{IP: net.ParseIP(self.Host), Port: self.RaftPort}
+	if advertise.IP == nil { // a host name
+		resolved, err := net.ResolveTCPAddr("tcp", self.raftAddr())
+		if err != nil {
+			ln.Close()
+			return nil, Peer{}, fmt.Errorf("canoe: resolve AdvertiseAddr: %w", err)
+		}
+		advertise = resolved
+	}
+	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{ln: ln, advertise: advertise},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  n.logger.Named("raft-net"),
+	})
+	return newProgressTransport(nt), self, nil
+}
+
+// advertiseHost picks the host peers use to reach this node.
+func advertiseHost(advertise, bind string) string {
+	if advertise != "" {
+		return advertise
+	}
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		return bind
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsPrivate() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("canoe: address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("canoe: address %q has a bad port", addr)
+	}
+	return host, port, nil
+}
+
+// Stop shuts the node down but keeps it a member: it still counts toward
+// quorum, and a Start (or a new process on the same DataDir) brings it back.
+// A leader hands leadership to another voter first. Stop waits for every
+// goroutine of the node; it is idempotent and safe before Start.
+func (n *Node) Stop() error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	return n.stopLocked(true)
+}
+
+func (n *Node) stopLocked(handover bool) error {
+	rt := n.rt.Load()
+	if rt == nil {
+		return nil
+	}
+	if handover && rt.raft.State() == raft.Leader && n.otherVoters(rt) > 0 {
+		if err := rt.raft.LeadershipTransfer().Error(); err != nil {
+			n.logger.Warn("could not hand leadership over before stopping", "error", err)
+		}
+	}
+	n.rt.Store(nil)
+	var errs []error
+	if err := n.stopHTTP(rt); err != nil {
+		errs = append(errs, fmt.Errorf("canoe: stop HTTP API: %w", err))
+	}
+	if err := rt.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("canoe: shut raft down: %w", err))
+	}
+	rt.raft.DeregisterObserver(rt.obs)
+	rt.cancel()
+	close(rt.stop)
+	rt.wg.Wait()
+	close(rt.stopped)
+	if err := rt.trans.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("canoe: close transport: %w", err))
+	}
+	if rt.stores != n.memStores {
+		if err := rt.stores.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("canoe: close stores: %w", err))
+		}
+	}
+	n.logger.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Destroy removes the node from the cluster (waiting until the removal is
+// committed), stops it, and deletes canoe's files from DataDir. A destroyed
+// node cannot be started again; a node the cluster already removed is just
+// stopped and deleted.
+func (n *Node) Destroy() error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	rt := n.rt.Load()
+	if rt == nil && !n.removed.Load() {
+		return fmt.Errorf("%w: Destroy must leave the cluster, so the node must be running", ErrNotRunning)
+	}
+	if rt != nil && !n.removed.Load() {
+		if err := n.leave(rt); err != nil {
+			return err
+		}
+	}
+	n.removed.Store(true)
+	err := n.stopLocked(false)
+	if rmErr := removeState(n.cfg.DataDir); rmErr != nil {
+		err = errors.Join(err, fmt.Errorf("canoe: delete DataDir state: %w", rmErr))
+	}
+	n.memStores = nil
+	return err
+}
+
+// raftErr maps raft's errors to canoe's sentinels.
+func (n *Node) raftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrRaftShutdown):
+		if n.removed.Load() {
+			return ErrorRemovedFromCluster
+		}
+		return fmt.Errorf("%w: %v", ErrNotRunning, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return &NotLeaderError{LeaderID: n.LeaderID()}
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: leadership lost: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return err
+}
+
+// current returns the runtime of a running node.
+func (n *Node) current() (*runtime, error) {
+	rt := n.rt.Load()
+	if rt == nil {
+		if n.removed.Load() {
+			return nil, ErrorRemovedFromCluster
+		}
+		return nil, ErrNotRunning
+	}
+	return rt, nil
+}
+
+// broadcast wakes every waiter each time it fires.
+type broadcast struct {
+	mu sync.Mutex // guards ch
+	ch chan struct{}
+}
+
+func (b *broadcast) init() { b.ch = make(chan struct{}) }
+
+// wait returns a channel closed at the next fire.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}

@@ -1,0 +1,43 @@
+package canoe
+
+import "github.com/canoe-raft/canoe/observer"
+
+// Observation is an event a node reports to its observers: one of the
+// types below (LeaderChanged, StateChanged, PeerAdded, ...).
+type Observation = observer.Observation
+
+// FilterFn selects the observations an Observer receives. It runs on canoe's
+// goroutines: keep it fast and non-blocking.
+type FilterFn = observer.FilterFn
+
+// Observer delivers observations to a channel without ever blocking the
+// node: when the channel is full the observation is dropped and counted
+// (see Observer.Dropped).
+type Observer = observer.Observer
+
+// The observations a node reports.
+type (
+	LeaderChanged    = observer.LeaderChanged
+	StateChanged     = observer.StateChanged
+	PeerAdded        = observer.PeerAdded
+	PeerRemoved      = observer.PeerRemoved
+	PeerPromoted     = observer.PeerPromoted
+	SnapshotTaken    = observer.SnapshotTaken
+	SnapshotRestored = observer.SnapshotRestored
+	EntryApplied     = observer.EntryApplied
+	HeartbeatFailed  = observer.HeartbeatFailed
+	HeartbeatResumed = observer.HeartbeatResumed
+	State            = observer.State
+)
+
+// NewObserver returns an observer that sends the observations filter accepts
+// (all of them if filter is nil) to ch. Give ch a buffer.
+func NewObserver(ch chan Observation, filter FilterFn) *Observer {
+	return observer.New(ch, filter)
+}
+
+// RegisterObserver starts delivering observations to o.
+func (n *Node) RegisterObserver(o *Observer) { n.observers.Register(o) }
+
+// UnregisterObserver stops delivering observations to o.
+func (n *Node) UnregisterObserver(o *Observer) { n.observers.Unregister(o) }

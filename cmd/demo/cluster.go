@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/httpconfig"
+)
+
+// clusterView is what GET /api/cluster returns: every member as the
+// dashboard shows it. IDs are decimal strings (JavaScript numbers cannot
+// hold every uint64).
+type clusterView struct {
+	Self     string       `json:"self"`      // the node serving the request
+	LeaderID string       `json:"leader_id"` // "" if no leader is known
+	Term     uint64       `json:"term"`      // the leader's term, else the highest seen
+	Controls bool         `json:"controls"`  // stop/start buttons available
+	Nodes    []nodeView   `json:"nodes"`
+	Events   []eventEntry `json:"events"` // recent cluster events, newest last
+}
+
+// nodeView is one member.
+type nodeView struct {
+	ID           string `json:"id"`
+	State        string `json:"state"` // leader, follower, candidate, stopped, unreachable
+	Voter        bool   `json:"voter"`
+	LeaderID     string `json:"leader_id"` // the leader this node knows of
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastIndex    uint64 `json:"last_index"`
+	Raft         string `json:"raft"`            // host:port of the raft transport
+	API          string `json:"api"`             // canoe's HTTP API base URL
+	KV           string `json:"kv,omitempty"`    // demo HTTP base URL, when known
+	Error        string `json:"error,omitempty"` // why the status is missing
+}
+
+func idString(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return strconv.FormatUint(id, 10)
+}
+
+func stateName(s string) string {
+	s = strings.ToLower(s)
+	if s == "shutdown" {
+		return "stopped"
+	}
+	return s
+}
+
+// viewOf fills a nodeView from a local status.
+func viewOf(st canoe.Status) nodeView {
+	v := nodeView{
+		ID:           idString(st.ID),
+		State:        stateName(st.State),
+		LeaderID:     idString(st.LeaderID),
+		Term:         st.Term,
+		CommitIndex:  st.CommitIndex,
+		AppliedIndex: st.AppliedIndex,
+		LastIndex:    st.LastIndex,
+	}
+	for _, m := range st.Members {
+		if m.ID == st.ID {
+			v.Voter = m.Voter
+		}
+	}
+	return v
+}
+
+func peerAddrs(v *nodeView, p canoe.Peer) {
+	if p.Host == "" {
+		return
+	}
+	if p.RaftPort != 0 {
+		v.Raft = net.JoinHostPort(p.Host, strconv.Itoa(p.RaftPort))
+	}
+	if p.ConfigPort != 0 {
+		v.API = "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.ConfigPort))
+	}
+}
+
+// finish sorts the nodes and works out the cluster's leader: the node that
+// says it leads in the highest term.
+func (v *clusterView) finish() {
+	slices.SortFunc(v.Nodes, func(a, b nodeView) int {
+		ai, _ := strconv.ParseUint(a.ID, 10, 64)
+		bi, _ := strconv.ParseUint(b.ID, 10, 64)
+		return cmpUint(ai, bi)
+	})
+	for _, n := range v.Nodes {
+		if n.State == "leader" && n.Term >= v.Term {
+			v.LeaderID, v.Term = n.ID, n.Term
+		}
+		if v.LeaderID == "" && n.Term > v.Term {
+			v.Term = n.Term
+		}
+	}
+	if v.Nodes == nil {
+		v.Nodes = []nodeView{}
+	}
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// remoteCluster is node mode's clusterSource: the local node's status plus
+// every other member's, fetched from its canoe HTTP API (GET /status).
+type remoteCluster struct {
+	node   *canoe.Node
+	client *httpconfig.Client
+	scheme string
+	kvURL  string // this node's demo HTTP URL
+	events *eventLog
+}
+
+func (c *remoteCluster) Cluster(ctx context.Context) clusterView {
+	st := c.node.Status()
+	self := viewOf(st)
+	peerAddrs(&self, c.node.Self())
+	self.KV = c.kvURL
+	v := clusterView{Nodes: []nodeView{self}, Events: c.events.recent()}
+	var mu sync.Mutex // guards v.Nodes
+	var wg sync.WaitGroup
+	for _, m := range st.Members {
+		if m.ID == st.ID {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nv := nodeView{ID: idString(m.ID), Voter: m.Voter}
+			peerAddrs(&nv, m)
+			nv.API = strings.Replace(nv.API, "http://", c.scheme+"://", 1)
+			if nv.API == "" {
+				nv.State, nv.Error = "unreachable", "API address not known yet"
+			} else {
+				rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				rs, err := c.client.Status(rctx, nv.API)
+				cancel()
+				if err != nil {
+					nv.State, nv.Error = "unreachable", err.Error()
+				} else {
+					nv.State = stateName(rs.State)
+					nv.LeaderID = idString(rs.LeaderID)
+					nv.Term, nv.CommitIndex, nv.AppliedIndex, nv.LastIndex = rs.Term, rs.CommitIndex, rs.AppliedIndex, rs.LastIndex
+				}
+			}
+			mu.Lock()
+			v.Nodes = append(v.Nodes, nv)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	v.finish()
+	return v
+}

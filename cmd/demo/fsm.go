@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/canoe-raft/canoe/canoe"
+)
+
+// The replicated key-value store: a map guarded by a mutex, changed only by
+// committed commands.
+//
+// Command encoding (what Propose carries), format version 1:
+//
+//	byte 0      header: version<<4 | op  (0x11 put, 0x12 delete)
+//	uvarint     key length (1..maxKeyLen)
+//	key bytes
+//	value bytes (put only: the rest of the command; delete has none)
+//
+// Snapshot encoding, format version 1 (keys sorted, so equal stores give
+// equal snapshots):
+//
+//	"CNKV" magic, byte version (1)
+//	uvarint     number of pairs
+//	per pair:   uvarint key length, key, uvarint value length, value
+//
+// A future version gets a new header/version byte; decoders reject versions
+// they do not know instead of guessing.
+
+const (
+	cmdVersion  = 1
+	opPut       = 1
+	opDelete    = 2
+	snapVersion = 1
+	maxKeyLen   = 4096
+)
+
+var snapMagic = []byte("CNKV")
+
+var (
+	errMalformed = errors.New("malformed command")
+	errBadSnap   = errors.New("malformed snapshot")
+)
+
+// command is one decoded change to the store.
+type command struct {
+	op    byte
+	key   string
+	value []byte
+}
+
+// encodePut returns the command that sets key to value.
+func encodePut(key string, value []byte) []byte {
+	return encodeCommand(opPut, key, value)
+}
+
+// encodeDelete returns the command that removes key.
+func encodeDelete(key string) []byte {
+	return encodeCommand(opDelete, key, nil)
+}
+
+func encodeCommand(op byte, key string, value []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+len(value))
+	b = append(b, cmdVersion<<4|op)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return append(b, value...)
+}
+
+// decodeCommand parses a command; it never panics on bad input.
+func decodeCommand(b []byte) (command, error) {
+	if len(b) == 0 {
+		return command{}, fmt.Errorf("%w: empty", errMalformed)
+	}
+	if v := b[0] >> 4; v != cmdVersion {
+		return command{}, fmt.Errorf("%w: format version %d, this build knows %d", errMalformed, v, cmdVersion)
+	}
+	op := b[0] & 0x0f
+	if op != opPut && op != opDelete {
+		return command{}, fmt.Errorf("%w: unknown op %d", errMalformed, op)
+	}
+	n, w := binary.Uvarint(b[1:])
+	if w <= 0 {
+		return command{}, fmt.Errorf("%w: bad key length", errMalformed)
+	}
+	rest := b[1+w:]
+	if n == 0 || n > maxKeyLen || n > uint64(len(rest)) {
+		return command{}, fmt.Errorf("%w: key length %d (have %d bytes, limit %d)", errMalformed, n, len(rest), maxKeyLen)
+	}
+	c := command{op: op, key: string(rest[:n])}
+	switch rest = rest[n:]; op {
+	case opPut:
+		c.value = bytes.Clone(rest)
+		if c.value == nil {
+			c.value = []byte{}
+		}
+	case opDelete:
+		if len(rest) != 0 {
+			return command{}, fmt.Errorf("%w: %d trailing bytes after delete", errMalformed, len(rest))
+		}
+	}
+	return c, nil
+}
+
+// kvStore is the demo's canoe.FSM.
+type kvStore struct {
+	mu   sync.RWMutex // guards data
+	data map[string][]byte
+}
+
+var _ canoe.FSM = (*kvStore)(nil)
+
+func newKVStore() *kvStore { return &kvStore{data: map[string][]byte{}} }
+
+// Apply applies one committed command. A malformed command changes nothing
+// and returns an error (to the proposer); it never panics.
+func (s *kvStore) Apply(data canoe.LogData) error {
+	c, err := decodeCommand(data)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch c.op {
+	case opPut:
+		s.data[c.key] = c.value
+	case opDelete:
+		delete(s.data, c.key)
+	}
+	return nil
+}
+
+// Snapshot encodes the whole store.
+func (s *kvStore) Snapshot() (canoe.SnapshotData, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return encodeSnapshot(s.data), nil
+}
+
+// Restore replaces the store with a snapshot's content. A malformed
+// snapshot leaves the store unchanged.
+func (s *kvStore) Restore(snap canoe.SnapshotData) error {
+	m, err := decodeSnapshot(snap)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.data = m
+	s.mu.Unlock()
+	return nil
+}
+
+// Get returns the value of key and whether it exists.
+func (s *kvStore) Get(key string) ([]byte, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.data[key]
+	return v, ok // values are never modified in place
+}
+
+// All returns a copy of the store.
+func (s *kvStore) All() map[string][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string][]byte, len(s.data))
+	for k, v := range s.data {
+		out[k] = v
+	}
+	return out
+}
+
+func encodeSnapshot(m map[string][]byte) []byte {
+	keys := make([]string, 0, len(m))
+	size := len(snapMagic) + 1 + binary.MaxVarintLen64
+	for k, v := range m {
+		keys = append(keys, k)
+		size += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, snapMagic...)
+	b = append(b, snapVersion)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(m[k])))
+		b = append(b, m[k]...)
+	}
+	return b
+}
+
+func decodeSnapshot(b []byte) (map[string][]byte, error) {
+	if len(b) < len(snapMagic)+1 || !bytes.Equal(b[:len(snapMagic)], snapMagic) {
+		return nil, fmt.Errorf("%w: no %q header", errBadSnap, snapMagic)
+	}
+	if v := b[len(snapMagic)]; v != snapVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build knows %d", errBadSnap, v, snapVersion)
+	}
+	b = b[len(snapMagic)+1:]
+	next := func(what string) ([]byte, error) {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return nil, fmt.Errorf("%w: bad %s length", errBadSnap, what)
+		}
+		out := b[w : w+int(n)]
+		b = b[w+int(n):]
+		return out, nil
+	}
+	count, w := binary.Uvarint(b)
+	// Every pair takes at least two bytes: a bound that stops a forged
+	// count from allocating a huge map.
+	if w <= 0 || count > uint64(len(b)-w)/2 {
+		return nil, fmt.Errorf("%w: bad pair count", errBadSnap)
+	}
+	b = b[w:]
+	m := make(map[string][]byte, count)
+	for i := uint64(0); i < count; i++ {
+		k, err := next("key")
+		if err != nil {
+			return nil, err
+		}
+		v, err := next("value")
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m[string(k)]; dup {
+			return nil, fmt.Errorf("%w: duplicate key %q", errBadSnap, k)
+		}
+		m[string(k)] = bytes.Clone(v)
+		if m[string(k)] == nil {
+			m[string(k)] = []byte{}
+		}
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errBadSnap, len(b))
+	}
+	return m, nil
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/canoe-raft/canoe/canoe"
+)
+
+// localOptions configures the one-process cluster.
+type localOptions struct {
+	DataDir  string // "" means a temporary directory removed at exit
+	HTTPPort int    // demo HTTP port of node 1 (nodes 2, 3 use the next ones); 0 picks free ports
+	Nodes    int    // cluster size; 0 means 3
+	Verbose  bool
+
+	// ready, if set, is called once the cluster is up (tests use it).
+	ready func(*localCluster)
+}
+
+// slot is one node of the one-process cluster. A node stopped from the
+// dashboard and started again is a new *canoe.Node on the same DataDir and
+// ports, with a fresh store that canoe restores.
+type slot struct {
+	id  uint64
+	cfg canoe.NodeConfig // FSM and Logger are set per start
+
+	life sync.Mutex // serializes start and stop
+
+	mu      sync.Mutex // guards node, kv, watcher, self
+	node    *canoe.Node
+	kv      *kvStore
+	watcher *watcher
+	self    canoe.Peer // addresses, kept while the node is stopped
+
+	kvURL string // set once before serving
+}
+
+func (s *slot) current() (*canoe.Node, *kvStore) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.node, s.kv
+}
+
+// localCluster runs every node in this process.
+type localCluster struct {
+	logger hclog.Logger
+	events *eventLog
+	slots  []*slot
+}
+
+func (c *localCluster) slot(id uint64) *slot {
+	for _, s := range c.slots {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// start creates a new node for s and starts it.
+func (c *localCluster) start(s *slot) error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if n, _ := s.current(); n != nil && n.IsRunning() {
+		return fmt.Errorf("%w: node %d is already running", errConflict, s.id)
+	}
+	cfg := s.cfg
+	kv := newKVStore()
+	cfg.FSM = kv
+	cfg.Logger = c.logger.Named("canoe")
+	node, err := canoe.NewNode(&cfg)
+	if err != nil {
+		return fmt.Errorf("node %d: %w", s.id, err)
+	}
+	w := c.events.watch(node)
+	if err := node.Start(); err != nil {
+		w.stop()
+		return fmt.Errorf("start node %d: %w", s.id, err)
+	}
+	self := node.Self()
+	s.mu.Lock()
+	s.node, s.kv, s.watcher, s.self = node, kv, w, self
+	s.mu.Unlock()
+	// A restart reuses the ports picked the first time.
+	s.cfg.RaftPort, s.cfg.ConfigurationPort = self.RaftPort, self.ConfigPort
+	return nil
+}
+
+// stop stops s's node; it stays a member of the cluster.
+func (c *localCluster) stop(s *slot) error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	node, _ := s.current()
+	if node == nil || !node.IsRunning() {
+		return fmt.Errorf("%w: node %d is not running", errConflict, s.id)
+	}
+	err := node.Stop()
+	s.mu.Lock()
+	w := s.watcher
+	s.watcher = nil
+	s.mu.Unlock()
+	if w != nil {
+		w.stop()
+	}
+	return err
+}
+
+func (c *localCluster) StopNode(_ context.Context, id uint64) error {
+	s := c.slot(id)
+	if s == nil {
+		return fmt.Errorf("%w: %d", errUnknownNode, id)
+	}
+	c.logger.Info("stopping node (dashboard)", "node", id)
+	return c.stop(s)
+}
+
+func (c *localCluster) StartNode(_ context.Context, id uint64) error {
+	s := c.slot(id)
+	if s == nil {
+		return fmt.Errorf("%w: %d", errUnknownNode, id)
+	}
+	c.logger.Info("starting node again (dashboard)", "node", id)
+	return c.start(s)
+}
+
+// Cluster describes every node; stopped nodes keep their addresses.
+func (c *localCluster) Cluster(context.Context) clusterView {
+	v := clusterView{Events: c.events.recent()}
+	for _, s := range c.slots {
+		node, _ := s.current()
+		s.mu.Lock()
+		self := s.self
+		s.mu.Unlock()
+		nv := nodeView{ID: idString(s.id), State: "stopped"}
+		if node != nil {
+			nv = viewOf(node.Status())
+			if node.IsRunning() {
+				self.Voter = node.Self().Voter
+			}
+		}
+		nv.Voter = self.Voter
+		peerAddrs(&nv, self)
+		nv.KV = s.kvURL
+		v.Nodes = append(v.Nodes, nv)
+	}
+	v.finish()
+	return v
+}
+
+// ready reports whether one running node leads and every running node knows
+// it, and the leader counts want voters.
+func (c *localCluster) ready(want int) bool {
+	var leader *canoe.Node
+	for _, s := range c.slots {
+		if n, _ := s.current(); n != nil && n.IsLeader() {
+			leader = n
+		}
+	}
+	if leader == nil {
+		return false
+	}
+	voters := 0
+	for _, p := range leader.Peers() {
+		if p.Voter {
+			voters++
+		}
+	}
+	if voters != want {
+		return false
+	}
+	for _, s := range c.slots {
+		if n, _ := s.current(); n != nil && n.IsRunning() && n.LeaderID() != leader.UniqueID() {
+			return false
+		}
+	}
+	return true
+}
+
+// stopAll stops every running node, followers first so the leader does not
+// hand leadership to a node about to stop.
+func (c *localCluster) stopAll() error {
+	var errs []error
+	for _, leaders := range []bool{false, true} {
+		for _, s := range c.slots {
+			n, _ := s.current()
+			if n == nil || !n.IsRunning() || n.IsLeader() != leaders {
+				continue
+			}
+			if err := c.stop(s); err != nil && !errors.Is(err, errConflict) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	// A node may have become leader between the passes.
+	for _, s := range c.slots {
+		if n, _ := s.current(); n != nil && n.IsRunning() {
+			if err := c.stop(s); err != nil && !errors.Is(err, errConflict) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runLocal runs the one-process demo until ctx ends.
+func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (err error) {
+	if opt.Nodes == 0 {
+		opt.Nodes = 3
+	}
+	logger := newLogger(stderr, opt.Verbose)
+	dataDir, keep := opt.DataDir, true
+	if dataDir == "" {
+		keep = false
+		if dataDir, err = os.MkdirTemp("", "canoe-demo-"); err != nil {
+			return err
+		}
+		defer func() {
+			if rmErr := os.RemoveAll(dataDir); rmErr != nil {
+				err = errors.Join(err, rmErr)
+			}
+		}()
+	}
+
+	c := &localCluster{logger: logger, events: newEventLog(logger.Named("cluster"))}
+	backoff := &canoe.InitializationBackoffArgs{
+		InitialInterval:     100 * time.Millisecond,
+		Multiplier:          1.5,
+		MaxInterval:         time.Second,
+		MaxElapsedTime:      30 * time.Second,
+		RandomizationFactor: 0.2,
+	}
+	for i := 1; i <= opt.Nodes; i++ {
+		c.slots = append(c.slots, &slot{id: uint64(i), cfg: canoe.NodeConfig{
+			ID:            uint64(i),
+			DataDir:       filepath.Join(dataDir, "node"+strconv.Itoa(i)),
+			BindAddr:      "127.0.0.1",
+			AdvertiseAddr: "127.0.0.1",
+			Timing:        canoe.LocalProfile(),
+			InitBackoff:   backoff,
+		}})
+	}
+	defer func() {
+		if stopErr := c.stopAll(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+
+	// Node 1 founds the cluster; the others join through its HTTP API.
+	first := c.slots[0]
+	first.cfg.BootstrapNode = true
+	if err := c.start(first); err != nil {
+		return err
+	}
+	join := fmt.Sprintf("http://127.0.0.1:%d", first.self.ConfigPort)
+	var wg sync.WaitGroup
+	startErrs := make([]error, len(c.slots))
+	for i, s := range c.slots[1:] {
+		s.cfg.BootstrapPeers = []string{join}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			startErrs[i] = c.start(s)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(startErrs...); err != nil {
+		return err
+	}
+
+	// One demo HTTP server per node.
+	var servers []*http.Server
+	var serveWG sync.WaitGroup
+	defer func() {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, srv := range servers {
+			_ = srv.Shutdown(shutCtx)
+		}
+		serveWG.Wait()
+	}()
+	for i, s := range c.slots {
+		port := 0
+		if opt.HTTPPort != 0 {
+			port = opt.HTTPPort + i
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("demo HTTP server of node %d: %w", s.id, err)
+		}
+		s.kvURL = "http://" + ln.Addr().String()
+		srv := &http.Server{
+			Handler: (&server{
+				backend: s.current,
+				cluster: c,
+				control: c,
+				logger:  logger.Named("http").With("node", s.id),
+			}).handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		servers = append(servers, srv)
+		serveWG.Add(1)
+		go func() {
+			defer serveWG.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("demo HTTP server failed", "node", s.id, "error", err)
+			}
+		}()
+	}
+
+	if err := waitUntil(ctx, 30*time.Second, func() bool { return c.ready(opt.Nodes) }); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return fmt.Errorf("cluster did not form: %w", err)
+	}
+	printLocal(stdout, c, dataDir, keep)
+	if opt.ready != nil {
+		opt.ready(c)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nshutting down...")
+	return nil
+}
+
+// waitUntil polls cond until it holds, ctx ends or timeout passes.
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func printLocal(w io.Writer, c *localCluster, dataDir string, keep bool) {
+	fmt.Fprintf(w, "\ncanoe demo: a %d-node replicated key-value store, all in this process\n", len(c.slots))
+	if keep {
+		fmt.Fprintf(w, "data: %s (kept; run again with the same -data to restart from it)\n\n", dataDir)
+	} else {
+		fmt.Fprintf(w, "data: %s (removed at exit; use -data DIR to keep it)\n\n", dataDir)
+	}
+	for _, s := range c.slots {
+		node, _ := s.current()
+		role := "follower"
+		if node.IsLeader() {
+			role = "leader"
+		}
+		fmt.Fprintf(w, "  node %d  %-8s  raft %s:%d  canoe API http://%s:%d  KV %s\n",
+			s.id, role, s.self.Host, s.self.RaftPort, s.self.Host, s.self.ConfigPort, s.kvURL)
+	}
+	a, b := c.slots[0], c.slots[len(c.slots)-1]
+	fmt.Fprintf(w, `
+Dashboard (stop and start nodes, watch the leader move):
+  %[1]s/
+
+Try (writes go to any node; canoe forwards them to the leader):
+  curl -i -X PUT --data-binary 'world' %[1]s/kv/hello
+  curl %[2]s/kv/hello
+  curl '%[2]s/kv/hello?consistent=true'
+  curl %[1]s/kv
+  curl -i -X DELETE %[2]s/kv/hello
+  curl %[1]s/api/cluster
+  curl http://%[3]s:%[4]d/status        (canoe's own HTTP API)
+
+Press Ctrl-C to stop.
+`, a.kvURL, b.kvURL, a.self.Host, a.self.ConfigPort)
+}

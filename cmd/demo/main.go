@@ -1,0 +1,161 @@
+// Command demo is a replicated key-value store built on canoe, and the first
+// program to run to see canoe work.
+//
+// With no arguments it starts a three-node cluster inside one process on
+// 127.0.0.1 and serves, on each node, a small HTTP API
+//
+//	PUT    /kv/{key}   body = value (at most 1 MiB); any node accepts writes
+//	GET    /kv/{key}   local read; ?consistent=true reads after a ReadBarrier
+//	DELETE /kv/{key}
+//	GET    /kv         every pair, as JSON
+//	GET    /           a dashboard: members, roles, terms, indexes, with
+//	                   Stop and Start buttons to watch failover
+//	GET    /api/cluster the dashboard's JSON
+//
+// "demo node" runs one node per process, one process per machine:
+//
+//	demo node -id 1 -bind 10.0.0.1 -data /var/lib/canoe -bootstrap
+//	demo node -id 2 -bind 10.0.0.2 -data /var/lib/canoe -join http://10.0.0.1:7001
+//
+// Every flag can also be set with a CANOE_* environment variable (-raft-port
+// is CANOE_RAFT_PORT); a flag on the command line wins. Run "demo -h" and
+// "demo node -h" for the full list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a problem with the command line.
+type usageError struct{ error }
+
+// run is the whole program: args without the program name, and the
+// environment lookup for CANOE_* variables.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) > 0 && args[0] == "node" {
+		opt, err := parseNodeFlags(args[1:], stderr, lookupEnv)
+		if err != nil {
+			return err
+		}
+		return runNode(ctx, opt, stdout, stderr)
+	}
+	opt, err := parseLocalFlags(args, stderr, lookupEnv)
+	if err != nil {
+		return err
+	}
+	return runLocal(ctx, opt, stdout, stderr)
+}
+
+func parseLocalFlags(args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) (localOptions, error) {
+	var opt localOptions
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.StringVar(&opt.DataDir, "data", "", "directory for the nodes' data, kept at exit; empty means a temporary directory removed at exit")
+	fs.IntVar(&opt.HTTPPort, "http-port", 0, "demo HTTP port of node 1; nodes 2 and 3 use the next two ports; 0 picks free ports")
+	fs.BoolVar(&opt.Verbose, "v", false, "debug logging (canoe and raft internals)")
+	usage := `Usage: demo [flags]          run a 3-node cluster in this process
+       demo node [flags]     run one node (see demo node -h)
+
+Starts three canoe nodes on 127.0.0.1, prints their addresses and a few curl
+commands, and serves a key-value API and a dashboard on each until Ctrl-C.`
+	if err := parseFlags(fs, args, usage, stderr, lookupEnv); err != nil {
+		return opt, err
+	}
+	if opt.HTTPPort < 0 || opt.HTTPPort > 65533 {
+		return opt, usageError{fmt.Errorf("-http-port %d is not a usable port", opt.HTTPPort)}
+	}
+	return opt, nil
+}
+
+// envName is the environment variable that sets a flag: -raft-port is
+// CANOE_RAFT_PORT.
+func envName(flagName string) string {
+	return "CANOE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its CANOE_* environment variable.
+func parseFlags(fs *flag.FlagSet, args []string, usage string, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags (each also read from the environment variable shown; a flag wins):\n", usage)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, text := flag.UnquoteUsage(f)
+			head := "  -" + f.Name
+			if name != "" {
+				head += " " + name
+			}
+			def := f.DefValue
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(stderr, "%s\n    \t%s\n    \t(default %s; env %s)\n", head, text, def, envName(f.Name))
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v, ok := lookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %v", env, v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return usageError{errors.Join(errs...)}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, verbose bool) hclog.Logger {
+	level := hclog.Info
+	if verbose {
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "demo",
+		Level:  level,
+		Output: w,
+	})
+}
+
+func portOK(p int) bool { return p >= 0 && p <= 65535 }

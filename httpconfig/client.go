@@ -1,0 +1,287 @@
+package httpconfig
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on what the client reads from a server.
+const (
+	maxJSONAnswer   = 16 << 20  // a GET /peers or /status answer
+	maxBinaryAnswer = 256 << 20 // a POST /internal/propose answer
+	maxErrorAnswer  = 64 << 10  // an error body
+	maxDrain        = 256 << 10 // left-over body read to reuse the connection
+	maxErrorMessage = 512       // bytes of a non-JSON error body kept in Message
+)
+
+// Client calls the HTTP API of other nodes. It is safe for concurrent use.
+// Every method takes the base URL of a node's API, "http://host:port" or
+// "https://host:port" (see ParseBaseURL), and returns a *StatusError for a
+// non-2xx answer. Calls are bounded by ctx only.
+type Client struct {
+	hc    *http.Client
+	tr    *http.Transport
+	token string // "Bearer ..." or ""
+}
+
+// NewClient returns a Client. tlsConfig (cloned; nil for the default) is used
+// for https base URLs. A non-empty secret is sent as a bearer token with
+// every request (see BearerToken). The client keeps idle connections open
+// for reuse; call Close when done with it.
+func NewClient(tlsConfig *tls.Config, secret []byte) *Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 nil, // cluster traffic never goes through a proxy from the environment
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConfig.Clone(),
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     false,
+	}
+	c := &Client{
+		tr: tr,
+		hc: &http.Client{
+			Transport: tr,
+			// Never follow redirects: the API has none, and following one
+			// could send the token elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if len(secret) > 0 {
+		c.token = "Bearer " + BearerToken(secret)
+	}
+	return c
+}
+
+// Close closes the client's idle connections. The client stays usable.
+func (c *Client) Close() { c.tr.CloseIdleConnections() }
+
+// Peers calls GET /peers.
+func (c *Client) Peers(ctx context.Context, base string) (PeersResponse, error) {
+	var out PeersResponse
+	err := c.doJSON(ctx, http.MethodGet, base, PathPeers, nil, &out)
+	return out, err
+}
+
+// AddPeer calls POST /peers with p's id, host, raft_port, config_port and
+// gossip_port (Suffrage is not sent) and returns the answering node's view
+// once the change is committed. An empty Host lets the server use the
+// address the request comes from.
+func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersResponse, error) {
+	req := addPeerRequest{
+		ID:         p.ID,
+		Host:       p.Host,
+		RaftPort:   p.RaftPort,
+		ConfigPort: p.ConfigPort,
+		GossipPort: p.GossipPort,
+	}
+	var out PeersResponse
+	err := c.doJSON(ctx, http.MethodPost, base, PathPeers, req, &out)
+	return out, err
+}
+
+// RemovePeer calls DELETE /peers and returns once the removal is committed;
+// an error matching ErrPeerNotFound if id is not a member.
+func (c *Client) RemovePeer(ctx context.Context, base string, id uint64) error {
+	var out struct {
+		Removed uint64 `json:"removed"`
+	}
+	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, removePeerRequest{ID: id}, &out)
+}
+
+// Propose calls POST /internal/propose on the leader and returns one Result
+// per item, in order. items must not be empty.
+func (c *Client) Propose(ctx context.Context, base string, items [][]byte) ([]Result, error) {
+	if len(items) == 0 {
+		return nil, errors.New("httpconfig: Propose called with no items")
+	}
+	resp, err := c.do(ctx, http.MethodPost, base, PathPropose, contentTypeBinary, EncodeProposals(items))
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp.Body)
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != contentTypeBinary {
+		return nil, fmt.Errorf("httpconfig: POST %s: answer has Content-Type %q, want %s", PathPropose, truncate(ct, 64), contentTypeBinary)
+	}
+	body, err := readLimited(resp.Body, maxBinaryAnswer)
+	if err != nil {
+		return nil, fmt.Errorf("httpconfig: POST %s: reading answer: %w", PathPropose, err)
+	}
+	results, err := DecodeResults(body)
+	if err != nil {
+		// %v: a malformed answer is not the caller's invalid request.
+		return nil, fmt.Errorf("httpconfig: POST %s: bad answer: %v", PathPropose, err)
+	}
+	if len(results) != len(items) {
+		return nil, fmt.Errorf("httpconfig: POST %s: %d results for %d items", PathPropose, len(results), len(items))
+	}
+	return results, nil
+}
+
+// ReadIndex calls GET /internal/readindex on the leader.
+func (c *Client) ReadIndex(ctx context.Context, base string) (uint64, error) {
+	var out readIndexResponse
+	err := c.doJSON(ctx, http.MethodGet, base, PathReadIndex, nil, &out)
+	return out.Index, err
+}
+
+// Status calls GET /status.
+func (c *Client) Status(ctx context.Context, base string) (Status, error) {
+	var out Status
+	err := c.doJSON(ctx, http.MethodGet, base, PathStatus, nil, &out)
+	return out, err
+}
+
+// doJSON sends in (nil: no body) as JSON and decodes a 2xx answer into out.
+func (c *Client) doJSON(ctx context.Context, method, base, path string, in, out any) error {
+	var body []byte
+	ctype := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("httpconfig: %s %s: encoding request: %w", method, path, err)
+		}
+		body, ctype = b, contentTypeJSON
+	}
+	resp, err := c.do(ctx, method, base, path, ctype, body)
+	if err != nil {
+		return err
+	}
+	defer drain(resp.Body)
+	b, err := readLimited(resp.Body, maxJSONAnswer)
+	if err != nil {
+		return fmt.Errorf("httpconfig: %s %s: reading answer: %w", method, path, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("httpconfig: %s %s: decoding answer: %v", method, path, err)
+	}
+	return nil
+}
+
+// do sends one request and returns a 2xx response, whose body the caller
+// must drain; any other status is read, closed and returned as a
+// *StatusError.
+func (c *Client) do(ctx context.Context, method, base, path, ctype string, body []byte) (*http.Response, error) {
+	u, err := ParseBaseURL(base)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = path
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("httpconfig: %s %s: %w", method, path, err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("httpconfig: %s %s: %w", method, u.Redacted(), ctxErr)
+		}
+		return nil, fmt.Errorf("httpconfig: %s: %w", method, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer drain(resp.Body)
+	return nil, statusError(resp)
+}
+
+// statusError builds the *StatusError for a non-2xx response.
+func statusError(resp *http.Response) *StatusError {
+	se := &StatusError{Code: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorAnswer))
+	var eb errorBody
+	if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+		se.Message, se.LeaderID = eb.Error, eb.LeaderID
+		return se
+	}
+	msg := strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
+	switch {
+	case msg == "":
+		se.Message = http.StatusText(resp.StatusCode)
+	case len(msg) > maxErrorMessage:
+		se.Message = strings.ToValidUTF8(msg[:maxErrorMessage], "") + "..."
+	default:
+		se.Message = msg
+	}
+	return se
+}
+
+// readLimited reads all of r, failing if it holds more than limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("answer over %d bytes", limit)
+	}
+	return b, nil
+}
+
+// drain reads a bounded rest of body and closes it, so that the connection
+// can be reused.
+func drain(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	_ = body.Close()
+}
+
+// ParseBaseURL parses and checks the base URL of a node's API:
+// scheme http or https, a host with a port in 1..65535, no user info,
+// query or fragment, and no path but "/". The returned URL has an empty
+// path.
+func ParseBaseURL(s string) (*url.URL, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("httpconfig: bad API base URL %q: %s", truncate(s, 256), why)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, bad(err.Error())
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, bad("scheme must be http or https")
+	case u.Opaque != "":
+		return nil, bad("want scheme://host:port")
+	case u.User != nil:
+		return nil, bad("user info not allowed")
+	case u.Hostname() == "":
+		return nil, bad("missing host")
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, bad("query not allowed")
+	case u.Fragment != "":
+		return nil, bad("fragment not allowed")
+	case u.Path != "" && u.Path != "/":
+		return nil, bad("path not allowed")
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port < 1 || port > 65535 {
+		return nil, bad("port must be in 1..65535")
+	}
+	u.Path, u.RawPath = "", ""
+	return u, nil
+}

@@ -1,0 +1,88 @@
+package httpconfig
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultMaxBodyBytes limits the JSON bodies of /peers: 1 MiB.
+	DefaultMaxBodyBytes int64 = 1 << 20
+	// DefaultMaxProposalBytes limits a POST /internal/propose body: 64 MiB.
+	DefaultMaxProposalBytes int64 = 64 << 20
+	// DefaultMaxProposalItems limits the items of one POST
+	// /internal/propose batch: 65536.
+	DefaultMaxProposalItems = 1 << 16
+	// DefaultRequestTimeout bounds the context the node's AddPeer,
+	// RemovePeer, ProposeBatch and ReadIndex get: 30s.
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// Config configures NewHandler and NewServer. The zero value of every field
+// is usable: a nil component disables its routes (they answer 404), and a
+// zero limit means its default. NewHandler copies the Config; later changes
+// to it (or to Secret's bytes) have no effect.
+type Config struct {
+	// Membership serves GET, POST and DELETE /peers. Nil: 404.
+	Membership Membership
+	// Proposer serves POST /internal/propose. Nil: 404.
+	Proposer Proposer
+	// Reader serves GET /internal/readindex. Nil: 404.
+	Reader ReadIndexer
+	// Status serves GET /status and GET /healthz. Nil: 404.
+	Status StatusSource
+	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
+	// Nil: 404.
+	Metrics http.Handler
+	// Secret, when not empty, is required as a bearer token on every
+	// request (see BearerToken); requests without it get 401. Empty: no
+	// authentication.
+	Secret []byte
+	// Logger receives request failures, panics and the http.Server's own
+	// errors. Nil: hclog.NewNullLogger().
+	Logger hclog.Logger
+	// MaxBodyBytes limits the JSON request bodies, in bytes; a larger body
+	// gets 413. Zero or negative: DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// MaxProposalBytes limits a POST /internal/propose body, in bytes; a
+	// larger body gets 413. Zero or negative: DefaultMaxProposalBytes
+	// (64 MiB).
+	MaxProposalBytes int64
+	// MaxProposalItems limits the number of items of one POST
+	// /internal/propose batch; more get 400. Zero or negative:
+	// DefaultMaxProposalItems (65536).
+	MaxProposalItems int
+	// RequestTimeout bounds the context passed to the node for one request
+	// (the request's own context ends earlier if the caller goes away); a
+	// request that runs out of it gets 504. Zero: DefaultRequestTimeout
+	// (30s). Negative: no bound beyond the request's context.
+	RequestTimeout time.Duration
+}
+
+// withDefaults returns a copy of c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxProposalBytes <= 0 {
+		c.MaxProposalBytes = DefaultMaxProposalBytes
+	}
+	if c.MaxProposalItems <= 0 {
+		c.MaxProposalItems = DefaultMaxProposalItems
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if len(c.Secret) > 0 {
+		c.Secret = append([]byte(nil), c.Secret...)
+	} else {
+		c.Secret = nil
+	}
+	return c
+}

@@ -1,0 +1,301 @@
+package httpconfig
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/julienschmidt/httprouter"
+)
+
+// Paths of the API.
+const (
+	PathPeers     = "/peers"
+	PathPropose   = "/internal/propose"
+	PathReadIndex = "/internal/readindex"
+	PathStatus    = "/status"
+	PathHealthz   = "/healthz"
+	PathMetrics   = "/metrics"
+)
+
+const contentTypeJSON = "application/json"
+
+// NewHandler returns the HTTP API handler for cfg; see the package
+// documentation for its routes and statuses. It never panics on a request:
+// a panic in the node's code is recovered, logged and answered with 500.
+func NewHandler(cfg Config) http.Handler {
+	cfg = cfg.withDefaults()
+	h := &handler{
+		cfg:  cfg,
+		log:  cfg.Logger,
+		auth: newAuthenticator(cfg.Secret),
+	}
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; allowed: %s",
+			req.Method, truncate(req.URL.Path, 128), w.Header().Get("Allow")), 0)
+	})
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", req.Method, truncate(req.URL.Path, 128)), 0)
+	})
+	r.PanicHandler = h.recovered
+
+	if cfg.Membership != nil {
+		r.GET(PathPeers, h.getPeers)
+		r.POST(PathPeers, h.addPeer)
+		r.DELETE(PathPeers, h.removePeer)
+	}
+	if cfg.Proposer != nil {
+		r.POST(PathPropose, h.propose)
+	}
+	if cfg.Reader != nil {
+		r.GET(PathReadIndex, h.readIndex)
+	}
+	if cfg.Status != nil {
+		r.GET(PathStatus, h.status)
+		r.GET(PathHealthz, h.healthz)
+	}
+	if cfg.Metrics != nil {
+		r.Handler(http.MethodGet, PathMetrics, cfg.Metrics)
+	}
+	h.router = r
+	return h
+}
+
+// handler is the API: authentication in front of the router.
+type handler struct {
+	cfg    Config // defaulted
+	log    hclog.Logger
+	auth   *authenticator // nil: no authentication
+	router *httprouter.Router
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.auth != nil && !h.auth.check(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token", 0)
+		return
+	}
+	h.router.ServeHTTP(w, r)
+}
+
+// recovered is httprouter's PanicHandler.
+func (h *handler) recovered(w http.ResponseWriter, r *http.Request, v any) {
+	if v == http.ErrAbortHandler {
+		panic(v) // net/http aborts the response without logging
+	}
+	h.log.Error("panic serving HTTP request", "method", r.Method, "path", r.URL.Path,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	writeError(w, http.StatusInternalServerError, "internal server error", 0)
+}
+
+// context returns the context for calling the node on behalf of r.
+func (h *handler) context(r *http.Request) (context.Context, context.CancelFunc) {
+	if h.cfg.RequestTimeout < 0 {
+		return context.WithCancel(r.Context())
+	}
+	return context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
+}
+
+// fail answers r with err's status and logs it.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusFor(err)
+	if code == http.StatusInternalServerError && errors.Is(err, context.Canceled) {
+		code = http.StatusServiceUnavailable // caller gone or server shutting down
+	}
+	var leader uint64
+	var nle *NotLeaderError
+	if errors.As(err, &nle) {
+		leader = nle.LeaderID
+	}
+	switch {
+	case code >= 500:
+		h.log.Warn("HTTP request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+	default:
+		h.log.Debug("HTTP request rejected", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+	}
+	writeError(w, code, err.Error(), leader)
+}
+
+func (h *handler) getPeers(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, peersResponse(h.cfg.Membership))
+}
+
+func (h *handler) addPeer(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	p, err := decodeAddPeer(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if p.Host == "" {
+		// The original canoe took the joining node's address from the
+		// connection; keep doing so when the request names no host.
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			p.Host = host
+		}
+	}
+	ctx, cancel := h.context(r)
+	defer cancel()
+	if err := h.cfg.Membership.AddPeer(ctx, p); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, peersResponse(h.cfg.Membership))
+}
+
+func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	id, err := decodeRemovePeer(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !slices.ContainsFunc(h.cfg.Membership.Peers(), func(p Peer) bool { return p.ID == id }) {
+		h.fail(w, r, fmt.Errorf("%w: id %d is not a member", ErrPeerNotFound, id))
+		return
+	}
+	ctx, cancel := h.context(r)
+	defer cancel()
+	if err := h.cfg.Membership.RemovePeer(ctx, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Removed uint64 `json:"removed"`
+	}{id})
+}
+
+func (h *handler) propose(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	limit := h.cfg.MaxProposalBytes
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			err = fmt.Errorf("%w: body over the limit of %d bytes", ErrTooLarge, limit)
+		} else {
+			err = fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
+		}
+		h.fail(w, r, err)
+		return
+	}
+	// buf is never reused, so the items may alias it and the node may keep them.
+	items, err := DecodeProposals(buf.Bytes(), h.cfg.MaxProposalItems)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx, cancel := h.context(r)
+	defer cancel()
+	results, err := h.cfg.Proposer.ProposeBatch(ctx, items)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if len(results) != len(items) {
+		h.fail(w, r, fmt.Errorf("httpconfig: proposer returned %d results for %d items", len(results), len(items)))
+		return
+	}
+	b := EncodeResults(results)
+	w.Header().Set("Content-Type", contentTypeBinary)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func (h *handler) readIndex(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	idx, err := h.cfg.Reader.ReadIndex(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, readIndexResponse{Index: idx})
+}
+
+func (h *handler) status(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	st := h.cfg.Status.Status()
+	if st.Members == nil {
+		st.Members = []Peer{}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if err := h.cfg.Status.Healthy(); err != nil {
+		h.log.Debug("unhealthy", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusServiceUnavailable, err.Error(), 0)
+		return
+	}
+	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
+}
+
+type readIndexResponse struct {
+	Index uint64 `json:"index"`
+}
+
+type healthResponse struct {
+	Status string `json:"status"`
+}
+
+// errorBody is every error answer's body.
+type errorBody struct {
+	Error    string `json:"error"`
+	LeaderID uint64 `json:"leader_id,omitempty"`
+}
+
+// peersResponse builds the GET /peers answer; RemotePeers is sorted by id.
+func peersResponse(m Membership) PeersResponse {
+	self := m.Self()
+	all := m.Peers()
+	remote := make([]Peer, 0, len(all))
+	for _, p := range all {
+		if p.ID != self.ID {
+			remote = append(remote, p)
+		}
+	}
+	slices.SortStableFunc(remote, func(a, b Peer) int { return cmp.Compare(a.ID, b.ID) })
+	return PeersResponse{
+		ID:          self.ID,
+		Host:        self.Host,
+		RaftPort:    self.RaftPort,
+		ConfigPort:  self.ConfigPort,
+		GossipPort:  self.GossipPort,
+		Suffrage:    self.Suffrage,
+		RemotePeers: remote,
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string, leader uint64) {
+	writeJSON(w, code, errorBody{Error: msg, LeaderID: leader})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":"internal server error: encoding the answer failed"}`)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentTypeJSON)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Del("Content-Length")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,494 @@
+package httpconfig
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// request is one request to a handler under test.
+type request struct {
+	method, path string
+	body         string
+	auth         string // Authorization header, if not ""
+}
+
+func serve(h http.Handler, req request) *httptest.ResponseRecorder {
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	r := httptest.NewRequest(req.method, req.path, body)
+	if req.auth != "" {
+		r.Header.Set("Authorization", req.auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// errorMessage checks that rec is a JSON error answer and returns its message.
+func errorMessage(t *testing.T, rec *httptest.ResponseRecorder) errorBody {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var eb errorBody
+	dec := json.NewDecoder(rec.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&eb); err != nil {
+		t.Fatalf("error body is not {\"error\": ...}: %v", err)
+	}
+	if eb.Error == "" {
+		t.Errorf("error body has an empty message")
+	}
+	return eb
+}
+
+const validAdd = `{"id":4,"raft_port":7004,"config_port":8004}`
+
+// TestHandlerErrors covers every error answer: status, JSON body, headers,
+// and that the node was not asked to change anything.
+func TestHandlerErrors(t *testing.T) {
+	huge := `{"id":4,"raft_port":7004,"config_port":8004,"host":"` + strings.Repeat("a", 2<<20) + `"}`
+	tests := []struct {
+		name      string
+		setup     func(*fakeNode, *Config)
+		req       request
+		wantCode  int
+		wantMsg   string // substring of the error message
+		wantMut   int    // node calls that change something
+		wantAllow string
+	}{
+		// 400: POST /peers validation.
+		{name: "add malformed json", req: request{method: "POST", path: "/peers", body: `{"id":4,`}, wantCode: 400, wantMsg: "truncated"},
+		{name: "add not json", req: request{method: "POST", path: "/peers", body: `hello`}, wantCode: 400, wantMsg: "malformed JSON"},
+		{name: "add empty body", req: request{method: "POST", path: "/peers"}, wantCode: 400, wantMsg: "empty body"},
+		{name: "add null", req: request{method: "POST", path: "/peers", body: `null`}, wantCode: 400, wantMsg: `"id" is required`},
+		{name: "add array", req: request{method: "POST", path: "/peers", body: `[1,2]`}, wantCode: 400, wantMsg: "want a JSON object"},
+		{name: "add unknown field", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004,"config_port":8004,"port":1}`}, wantCode: 400, wantMsg: `unknown field "port"`},
+		{name: "add suffrage not accepted", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004,"config_port":8004,"suffrage":"voter"}`}, wantCode: 400, wantMsg: "unknown field"},
+		{name: "add trailing object", req: request{method: "POST", path: "/peers", body: validAdd + validAdd}, wantCode: 400, wantMsg: "after the JSON object"},
+		{name: "add trailing garbage", req: request{method: "POST", path: "/peers", body: validAdd + " x"}, wantCode: 400, wantMsg: "after the JSON object"},
+		{name: "add trailing brace", req: request{method: "POST", path: "/peers", body: validAdd + "}"}, wantCode: 400, wantMsg: "after the JSON object"},
+		{name: "add missing id", req: request{method: "POST", path: "/peers", body: `{"raft_port":7004,"config_port":8004}`}, wantCode: 400, wantMsg: `"id" is required`},
+		{name: "add zero id", req: request{method: "POST", path: "/peers", body: `{"id":0,"raft_port":7004,"config_port":8004}`}, wantCode: 400, wantMsg: `"id" is required`},
+		{name: "add negative id", req: request{method: "POST", path: "/peers", body: `{"id":-4,"raft_port":7004,"config_port":8004}`}, wantCode: 400, wantMsg: `field "id"`},
+		{name: "add string id", req: request{method: "POST", path: "/peers", body: `{"id":"4","raft_port":7004,"config_port":8004}`}, wantCode: 400, wantMsg: `field "id"`},
+		{name: "add missing raft port", req: request{method: "POST", path: "/peers", body: `{"id":4,"config_port":8004}`}, wantCode: 400, wantMsg: `"raft_port" is required`},
+		{name: "add missing config port", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004}`}, wantCode: 400, wantMsg: `"config_port" is required`},
+		{name: "add raft port too big", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":65536,"config_port":8004}`}, wantCode: 400, wantMsg: "outside 1..65535"},
+		{name: "add negative config port", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004,"config_port":-1}`}, wantCode: 400, wantMsg: "outside 1..65535"},
+		{name: "add bad gossip port", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004,"config_port":8004,"gossip_port":70000}`}, wantCode: 400, wantMsg: `"gossip_port" 70000`},
+		{name: "add bad host", req: request{method: "POST", path: "/peers", body: `{"id":4,"host":"a b/c","raft_port":7004,"config_port":8004}`}, wantCode: 400, wantMsg: `"host"`},
+		{name: "add every problem at once", req: request{method: "POST", path: "/peers", body: `{"raft_port":0,"config_port":99999}`}, wantCode: 400, wantMsg: `"id" is required and must be nonzero; "raft_port" is required; "config_port" 99999`},
+		// 413.
+		{name: "add oversized", req: request{method: "POST", path: "/peers", body: huge}, wantCode: 413, wantMsg: "over the limit"},
+		{name: "add oversized trailing space", req: request{method: "POST", path: "/peers", body: validAdd + strings.Repeat(" ", 2<<20)}, wantCode: 413, wantMsg: "over the limit"},
+		{name: "add over configured limit", setup: func(_ *fakeNode, c *Config) { c.MaxBodyBytes = 16 }, req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 413, wantMsg: "16 bytes"},
+		// 400 and 404: DELETE /peers.
+		{name: "remove malformed", req: request{method: "DELETE", path: "/peers", body: `{"id":`}, wantCode: 400, wantMsg: "truncated"},
+		{name: "remove unknown field", req: request{method: "DELETE", path: "/peers", body: `{"id":2,"force":true}`}, wantCode: 400, wantMsg: `unknown field "force"`},
+		{name: "remove missing id", req: request{method: "DELETE", path: "/peers", body: `{}`}, wantCode: 400, wantMsg: `"id" is required`},
+		{name: "remove oversized", req: request{method: "DELETE", path: "/peers", body: `{"id":2}` + strings.Repeat(" ", 2<<20)}, wantCode: 413},
+		{name: "remove unknown id", req: request{method: "DELETE", path: "/peers", body: `{"id":99}`}, wantCode: 404, wantMsg: "99 is not a member"},
+		// Errors from the node.
+		{name: "add not leader", setup: failWith(&NotLeaderError{LeaderID: 3}), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 421, wantMsg: "leader is 3", wantMut: 1},
+		{name: "add no leader", setup: failWith(fmt.Errorf("adding: %w", ErrNoLeader)), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 503, wantMsg: "no leader", wantMut: 1},
+		{name: "add conflict", setup: failWith(ErrConflict), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 409, wantMut: 1},
+		{name: "add removed", setup: failWith(ErrRemoved), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 410, wantMut: 1},
+		{name: "add timeout", setup: failWith(context.DeadlineExceeded), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 504, wantMut: 1},
+		{name: "add canceled", setup: failWith(context.Canceled), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 503, wantMut: 1},
+		{name: "add other error", setup: failWith(errors.New("disk on fire")), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 500, wantMsg: "disk on fire", wantMut: 1},
+		{name: "add request timeout", setup: func(f *fakeNode, c *Config) { f.block = true; c.RequestTimeout = 10 * time.Millisecond }, req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 504, wantMut: 1},
+		{name: "remove node says not found", setup: failWith(ErrPeerNotFound), req: request{method: "DELETE", path: "/peers", body: `{"id":2}`}, wantCode: 404, wantMut: 1},
+		{name: "remove not leader", setup: failWith(&NotLeaderError{}), req: request{method: "DELETE", path: "/peers", body: `{"id":2}`}, wantCode: 421, wantMsg: "not the leader", wantMut: 1},
+		{name: "readindex not leader", setup: failWith(&NotLeaderError{LeaderID: 2}), req: request{method: "GET", path: "/internal/readindex"}, wantCode: 421, wantMut: 1},
+		{name: "readindex no leader", setup: failWith(ErrNoLeader), req: request{method: "GET", path: "/internal/readindex"}, wantCode: 503, wantMut: 1},
+		{name: "healthz unhealthy", setup: func(f *fakeNode, _ *Config) { f.unhealthy = errors.New("no known leader") }, req: request{method: "GET", path: "/healthz"}, wantCode: 503, wantMsg: "no known leader"},
+		// Panics.
+		{name: "panic in status", setup: panicWith("boom"), req: request{method: "GET", path: "/status"}, wantCode: 500, wantMsg: "internal server error"},
+		{name: "panic in add", setup: panicWith("boom"), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 500},
+		// 405 and 404 from the router.
+		{name: "put peers", req: request{method: "PUT", path: "/peers", body: validAdd}, wantCode: 405, wantMsg: "PUT not allowed", wantAllow: "DELETE, GET, OPTIONS, POST"},
+		{name: "get propose", req: request{method: "GET", path: "/internal/propose"}, wantCode: 405, wantAllow: "OPTIONS, POST"},
+		{name: "post status", req: request{method: "POST", path: "/status"}, wantCode: 405, wantAllow: "GET, OPTIONS"},
+		{name: "delete healthz", req: request{method: "DELETE", path: "/healthz"}, wantCode: 405, wantAllow: "GET, OPTIONS"},
+		{name: "unknown path", req: request{method: "GET", path: "/nope"}, wantCode: 404, wantMsg: "no route for GET /nope"},
+		{name: "trailing slash", req: request{method: "GET", path: "/peers/"}, wantCode: 404},
+		{name: "wrong case", req: request{method: "POST", path: "/PEERS", body: validAdd}, wantCode: 404},
+		{name: "metrics not configured", req: request{method: "GET", path: "/metrics"}, wantCode: 404},
+		{name: "readindex not configured", setup: func(_ *fakeNode, c *Config) { c.Reader = nil }, req: request{method: "GET", path: "/internal/readindex"}, wantCode: 404},
+		// 401.
+		{name: "no token", setup: withSecret, req: request{method: "GET", path: "/peers"}, wantCode: 401, wantMsg: "bearer token"},
+		{name: "wrong token", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer s3cret-nope"}, wantCode: 401},
+		{name: "token prefix", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer s3cre"}, wantCode: 401},
+		{name: "basic auth", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Basic czNjcmV0"}, wantCode: 401},
+		{name: "no scheme", setup: withSecret, req: request{method: "GET", path: "/status", auth: "s3cret"}, wantCode: 401},
+		{name: "wrong token add", setup: withSecret, req: request{method: "POST", path: "/peers", body: validAdd, auth: "Bearer x"}, wantCode: 401},
+		{name: "wrong token unknown path", setup: withSecret, req: request{method: "GET", path: "/nope"}, wantCode: 401},
+		{name: "wrong token healthz", setup: withSecret, req: request{method: "GET", path: "/healthz"}, wantCode: 401},
+		{name: "right token unknown path", setup: withSecret, req: request{method: "GET", path: "/nope", auth: "Bearer s3cret"}, wantCode: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeNode()
+			cfg := f.config()
+			if tt.setup != nil {
+				tt.setup(f, &cfg)
+			}
+			before := len(f.peers)
+			rec := serve(NewHandler(cfg), tt.req)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantCode, truncate(rec.Body.String(), 300))
+			}
+			eb := errorMessage(t, rec)
+			if !strings.Contains(eb.Error, tt.wantMsg) {
+				t.Errorf("error = %q, want it to contain %q", eb.Error, tt.wantMsg)
+			}
+			if got := f.mutations(); got != tt.wantMut {
+				t.Errorf("node got %d changing calls, want %d", got, tt.wantMut)
+			}
+			if len(f.peers) != before {
+				t.Errorf("membership changed from %d to %d members", before, len(f.peers))
+			}
+			if got := rec.Header().Get("Allow"); got != tt.wantAllow {
+				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
+			}
+			if got, want := rec.Header().Get("WWW-Authenticate"), map[bool]string{true: "Bearer"}[rec.Code == 401]; got != want {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+			}
+			var nle *NotLeaderError
+			if f.err != nil && errors.As(f.err, &nle) && eb.LeaderID != nle.LeaderID {
+				t.Errorf("leader_id = %d, want %d", eb.LeaderID, nle.LeaderID)
+			}
+		})
+	}
+}
+
+func failWith(err error) func(*fakeNode, *Config) {
+	return func(f *fakeNode, _ *Config) { f.err = err }
+}
+
+func panicWith(msg string) func(*fakeNode, *Config) {
+	return func(f *fakeNode, _ *Config) { f.panicMsg = msg }
+}
+
+func withSecret(_ *fakeNode, c *Config) { c.Secret = []byte("s3cret") }
+
+// TestHandlerOK covers every successful answer.
+func TestHandlerOK(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = io.WriteString(w, "canoe_up 1\n")
+	})
+	binarySecret := []byte{0, 1, 2, 0xff, ' ', 'x'}
+	tests := []struct {
+		name     string
+		setup    func(*fakeNode, *Config)
+		req      request
+		wantCode int
+		wantBody string // exact JSON (compact) or text
+		check    func(t *testing.T, f *fakeNode)
+	}{
+		{
+			name:     "get peers",
+			req:      request{method: "GET", path: "/peers"},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter","remote_peers":[{"id":2,"host":"10.0.0.2","raft_port":7002,"config_port":8002,"suffrage":"voter"},{"id":3,"host":"10.0.0.3","raft_port":7003,"config_port":8003,"suffrage":"nonvoter"}]}`,
+		},
+		{
+			name:     "get peers alone",
+			setup:    func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
+			req:      request{method: "GET", path: "/peers"},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter","remote_peers":[]}`,
+		},
+		{
+			name:     "add peer host from connection",
+			setup:    func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
+			req:      request{method: "POST", path: "/peers", body: validAdd},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter","remote_peers":[{"id":4,"host":"192.0.2.1","raft_port":7004,"config_port":8004,"suffrage":"nonvoter"}]}`,
+			check: func(t *testing.T, f *fakeNode) {
+				want := Peer{ID: 4, Host: "192.0.2.1", RaftPort: 7004, ConfigPort: 8004}
+				if len(f.added) != 1 || f.added[0] != want {
+					t.Errorf("AddPeer calls = %+v, want [%+v]", f.added, want)
+				}
+			},
+		},
+		{
+			name:  "add peer all fields",
+			setup: func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
+			req: request{method: "POST", path: "/peers",
+				body: " {\"id\":18446744073709551615,\"host\":\"node-4.example\",\"raft_port\":1,\"config_port\":65535,\"gossip_port\":7946}\n\t "},
+			check: func(t *testing.T, f *fakeNode) {
+				want := Peer{ID: 1<<64 - 1, Host: "node-4.example", RaftPort: 1, ConfigPort: 65535, GossipPort: 7946}
+				if len(f.added) != 1 || f.added[0] != want {
+					t.Errorf("AddPeer calls = %+v, want [%+v]", f.added, want)
+				}
+			},
+		},
+		{
+			name: "add peer ipv6 host",
+			req:  request{method: "POST", path: "/peers", body: `{"id":5,"host":"fe80::1%eth0","raft_port":1,"config_port":2}`},
+			check: func(t *testing.T, f *fakeNode) {
+				if len(f.added) != 1 || f.added[0].Host != "fe80::1%eth0" {
+					t.Errorf("AddPeer calls = %+v, want host fe80::1%%eth0", f.added)
+				}
+			},
+		},
+		{
+			name:     "remove peer",
+			req:      request{method: "DELETE", path: "/peers", body: `{"id":2}`},
+			wantBody: `{"removed":2}`,
+			check: func(t *testing.T, f *fakeNode) {
+				if len(f.removed) != 1 || f.removed[0] != 2 {
+					t.Errorf("RemovePeer calls = %v, want [2]", f.removed)
+				}
+			},
+		},
+		{name: "read index", req: request{method: "GET", path: "/internal/readindex"}, wantBody: `{"index":42}`},
+		{
+			name:     "status",
+			setup:    func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
+			req:      request{method: "GET", path: "/status"},
+			wantBody: `{"id":1,"state":"Leader","leader_id":1,"term":3,"commit_index":40,"applied_index":39,"last_index":41,"members":[{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter"}]}`,
+		},
+		{
+			name:     "status no members",
+			setup:    func(f *fakeNode, _ *Config) { f.peers = nil },
+			req:      request{method: "GET", path: "/status"},
+			wantBody: `{"id":1,"state":"Leader","leader_id":1,"term":3,"commit_index":40,"applied_index":39,"last_index":41,"members":[]}`,
+		},
+		{name: "healthz", req: request{method: "GET", path: "/healthz"}, wantBody: `{"status":"ok"}`},
+		{
+			name:     "metrics",
+			setup:    func(_ *fakeNode, c *Config) { c.Metrics = metrics },
+			req:      request{method: "GET", path: "/metrics"},
+			wantBody: "canoe_up 1\n",
+		},
+		{name: "options", req: request{method: "OPTIONS", path: "/peers"}, wantCode: 204},
+		{name: "right token", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer s3cret"}, wantBody: `{"status":"ok"}`},
+		{name: "right token lower-case scheme", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "bearer s3cret"}, wantBody: `{"status":"ok"}`},
+		{name: "base64 token of printable secret", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer " + base64.RawURLEncoding.EncodeToString([]byte("s3cret"))}, wantBody: `{"status":"ok"}`},
+		{
+			name:     "base64 token of binary secret",
+			setup:    func(_ *fakeNode, c *Config) { c.Secret = binarySecret },
+			req:      request{method: "GET", path: "/healthz", auth: "Bearer " + BearerToken(binarySecret)},
+			wantBody: `{"status":"ok"}`,
+		},
+		{
+			name:     "right token metrics",
+			setup:    func(f *fakeNode, c *Config) { withSecret(f, c); c.Metrics = metrics },
+			req:      request{method: "GET", path: "/metrics", auth: "Bearer s3cret"},
+			wantBody: "canoe_up 1\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeNode()
+			cfg := f.config()
+			if tt.setup != nil {
+				tt.setup(f, &cfg)
+			}
+			rec := serve(NewHandler(cfg), tt.req)
+			wantCode := tt.wantCode
+			if wantCode == 0 {
+				wantCode = 200
+			}
+			if rec.Code != wantCode {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, wantCode, rec.Body.String())
+			}
+			if tt.wantBody != "" {
+				if got := strings.TrimSuffix(rec.Body.String(), "\n"); got != strings.TrimSuffix(tt.wantBody, "\n") {
+					t.Errorf("body = %s\nwant   %s", got, tt.wantBody)
+				}
+				if strings.HasPrefix(tt.wantBody, "{") {
+					if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+						t.Errorf("Content-Type = %q, want application/json", ct)
+					}
+				}
+			}
+			if tt.check != nil {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				tt.check(t, f)
+			}
+		})
+	}
+}
+
+// TestHandlerPropose covers POST /internal/propose.
+func TestHandlerPropose(t *testing.T) {
+	items := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte{7}, 300)}
+	tests := []struct {
+		name     string
+		setup    func(*fakeNode, *Config)
+		body     []byte
+		wantCode int
+		want     []Result
+		wantMsg  string
+		wantMut  int
+	}{
+		{name: "batch", body: EncodeProposals(items), wantCode: 200, want: []Result{{Index: 1}, {Index: 2}, {Index: 3}}, wantMut: 1},
+		{
+			name: "apply errors",
+			setup: func(f *fakeNode, _ *Config) {
+				f.results = func(items [][]byte) []Result {
+					return []Result{{Index: 10, Err: "bad key"}, {Index: 11}, {Index: 12, Err: "é"}}
+				}
+			},
+			body: EncodeProposals(items), wantCode: 200, want: []Result{{Index: 10, Err: "bad key"}, {Index: 11}, {Index: 12, Err: "é"}}, wantMut: 1,
+		},
+		{name: "empty body", body: nil, wantCode: 400, wantMsg: "empty"},
+		{name: "zero items", body: EncodeProposals(nil), wantCode: 400, wantMsg: "zero items"},
+		{name: "unknown version", body: append([]byte{2}, EncodeProposals(items)[1:]...), wantCode: 400, wantMsg: "unknown version 2"},
+		{name: "truncated", body: EncodeProposals(items)[:10], wantCode: 400, wantMsg: "larger than"},
+		{name: "trailing", body: append(EncodeProposals(items), 0), wantCode: 400, wantMsg: "trailing"},
+		{name: "too many items", setup: func(_ *fakeNode, c *Config) { c.MaxProposalItems = 2 }, body: EncodeProposals(items), wantCode: 400, wantMsg: "over the limit of 2"},
+		{name: "oversized", setup: func(_ *fakeNode, c *Config) { c.MaxProposalBytes = 100 }, body: EncodeProposals(items), wantCode: 413, wantMsg: "over the limit of 100 bytes"},
+		{name: "not leader", setup: failWith(&NotLeaderError{LeaderID: 2}), body: EncodeProposals(items), wantCode: 421, wantMsg: "leader is 2", wantMut: 1},
+		{name: "no leader", setup: failWith(ErrNoLeader), body: EncodeProposals(items), wantCode: 503, wantMut: 1},
+		{name: "removed", setup: failWith(ErrRemoved), body: EncodeProposals(items), wantCode: 410, wantMut: 1},
+		{
+			name:  "wrong result count",
+			setup: func(f *fakeNode, _ *Config) { f.results = func([][]byte) []Result { return []Result{{Index: 1}} } },
+			body:  EncodeProposals(items), wantCode: 500, wantMsg: "1 results for 3 items", wantMut: 1,
+		},
+		{name: "panic", setup: panicWith("kaboom"), body: EncodeProposals(items), wantCode: 500, wantMsg: "internal server error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeNode()
+			cfg := f.config()
+			if tt.setup != nil {
+				tt.setup(f, &cfg)
+			}
+			r := httptest.NewRequest("POST", "/internal/propose", bytes.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/octet-stream")
+			rec := httptest.NewRecorder()
+			NewHandler(cfg).ServeHTTP(rec, r)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("status = %d, want %d; body %q", rec.Code, tt.wantCode, truncate(rec.Body.String(), 300))
+			}
+			if got := f.mutations(); got != tt.wantMut {
+				t.Errorf("node got %d ProposeBatch calls, want %d", got, tt.wantMut)
+			}
+			if tt.wantCode != 200 {
+				eb := errorMessage(t, rec)
+				if !strings.Contains(eb.Error, tt.wantMsg) {
+					t.Errorf("error = %q, want it to contain %q", eb.Error, tt.wantMsg)
+				}
+				return
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/octet-stream" {
+				t.Errorf("Content-Type = %q, want application/octet-stream", ct)
+			}
+			got, err := DecodeResults(rec.Body.Bytes())
+			if err != nil {
+				t.Fatalf("DecodeResults: %v", err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("results = %v, want %v", got, tt.want)
+			}
+			if fmt.Sprint(f.proposed[0]) != fmt.Sprint(items) {
+				t.Errorf("proposed %v, want %v", f.proposed[0], items)
+			}
+		})
+	}
+}
+
+// TestHandlerPanicLogged checks that a recovered panic is logged with its
+// stack and that the handler keeps serving.
+func TestHandlerPanicLogged(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		buf bytes.Buffer
+	)
+	logger := hclog.New(&hclog.LoggerOptions{Output: &lockedWriter{mu: &mu, w: &buf}, Level: hclog.Debug})
+	f := newFakeNode()
+	cfg := f.config()
+	cfg.Logger = logger
+	h := NewHandler(cfg)
+	f.panicMsg = "boom"
+	if rec := serve(h, request{method: "GET", path: "/peers"}); rec.Code != 500 {
+		t.Fatalf("status = %d, want 500", rec.Code)
+	}
+	f.mu.Lock()
+	f.panicMsg = ""
+	f.mu.Unlock()
+	if rec := serve(h, request{method: "GET", path: "/peers"}); rec.Code != 200 {
+		t.Fatalf("after the panic: status = %d, want 200", rec.Code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if s := buf.String(); !strings.Contains(s, "panic") || !strings.Contains(s, "boom") || !strings.Contains(s, "goroutine") {
+		t.Errorf("log = %q, want the panic and its stack", s)
+	}
+}
+
+// TestHandlerAbortPanic checks that http.ErrAbortHandler still aborts.
+func TestHandlerAbortPanic(t *testing.T) {
+	f := newFakeNode()
+	cfg := f.config()
+	cfg.Metrics = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
+	defer func() {
+		if v := recover(); v != http.ErrAbortHandler {
+			t.Errorf("recovered %v, want http.ErrAbortHandler", v)
+		}
+	}()
+	serve(NewHandler(cfg), request{method: "GET", path: "/metrics"})
+	t.Errorf("ErrAbortHandler was swallowed")
+}
+
+// TestConfigNotShared checks that NewHandler copies the secret.
+func TestConfigNotShared(t *testing.T) {
+	f := newFakeNode()
+	cfg := f.config()
+	cfg.Secret = []byte("s3cret")
+	h := NewHandler(cfg)
+	cfg.Secret[0] = 'X'
+	if rec := serve(h, request{method: "GET", path: "/healthz", auth: "Bearer s3cret"}); rec.Code != 200 {
+		t.Errorf("status = %d, want 200", rec.Code)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		name   string
+		secret []byte
+		want   string
+	}{
+		{"printable", []byte("abc~!"), "abc~!"},
+		{"space", []byte("a b"), "YSBi"},
+		{"binary", []byte{0xff, 0, 1}, "_wAB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := BearerToken(tt.secret); got != tt.want {
+				t.Errorf("BearerToken(%q) = %q, want %q", tt.secret, got, tt.want)
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

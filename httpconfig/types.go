@@ -1,0 +1,129 @@
+package httpconfig
+
+import "context"
+
+// Suffrage values of Peer.Suffrage.
+const (
+	Voter    = "voter"
+	Nonvoter = "nonvoter"
+)
+
+// Peer is one cluster member as the HTTP API describes it.
+type Peer struct {
+	// ID is the member's unique nonzero id.
+	ID uint64 `json:"id"`
+	// Host is the host name or IP address peers use to reach the member.
+	Host string `json:"host,omitempty"`
+	// RaftPort is the member's raft transport port.
+	RaftPort int `json:"raft_port"`
+	// ConfigPort is the member's HTTP API port.
+	ConfigPort int `json:"config_port"`
+	// GossipPort is the member's memberlist port, 0 if unknown.
+	GossipPort int `json:"gossip_port,omitempty"`
+	// Suffrage is Voter or Nonvoter, "" if unknown.
+	Suffrage string `json:"suffrage,omitempty"`
+}
+
+// PeersResponse answers GET /peers and POST /peers: the answering node's own
+// fields, flattened, plus every other member.
+type PeersResponse struct {
+	ID         uint64 `json:"id"`
+	Host       string `json:"host,omitempty"`
+	RaftPort   int    `json:"raft_port"`
+	ConfigPort int    `json:"config_port"`
+	GossipPort int    `json:"gossip_port,omitempty"`
+	Suffrage   string `json:"suffrage,omitempty"`
+	// RemotePeers is every member except the answering node; never null in
+	// the JSON the server writes.
+	RemotePeers []Peer `json:"remote_peers"`
+}
+
+// Self returns the answering node's fields as a Peer.
+func (r PeersResponse) Self() Peer {
+	return Peer{
+		ID:         r.ID,
+		Host:       r.Host,
+		RaftPort:   r.RaftPort,
+		ConfigPort: r.ConfigPort,
+		GossipPort: r.GossipPort,
+		Suffrage:   r.Suffrage,
+	}
+}
+
+// Status answers GET /status.
+type Status struct {
+	// ID is the answering node's id.
+	ID uint64 `json:"id"`
+	// State is the raft state: "Follower", "Candidate", "Leader", "Shutdown".
+	State string `json:"state"`
+	// LeaderID is the leader's id, 0 if unknown.
+	LeaderID     uint64 `json:"leader_id"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastIndex    uint64 `json:"last_index"`
+	// Members is every member, the answering node included; never null in
+	// the JSON the server writes.
+	Members []Peer `json:"members"`
+}
+
+// Result is the outcome of one proposal of a batch.
+type Result struct {
+	// Index is the raft log index the proposal was committed at.
+	Index uint64
+	// Err is the text of the error FSM.Apply returned for it, "" if none.
+	// The entry is applied either way.
+	Err string
+}
+
+// Membership is the node's membership, used by the /peers routes.
+//
+// Self and Peers are called on every GET /peers, POST /peers and DELETE
+// /peers; they must be cheap and must not block. AddPeer and RemovePeer are
+// called once per valid POST and DELETE respectively, never for invalid
+// input; they may block until the change is committed or ctx ends, and must
+// return once ctx ends.
+type Membership interface {
+	// Self returns the node itself.
+	Self() Peer
+	// Peers returns every member, the node itself included. The server does
+	// not modify the returned slice.
+	Peers() []Peer
+	// AddPeer adds p to the cluster (as a non-voter that the node promotes
+	// once it has caught up) and returns after the change is committed. A
+	// follower may forward the request to the leader itself. Errors should
+	// match this package's sentinels (ErrNoLeader, ErrConflict, ...).
+	AddPeer(ctx context.Context, p Peer) error
+	// RemovePeer removes the member id and returns after the change is
+	// committed; ErrPeerNotFound if id is not a member.
+	RemovePeer(ctx context.Context, id uint64) error
+}
+
+// Proposer commits proposals forwarded by other nodes (POST
+// /internal/propose).
+type Proposer interface {
+	// ProposeBatch commits the items, in order, and returns one Result per
+	// item, in the same order. It is called once per valid request, only on
+	// the node that should be the leader; a node that is not the leader
+	// returns ErrNotLeader (or a *NotLeaderError). It may block until the
+	// items are committed or ctx ends, and must return once ctx ends. The
+	// items are never reused by the server, so the node may keep them.
+	ProposeBatch(ctx context.Context, items [][]byte) ([]Result, error)
+}
+
+// ReadIndexer serves GET /internal/readindex.
+type ReadIndexer interface {
+	// ReadIndex returns the leader's commit index once it has confirmed it
+	// is still the leader (etcd's ReadIndex). Only the leader serves it;
+	// others return ErrNotLeader. It may block until ctx ends.
+	ReadIndex(ctx context.Context) (uint64, error)
+}
+
+// StatusSource serves GET /status and GET /healthz.
+type StatusSource interface {
+	// Status returns a snapshot of the node's state. It must not block.
+	Status() Status
+	// Healthy returns nil if the node is running and knows a leader, else
+	// an error saying why not. It must not block.
+	Healthy() error
+}
