@@ -303,7 +303,7 @@ func (n *Node) openTransport() (*progressTransport, Peer, error) {
 		advertise = resolved
 	}
 	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{ln: ln, advertise: advertise},
+		Stream:  newStreamLayer(ln, advertise, c.TLSConfig),
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  n.logger.Named("raft-net"),

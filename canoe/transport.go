@@ -12,24 +12,88 @@ import (
 )
 
 // streamLayer is raft's TCP stream layer with an advertised address that may
-// differ from the bound one, and optional TLS.
+// differ from the bound one, and optional TLS. It tracks its connections and
+// closes them all on Close: raft's NetworkTransport closes only its listener,
+// which would leave the goroutines serving inbound connections running.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	tls       *tls.Config // nil: plain TCP
+
+	mu     sync.Mutex // guards conns, closed
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func newStreamLayer(ln net.Listener, advertise net.Addr, tlsConfig *tls.Config) *streamLayer {
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	return &streamLayer{ln: ln, advertise: advertise, tls: tlsConfig, conns: make(map[*trackedConn]struct{})}
 }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
+	var c net.Conn
+	var err error
 	if s.tls == nil {
-		return d.Dial("tcp", string(address))
+		c, err = d.Dial("tcp", string(address))
+	} else {
+		c, err = (&tls.Dialer{NetDialer: &d, Config: s.tls}).Dial("tcp", string(address))
 	}
-	return (&tls.Dialer{NetDialer: &d, Config: s.tls}).Dial("tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c)
 }
 
-func (s *streamLayer) Accept() (net.Conn, error) { return s.ln.Accept() }
-func (s *streamLayer) Close() error              { return s.ln.Close() }
-func (s *streamLayer) Addr() net.Addr            { return s.advertise }
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c)
+}
+
+func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, s: s}
+	s.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (s *streamLayer) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	err := s.ln.Close()
+	for c := range conns {
+		c.Conn.Close()
+	}
+	return err
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+// trackedConn forgets itself in its stream layer when closed.
+type trackedConn struct {
+	net.Conn
+	s *streamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+	return c.Conn.Close()
+}
 
 // progressTransport wraps a raft transport and remembers, per follower, the
 // last log index it reported in AppendEntries answers (heartbeats included,

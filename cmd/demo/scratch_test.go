@@ -16,7 +16,11 @@ func TestScratchStopStart(t *testing.T) {
 		if err := n.Start(); err != nil {
 			t.Fatal(err)
 		}
+		deadline := time.Now().Add(5 * time.Second)
 		for !n.IsLeader() {
+			if time.Now().After(deadline) {
+				t.Fatalf("iteration %d: no leader after 5s: %+v", i, n.Status())
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		if err := n.Stop(); err != nil {
