@@ -55,21 +55,22 @@ type StateChanged struct {
 	To   State
 }
 
-// PeerAdded is emitted on the leader when a server joins the cluster
-// configuration. Voter reports whether it joined as a voter (true) or as a
+// PeerAdded is emitted on every node when it applies a committed cluster
+// configuration that holds a new server. Voter reports whether it joined as a voter (true) or as a
 // non-voter that receives the log but does not vote (false).
 type PeerAdded struct {
 	ID    uint64
 	Voter bool
 }
 
-// PeerRemoved is emitted on the leader when a server leaves the cluster
-// configuration.
+// PeerRemoved is emitted on every node when it applies a committed cluster
+// configuration without a server the previous one held.
 type PeerRemoved struct {
 	ID uint64
 }
 
-// PeerPromoted is emitted on the leader when a non-voter becomes a voter.
+// PeerPromoted is emitted on every node when it applies a committed cluster
+// configuration in which a non-voter became a voter.
 type PeerPromoted struct {
 	ID uint64
 }

@@ -21,9 +21,13 @@ type eventEntry struct {
 
 // eventLog writes one log line per cluster event and keeps the latest for
 // the dashboard. Every node of a one-process cluster reports the same
-// leader change; the log writes it once.
+// leader change and membership change; the log writes each once.
 type eventLog struct {
 	logger hclog.Logger
+	// leaderOnly logs membership changes only as the leader reports them
+	// (one-process mode: every node reports them, and a restarted node
+	// replays old ones from its log).
+	leaderOnly bool
 
 	mu      sync.Mutex // guards entries, leaders
 	entries []eventEntry
@@ -53,9 +57,16 @@ func (l *eventLog) add(text string, args ...any) {
 	}
 }
 
-// observe logs one observation reported by node id.
-func (l *eventLog) observe(id uint64, o canoe.Observation) {
+// observe logs one observation reported by node id; leader says whether
+// that node leads now.
+func (l *eventLog) observe(id uint64, leader bool, o canoe.Observation) {
 	node := strconv.FormatUint(id, 10)
+	switch o.(type) {
+	case canoe.PeerAdded, canoe.PeerRemoved, canoe.PeerPromoted:
+		if l.leaderOnly && !leader {
+			return
+		}
+	}
 	switch ev := o.(type) {
 	case canoe.LeaderChanged:
 		l.mu.Lock()
@@ -116,7 +127,7 @@ func (l *eventLog) watch(node *canoe.Node) *watcher {
 		for {
 			select {
 			case o := <-ch:
-				l.observe(id, o)
+				l.observe(id, node.IsLeader(), o)
 			case <-w.quit:
 				return
 			}

@@ -234,6 +234,7 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 	}
 
 	c := &localCluster{logger: logger, events: newEventLog(logger.Named("cluster"))}
+	c.events.leaderOnly = true
 	backoff := &canoe.InitializationBackoffArgs{
 		InitialInterval:     100 * time.Millisecond,
 		Multiplier:          1.5,

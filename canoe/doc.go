@@ -1,0 +1,68 @@
+// Package canoe replicates a state machine across a cluster of nodes with
+// raft (hashicorp/raft underneath). You implement FSM; canoe keeps every
+// node's FSM identical through crashes, restarts, partitions and membership
+// changes.
+//
+// # Starting a cluster
+//
+// Implement FSM (Apply, Snapshot, Restore), then start one Node per machine.
+// The first node of a new cluster sets BootstrapNode; the others name a
+// member's HTTP API in BootstrapPeers and join through it:
+//
+//	node, err := canoe.NewNode(&canoe.NodeConfig{
+//		FSM:            fsm,
+//		DataDir:        "/var/lib/app",
+//		BootstrapPeers: []string{"http://10.0.0.1:1235"},
+//	})
+//	if err != nil { ... }
+//	if err := node.Start(); err != nil { ... }
+//	defer node.Stop()
+//
+// New members join as non-voters and are promoted to voters once they have
+// caught up. A node restarted on the same DataDir comes back as the member
+// it was, with the same ID, and its FSM is restored from the newest snapshot
+// plus the log.
+//
+// # Proposing
+//
+// Propose (or ProposeContext) works on any node: a follower forwards to the
+// leader. It returns nil once the proposal is committed and applied on the
+// calling node, so a read there right after sees it. Concurrent proposals
+// are batched into one raft entry (group commit). If FSM.Apply returns an
+// error, the proposer gets it as an *ApplyError; the entry still counts as
+// applied everywhere and the cluster goes on. Errors matching
+// ErrUnknownOutcome or ErrTimeout mean the proposal may still commit.
+//
+// # Reading
+//
+// Read the FSM directly for fast, possibly stale reads. For a linearizable
+// read, call ReadBarrier first: it returns once this node has applied every
+// entry committed before the call, without writing to the log.
+//
+// # Snapshots
+//
+// SnapshotConfig sets how often canoe checks for a snapshot, the number of
+// new entries that makes one due, and how many snapshot files are kept. The
+// log is truncated after each snapshot. Snapshots are on by default.
+//
+// # Membership
+//
+// AddPeer and RemovePeer change membership from Go; the HTTP API's /peers
+// endpoint does the same for tools. Stop leaves a node a member (it still
+// counts toward quorum); Destroy removes it and deletes its data. A node the
+// cluster removes stops itself and answers ErrorRemovedFromCluster.
+//
+// # Observing
+//
+// RegisterObserver delivers typed events (LeaderChanged, PeerAdded,
+// SnapshotTaken, ...) to a channel without ever blocking the node; events
+// that do not fit are dropped and counted.
+//
+// # HTTP API
+//
+// Each node serves, on ConfigurationPort: GET/POST/DELETE /peers (the
+// original canoe's membership API), GET /status, GET /healthz, GET /metrics
+// (Prometheus), and the internal endpoints followers use to forward
+// proposals and read indexes. With ClusterSecret set every call needs it as
+// a bearer token; with TLSConfig set the API and the raft transport use TLS.
+package canoe
