@@ -48,9 +48,9 @@ type runtime struct {
 	stores    *stores
 	obs       *raft.Observer
 	self      Peer
-	proposals chan *proposal   // to the leader's batcher
-	forwards  chan *forwarded  // to the follower's forward batcher
-	ctx       context.Context  // cancelled when Stop begins
+	proposals chan *proposal  // to the leader's batcher
+	forwards  chan *forwarded // to the follower's forward batcher
+	ctx       context.Context // cancelled when Stop begins
 	cancel    context.CancelFunc
 	stop      chan struct{} // closed when Stop begins
 	stopped   chan struct{} // closed when every goroutine has returned

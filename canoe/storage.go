@@ -17,11 +17,11 @@ import (
 
 // Files canoe keeps in DataDir. Destroy removes exactly these.
 const (
-	identityFile = "canoe.json"  // node ID and the ports it was given
-	boltFile     = "raft.db"     // raft log and stable store
-	snapshotDir  = "snapshots"   // FileSnapshotStore's folder
-	logCacheSize = 512           // recent entries kept in memory
-	identityVer  = 1             // version of identityFile's format
+	identityFile = "canoe.json" // node ID and the ports it was given
+	boltFile     = "raft.db"    // raft log and stable store
+	snapshotDir  = "snapshots"  // FileSnapshotStore's folder
+	logCacheSize = 512          // recent entries kept in memory
+	identityVer  = 1            // version of identityFile's format
 	dirPerm      = fs.FileMode(0o750)
 )
 

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/canoe-raft/canoe/canoe"
+)
+
+// testLogger writes to the test log, at WARN unless -v style debugging is
+// wanted.
+func testLogger(t *testing.T) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: testWriter{t}})
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// singleNode starts a one-node canoe cluster and a demo server for it.
+func singleNode(t *testing.T) (*canoe.Node, *kvStore, string) {
+	t.Helper()
+	kv := newKVStore()
+	node, err := canoe.NewNode(&canoe.NodeConfig{
+		FSM:           kv,
+		BootstrapNode: true,
+		DataDir:       t.TempDir(),
+		BindAddr:      "127.0.0.1",
+		Timing:        canoe.LocalProfile(),
+		Logger:        testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	waitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
+	s := &server{
+		backend: func() (*canoe.Node, *kvStore) { return node, kv },
+		cluster: &remoteCluster{node: node, events: newEventLog(testLogger(t))},
+		logger:  testLogger(t),
+	}
+	ts := httptest.NewServer(s.handler())
+	t.Cleanup(ts.Close)
+	return node, kv, ts.URL
+}
+
+func errorOf(t *testing.T, body string) string {
+	t.Helper()
+	var e struct{ Error string }
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
+		t.Fatalf("body %q is not a JSON error", body)
+	}
+	return e.Error
+}
+
+func TestKVHandlers(t *testing.T) {
+	_, kv, url := singleNode(t)
+
+	type step struct {
+		method, path, body string
+		code               int
+		want               string // body for 2xx, a substring of the error otherwise
+	}
+	for _, s := range []step{
+		{"GET", "/kv/hello", "", 404, "not found"},
+		{"PUT", "/kv/hello", "world", 204, ""},
+		{"GET", "/kv/hello", "", 200, "world"},
+		{"GET", "/kv/hello?consistent=true", "", 200, "world"},
+		{"GET", "/kv/hello?consistent=false", "", 200, "world"},
+		{"GET", "/kv/hello?consistent=maybe", "", 400, "consistent"},
+		{"PUT", "/kv/dir/with/slashes", "nested", 204, ""},
+		{"GET", "/kv/dir/with/slashes", "", 200, "nested"},
+		{"PUT", "/kv/empty", "", 204, ""},
+		{"GET", "/kv/empty", "", 200, ""},
+		{"PUT", "/kv/", "x", 400, "empty key"},
+		{"GET", "/kv/", "", 400, "empty key"},
+		{"DELETE", "/kv/", "", 400, "empty key"},
+		{"PUT", "/kv/" + strings.Repeat("k", maxKeyLen+1), "x", 400, "key longer"},
+		{"PUT", "/kv/big", strings.Repeat("x", maxValueBytes+1), 413, "larger than"},
+		{"PUT", "/kv/just-fits", strings.Repeat("x", maxValueBytes), 204, ""},
+		{"POST", "/kv/hello", "x", 405, "not allowed"},
+		{"PATCH", "/kv", "", 405, "not allowed"},
+		{"POST", "/api/cluster", "", 405, "not allowed"},
+		{"GET", "/api/nodes/1/stop", "", 405, "not allowed"},
+		{"POST", "/api/nodes/1/stop", "", 404, "one-process mode"},
+		{"GET", "/nowhere", "", 404, "no such endpoint"},
+		{"DELETE", "/kv/hello", "", 204, ""},
+		{"GET", "/kv/hello", "", 404, "not found"},
+		{"DELETE", "/kv/hello", "", 204, ""}, // deleting is idempotent
+	} {
+		t.Run(s.method+" "+s.path[:min(len(s.path), 40)], func(t *testing.T) {
+			code, body := do(t, s.method, url+s.path, s.body)
+			if code != s.code {
+				t.Fatalf("status %d, want %d (body %q)", code, s.code, body)
+			}
+			switch {
+			case code >= 400:
+				if msg := errorOf(t, body); !strings.Contains(msg, s.want) {
+					t.Fatalf("error %q, want it to mention %q", msg, s.want)
+				}
+			case body != s.want:
+				t.Fatalf("body %q, want %q", body, s.want)
+			}
+		})
+	}
+	if _, ok := kv.Get("big"); ok {
+		t.Fatal("the oversized value was stored")
+	}
+
+	code, body := do(t, "GET", url+"/kv?consistent=true", "")
+	if code != 200 {
+		t.Fatalf("GET /kv: %d %s", code, body)
+	}
+	var list kvList
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, it := range list.Items {
+		keys = append(keys, it.Key)
+	}
+	if got, want := strings.Join(keys, ","), "dir/with/slashes,empty,just-fits"; got != want || list.Count != 3 {
+		t.Fatalf("GET /kv keys %q (count %d), want %q", got, list.Count, want)
+	}
+
+	if err := kv.Apply(encodePut("bin", []byte{0xff, 0xfe})); err != nil {
+		t.Fatal(err)
+	}
+	_, body = do(t, "GET", url+"/kv", "")
+	if !strings.Contains(body, `"value_base64": "//4="`) {
+		t.Fatalf("binary value not base64 in %s", body)
+	}
+}
+
+func TestClusterEndpoint(t *testing.T) {
+	node, _, url := singleNode(t)
+	code, body := do(t, "GET", url+"/api/cluster", "")
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var v clusterView
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprint(node.UniqueID())
+	if v.LeaderID != id || v.Self != id || len(v.Nodes) != 1 || v.Nodes[0].State != "leader" || !v.Nodes[0].Voter {
+		t.Fatalf("got %+v, want node %s as the only voter and leader", v, id)
+	}
+	if v.Controls {
+		t.Fatal("node mode offers stop/start controls")
+	}
+	code, body = do(t, "GET", url+"/", "")
+	if code != 200 || !strings.Contains(body, "/api/cluster") {
+		t.Fatalf("dashboard: %d %.100s", code, body)
+	}
+}
+
+func TestKVStoppedNode(t *testing.T) {
+	node, _, url := singleNode(t)
+	if err := node.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		if code, body := do(t, m, url+"/kv/k", "v"); code != 503 {
+			t.Fatalf("%s on a stopped node: %d %s, want 503", m, code, body)
+		}
+	}
+}
+
+func TestCanoeErrorStatus(t *testing.T) {
+	s := &server{logger: hclog.NewNullLogger()}
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("%w: %w", canoe.ErrNoLeader, context.DeadlineExceeded), 503},
+		{canoe.ErrNotRunning, 503},
+		{canoe.ErrorRemovedFromCluster, 503},
+		{fmt.Errorf("%w: in flight", canoe.ErrTimeout), 504},
+		{fmt.Errorf("%w: leader lost", canoe.ErrUnknownOutcome), 504},
+		{&canoe.ApplyError{Index: 3, Err: errMalformed}, 400},
+		{errors.New("something else"), 500},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			w := httptest.NewRecorder()
+			s.canoeError(w, "write", tc.err)
+			if w.Code != tc.code {
+				t.Fatalf("got %d, want %d", w.Code, tc.code)
+			}
+			errorOf(t, w.Body.String())
+		})
+	}
+}
+
+func TestKVNoLeader(t *testing.T) {
+	// A node that never bootstraps or joins has no leader: writes end in 503.
+	kv := newKVStore()
+	node, err := canoe.NewNode(&canoe.NodeConfig{FSM: kv, DataDir: t.TempDir(), BindAddr: "127.0.0.1", Timing: canoe.LocalProfile(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	s := &server{backend: func() (*canoe.Node, *kvStore) { return node, kv }, logger: testLogger(t)}
+	w := httptest.NewRecorder()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequestWithContext(ctx, "PUT", "/kv/k", strings.NewReader("v"))
+	s.handler().ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("PUT without a leader: %d %s, want 503", w.Code, w.Body)
+	}
+}
