@@ -1,0 +1,114 @@
+package canoe_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/canoe-raft/canoe/canoe"
+)
+
+// benchCluster starts three nodes on 127.0.0.1 with real data dirs.
+func benchCluster(b *testing.B) []*canoe.Node {
+	b.Helper()
+	var nodes []*canoe.Node
+	for i := range 3 {
+		cfg := &canoe.NodeConfig{
+			FSM:      &counter{},
+			BindAddr: "127.0.0.1",
+			DataDir:  b.TempDir(),
+			Timing:   canoe.LocalProfile(),
+			Logger:   hclog.NewNullLogger(),
+		}
+		if i == 0 {
+			cfg.BootstrapNode = true
+		} else {
+			cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", nodes[0].Self().ConfigPort)}
+		}
+		n, err := canoe.NewNode(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { n.Stop() })
+		nodes = append(nodes, n)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		voters := 0
+		for _, p := range nodes[0].Peers() {
+			if p.Voter {
+				voters++
+			}
+		}
+		if voters == 3 && nodes[0].IsLeader() {
+			return nodes
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("cluster did not form")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// throughput runs clients concurrent proposers on n for d and returns ops/s.
+func throughput(b *testing.B, n *canoe.Node, clients int, d time.Duration) float64 {
+	var ops atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if err := n.ProposeContext(context.Background(), []byte("1")); err != nil {
+					b.Errorf("Propose: %v", err)
+					return
+				}
+				ops.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(ops.Load()) / d.Seconds()
+}
+
+// BenchmarkForwardedVsLeader measures proposals made on a follower (forwarded
+// to the leader over the HTTP API) against proposals made on the leader, at
+// 16 concurrent clients, interleaved in rounds on one cluster, and reports
+// the median of the per-round ratios. Run it with
+//
+//	go test -run '^$' -bench ForwardedVsLeader -benchtime 1x ./canoe
+func BenchmarkForwardedVsLeader(b *testing.B) {
+	nodes := benchCluster(b)
+	leader, follower := nodes[0], nodes[1]
+	const clients, rounds, window = 16, 5, time.Second
+	for b.Loop() {
+		var ratios, leaderOps, followerOps []float64
+		for r := range rounds {
+			var l, f float64
+			if r%2 == 0 { // alternate the order against drift
+				l, f = throughput(b, leader, clients, window), throughput(b, follower, clients, window)
+			} else {
+				f, l = throughput(b, follower, clients, window), throughput(b, leader, clients, window)
+			}
+			leaderOps, followerOps, ratios = append(leaderOps, l), append(followerOps, f), append(ratios, f/l)
+		}
+		b.ReportMetric(median(leaderOps), "leader-ops/s")
+		b.ReportMetric(median(followerOps), "follower-ops/s")
+		b.ReportMetric(median(ratios), "follower/leader")
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
