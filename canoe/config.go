@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/canoe-raft/canoe/discovery"
 	"github.com/canoe-raft/canoe/snapshotpolicy"
 )
 
@@ -42,9 +43,11 @@ type NodeConfig struct {
 	// the same way as RaftPort.
 	ConfigurationPort int
 
-	// BootstrapPeers are members of an existing cluster to join through, as
-	// http(s)://host:port URLs of their HTTP API. Ignored when DataDir already
-	// holds this node's state: a restarted member simply comes back.
+	// BootstrapPeers are members to join through: http(s)://host:port URLs
+	// of their HTTP API (the node asks to be added), or bare host:port gossip
+	// addresses (the node joins the gossip pool and the leader adds it).
+	// With state in DataDir no join is needed: a restarted member comes back,
+	// and gossip seeds only help it find the pool again.
 	BootstrapPeers []string
 
 	// BootstrapNode makes this node found a new single-node cluster when it
@@ -76,6 +79,23 @@ type NodeConfig struct {
 	// BindAddr when it is a specific address, else the first private IPv4
 	// address of this machine, else 127.0.0.1.
 	AdvertiseAddr string
+
+	// GossipPort is the memberlist TCP and UDP port. 0 picks a free port
+	// (and a restart from DataDir reuses it).
+	GossipPort int
+
+	// BootstrapExpect, when > 0 and DataDir holds no state, makes the node
+	// wait until that many nodes of this cluster with the same setting see
+	// each other by gossip (BootstrapPeers gives the seeds), and then all
+	// found the cluster together (Consul's bootstrap_expect). If one of them
+	// already belongs to a cluster, the node waits to be added instead.
+	BootstrapExpect int
+
+	// DeadNodeTimeout, when > 0, makes the leader remove a member whose
+	// gossip has failed for that long, as long as the live voters left are
+	// a quorum. 0 (the default) never removes failed members: a crashed node
+	// that comes back rejoins as it was.
+	DeadNodeTimeout time.Duration
 
 	// Timing holds raft's timeouts. The zero value means LANProfile().
 	Timing Timing
@@ -169,10 +189,13 @@ type Timing struct {
 	// CommitTimeout is the longest a follower waits to learn a new commit
 	// index when no entries flow.
 	CommitTimeout time.Duration
+
+	gossip discovery.Profile // memberlist's timing: LAN unless LocalProfile
 }
 
 // LANProfile returns timeouts for a local network: a crashed leader is
-// replaced in about one second (raft's own defaults take about two).
+// replaced in about one second (raft's own defaults take about two), and
+// gossip uses memberlist's LAN settings (a crash is noticed in about 5 s).
 func LANProfile() Timing {
 	return Timing{
 		HeartbeatTimeout:   500 * time.Millisecond,
@@ -183,13 +206,15 @@ func LANProfile() Timing {
 }
 
 // LocalProfile returns timeouts for nodes on one machine (tests, demos): a
-// crashed leader is replaced in a few hundred milliseconds.
+// crashed leader is replaced in a few hundred milliseconds, and gossip
+// notices a crash in about a second.
 func LocalProfile() Timing {
 	return Timing{
 		HeartbeatTimeout:   200 * time.Millisecond,
 		ElectionTimeout:    200 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
+		gossip:             discovery.Local,
 	}
 }
 
@@ -226,19 +251,41 @@ func (c *NodeConfig) Validate() error {
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"RaftPort", c.RaftPort}, {"ConfigurationPort", c.ConfigurationPort}} {
+	}{{"RaftPort", c.RaftPort}, {"ConfigurationPort", c.ConfigurationPort}, {"GossipPort", c.GossipPort}} {
 		if p.port < 0 || p.port > 65535 {
 			bad("%s %d is not a TCP port (0-65535)", p.name, p.port)
 		}
 	}
-	if c.RaftPort != 0 && c.RaftPort == c.ConfigurationPort {
-		bad("RaftPort and ConfigurationPort are both %d", c.RaftPort)
+	if c.RaftPort != 0 && (c.RaftPort == c.ConfigurationPort || c.RaftPort == c.GossipPort) ||
+		c.ConfigurationPort != 0 && c.ConfigurationPort == c.GossipPort {
+		bad("RaftPort, ConfigurationPort and GossipPort must differ (%d, %d, %d)", c.RaftPort, c.ConfigurationPort, c.GossipPort)
 	}
 	if c.BootstrapNode && len(c.BootstrapPeers) > 0 {
 		bad("BootstrapNode founds a new cluster and BootstrapPeers joins an existing one: set one of them")
 	}
+	if c.BootstrapNode && c.BootstrapExpect > 0 {
+		bad("BootstrapNode and BootstrapExpect both found a cluster: set one of them")
+	}
+	if c.BootstrapExpect < 0 {
+		bad("BootstrapExpect %d is negative", c.BootstrapExpect)
+	}
+	if c.DeadNodeTimeout < 0 {
+		bad("DeadNodeTimeout %v is negative", c.DeadNodeTimeout)
+	}
 	for _, p := range c.BootstrapPeers {
-		if _, err := parsePeerURL(p); err != nil {
+		var err error
+		if isPeerURL(p) {
+			_, err = parsePeerURL(p)
+			if err == nil && c.BootstrapExpect > 0 {
+				err = fmt.Errorf("BootstrapPeers entry %q is a URL, but BootstrapExpect needs gossip addresses (host:port)", p)
+			}
+		} else {
+			_, _, err = splitHostPort(p)
+			if err != nil {
+				err = fmt.Errorf("BootstrapPeers entry %q is neither an http(s):// URL nor a host:port gossip address", p)
+			}
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -320,6 +367,9 @@ func (c *NodeConfig) withDefaults() NodeConfig {
 	}
 	return d
 }
+
+// isPeerURL tells a BootstrapPeers URL from a gossip address.
+func isPeerURL(s string) bool { return strings.Contains(s, "://") }
 
 // parsePeerURL checks a BootstrapPeers entry: an http(s)://host:port URL.
 func parsePeerURL(s string) (*url.URL, error) {

@@ -17,9 +17,9 @@ func TestNewNodeRejectsBadConfig(t *testing.T) {
 		{"nil config", nil, []string{"nil NodeConfig"}},
 		{"nil FSM", &NodeConfig{}, []string{"FSM is nil"}},
 		{"bad ports", &NodeConfig{FSM: fsm, RaftPort: -1, ConfigurationPort: 70000}, []string{"RaftPort -1", "ConfigurationPort 70000"}},
-		{"same ports", &NodeConfig{FSM: fsm, RaftPort: 5000, ConfigurationPort: 5000}, []string{"both 5000"}},
+		{"same ports", &NodeConfig{FSM: fsm, RaftPort: 5000, ConfigurationPort: 5000}, []string{"must differ (5000, 5000, 0)"}},
 		{"bootstrap and peers", &NodeConfig{FSM: fsm, BootstrapNode: true, BootstrapPeers: []string{"http://h:1"}}, []string{"set one of them"}},
-		{"bad peer URL", &NodeConfig{FSM: fsm, BootstrapPeers: []string{"h:1", "ftp://h:1", "http://h"}}, []string{`"h:1"`, `"ftp://h:1"`, `"http://h" has no port`}},
+		{"bad peer URL", &NodeConfig{FSM: fsm, BootstrapPeers: []string{"h", "ftp://h:1", "http://h"}}, []string{`"h" is neither`, `"ftp://h:1"`, `"http://h" has no port`}},
 		{"bad bind", &NodeConfig{FSM: fsm, BindAddr: "example.com"}, []string{"BindAddr"}},
 		{"bad secret", &NodeConfig{FSM: fsm, ClusterSecret: []byte("short")}, []string{"ClusterSecret is 5 bytes"}},
 		{"bad timing", &NodeConfig{FSM: fsm, Timing: Timing{HeartbeatTimeout: time.Second, LeaderLeaseTimeout: 2 * time.Second}}, []string{"LeaderLeaseTimeout"}},
@@ -65,5 +65,19 @@ func TestAddPeerRejectsBadPeer(t *testing.T) {
 		if err := n.AddPeer(t.Context(), p); !errors.Is(err, ErrInvalidPeer) {
 			t.Errorf("AddPeer(%+v): got %v, want ErrInvalidPeer", p, err)
 		}
+	}
+}
+
+func TestBootstrapExpectNeedsGossipSeeds(t *testing.T) {
+	_, err := NewNode(&NodeConfig{FSM: &testFSM{}, BootstrapExpect: 3, BootstrapPeers: []string{"http://h:1"}})
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "needs gossip addresses") {
+		t.Fatalf("got %v, want an error saying BootstrapExpect needs gossip addresses", err)
+	}
+	_, err = NewNode(&NodeConfig{FSM: &testFSM{}, BootstrapExpect: 3, BootstrapNode: true})
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("BootstrapExpect with BootstrapNode: got %v, want ErrInvalidConfig", err)
+	}
+	if _, err := NewNode(&NodeConfig{FSM: &testFSM{}, BootstrapExpect: 3, BootstrapPeers: []string{"127.0.0.1:7946"}}); err != nil {
+		t.Fatalf("BootstrapExpect with gossip seeds: %v", err)
 	}
 }

@@ -55,3 +55,26 @@ func jitter(d time.Duration, factor float64) time.Duration {
 	delta := factor * float64(d)
 	return time.Duration(float64(d) - delta + rand.Float64()*2*delta)
 }
+
+// awaitGossipAdmission waits until the leader, which learns of this node by
+// gossip, has added it, or InitBackoff.MaxElapsedTime passes.
+func (n *Node) awaitGossipAdmission(rt *runtime) error {
+	ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.InitBackoff.MaxElapsedTime)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n.checkRemoved(rt); rt.seenSelf.Load() {
+			n.logger.Info("joined the cluster through gossip")
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if errors.Is(rt.ctx.Err(), context.Canceled) {
+				return ErrNotRunning
+			}
+			return fmt.Errorf("canoe: not added to a cluster within %v: check that BootstrapPeers reach a member's gossip port, and that ClusterID and ClusterSecret match", n.cfg.InitBackoff.MaxElapsedTime)
+		}
+	}
+}

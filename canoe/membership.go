@@ -312,6 +312,9 @@ func (n *Node) manage(rt *runtime) {
 			}()
 			return
 		}
+		if rt.seenSelf.Load() {
+			n.markMember(rt)
+		}
 		if rt.raft.State() == raft.Leader {
 			n.leaderDuties(rt)
 		}
@@ -370,6 +373,9 @@ func (n *Node) leaderDuties(rt *runtime) {
 		}
 		n.logger.Info("promoted caught-up peer to voter", "peer", s.ID)
 		return
+	}
+	if rt.gossip != nil {
+		n.reconcileGossip(rt, cfg)
 	}
 }
 

@@ -2,6 +2,7 @@ package canoe
 
 import (
 	"context"
+	"slices"
 	"errors"
 	"fmt"
 	"net"
@@ -55,6 +56,7 @@ type runtime struct {
 	stop      chan struct{} // closed when Stop begins
 	stopped   chan struct{} // closed when every goroutine has returned
 	http      *httpconfig.Server
+	gossip    *gossip // nil in in-memory test clusters
 	wg        sync.WaitGroup
 	kick      chan struct{} // wakes the manager early
 	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
@@ -85,6 +87,9 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		}
 		if c.ConfigurationPort == 0 {
 			c.ConfigurationPort = ident.ConfigPort
+		}
+		if c.GossipPort == 0 {
+			c.GossipPort = ident.GossipPort
 		}
 	case id == 0:
 		id = Uint64UUID()
@@ -159,11 +164,16 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.rt.Store(rt)
-	if !hasState && !n.cfg.BootstrapNode && len(n.cfg.BootstrapPeers) > 0 {
-		if err := n.join(rt); err != nil {
-			n.stopLocked(false)
-			return err
-		}
+	if hasState || n.cfg.BootstrapNode || n.cfg.BootstrapExpect > 0 || len(n.cfg.BootstrapPeers) == 0 {
+		return nil
+	}
+	join := n.join
+	if !slices.ContainsFunc(n.cfg.BootstrapPeers, isPeerURL) {
+		join = n.awaitGossipAdmission
+	}
+	if err := join(rt); err != nil {
+		n.stopLocked(false)
+		return err
 	}
 	return nil
 }
@@ -196,7 +206,13 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			trans.Close()
 		}
 	}()
+	rc := n.raftConfig()
+	hasState, err = raft.HasExistingState(st.logs, st.stable, st.snaps)
+	if err != nil {
+		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
+	}
 	var httpLn net.Listener
+	var g *gossip
 	if c.transport == nil {
 		if httpLn, err = n.listenHTTP(); err != nil {
 			return nil, false, err
@@ -207,22 +223,24 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			}
 		}()
 		self.ConfigPort = httpLn.Addr().(*net.TCPAddr).Port
+		if g, err = n.startGossip(&self, c.GossipPort, hasState); err != nil {
+			return nil, false, err
+		}
+		defer func() {
+			if err != nil {
+				g.d.Shutdown()
+			}
+		}()
 	}
 	if err := saveIdentity(c.DataDir, identity{ID: n.id, ClusterID: c.ClusterID, RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
 		return nil, false, err
-	}
-
-	rc := n.raftConfig()
-	hasState, err = raft.HasExistingState(st.logs, st.stable, st.snaps)
-	if err != nil {
-		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
 	}
 	if !hasState && c.BootstrapNode {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, st.logs, st.stable, st.snaps, trans, boot); err != nil {
 			return nil, false, fmt.Errorf("canoe: bootstrap: %w", err)
 		}
-		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 16))
+		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 10))
 	}
 	r, err := raft.NewRaft(rc, n.fsm, st.logs, st.stable, st.snaps, trans)
 	if err != nil {
@@ -233,6 +251,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		trans:     trans,
 		stores:    st,
 		self:      self,
+		gossip:    g,
 		proposals: make(chan *proposal, maxBatchItems),
 		forwards:  make(chan *forwarded, maxBatchItems),
 		stop:      make(chan struct{}),
@@ -254,6 +273,15 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	go func() { defer rt.wg.Done(); n.complete(rt, inflight) }()
 	go func() { defer rt.wg.Done(); n.manage(rt) }()
 	go func() { defer rt.wg.Done(); n.forwardLoop(rt) }()
+	if g != nil {
+		rt.wg.Add(2)
+		go func() { defer rt.wg.Done(); n.watchGossip(rt) }()
+		go func() { defer rt.wg.Done(); n.joinGossip(rt) }()
+		if !hasState && c.BootstrapExpect > 0 {
+			rt.wg.Add(1)
+			go func() { defer rt.wg.Done(); n.bootstrapExpect(rt) }()
+		}
+	}
 	n.logger.Info("started", "raft", trans.LocalAddr(), "restarted", hasState)
 	return rt, hasState, nil
 }
@@ -372,6 +400,11 @@ func (n *Node) stopLocked(handover bool) error {
 	rt.raft.DeregisterObserver(rt.obs)
 	rt.cancel()
 	close(rt.stop)
+	if rt.gossip != nil {
+		if err := rt.gossip.d.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("canoe: stop gossip: %w", err))
+		}
+	}
 	rt.wg.Wait()
 	close(rt.stopped)
 	if err := rt.trans.Close(); err != nil {
@@ -401,6 +434,7 @@ func (n *Node) Destroy() error {
 		if err := n.leave(rt); err != nil {
 			return err
 		}
+		n.leaveGossip(rt)
 	}
 	n.removed.Store(true)
 	err := n.stopLocked(false)

@@ -1,0 +1,300 @@
+package canoe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/discovery"
+)
+
+// gossip is a running node's memberlist membership: who is out there, who
+// is leaving, who failed and since when.
+type gossip struct {
+	d *discovery.Discovery
+
+	mu     sync.Mutex // guards failed
+	failed map[uint64]time.Time
+}
+
+// startGossip starts memberlist on GossipPort and sets self.GossipPort.
+func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error) {
+	c := &n.cfg
+	meta := discovery.Meta{
+		ID:              n.id,
+		ClusterID:       c.ClusterID,
+		RaftAddr:        self.raftAddr(),
+		BootstrapExpect: c.BootstrapExpect,
+		HasState:        hasState,
+	}
+	if self.ConfigPort != 0 {
+		meta.ConfigAddr = net.JoinHostPort(self.Host, strconv.Itoa(self.ConfigPort))
+	}
+	d, err := discovery.New(discovery.Config{
+		Name:          strconv.FormatUint(n.id, 10),
+		BindAddr:      c.BindAddr,
+		BindPort:      port,
+		AdvertiseAddr: self.Host,
+		ClusterID:     c.ClusterID,
+		SecretKey:     c.ClusterSecret,
+		Profile:       c.Timing.gossip,
+		Meta:          meta,
+		Logger:        n.logger.Named("gossip"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("canoe: start gossip: %w", err)
+	}
+	if _, p, err := splitHostPort(d.AdvertiseAddr()); err == nil {
+		self.GossipPort = p
+	}
+	return &gossip{d: d, failed: make(map[uint64]time.Time)}, nil
+}
+
+// watchGossip is the gossip goroutine: it records when members fail and
+// wakes the manager on every membership change.
+func (n *Node) watchGossip(rt *runtime) {
+	for ev := range rt.gossip.d.Events() {
+		g := rt.gossip
+		g.mu.Lock()
+		if ev.Kind == discovery.EventFailed {
+			g.failed[ev.Member.Meta.ID] = ev.At
+		} else {
+			delete(g.failed, ev.Member.Meta.ID)
+		}
+		g.mu.Unlock()
+		kick(rt)
+	}
+}
+
+// gossipSeeds returns the bare host:port entries of BootstrapPeers, and the
+// gossip addresses of the members this node knows from its replicated state
+// (so a restarted member finds the others again).
+func (n *Node) gossipSeeds(rt *runtime) []string {
+	var seeds []string
+	for _, p := range n.cfg.BootstrapPeers {
+		if !isPeerURL(p) {
+			seeds = append(seeds, p)
+		}
+	}
+	for id, m := range n.fsm.Peers() {
+		if id != n.id && m.GossipPort != 0 {
+			seeds = append(seeds, net.JoinHostPort(m.Host, strconv.Itoa(m.GossipPort)))
+		}
+	}
+	return seeds
+}
+
+// joinGossip is the gossip join goroutine: it joins the seeds, retrying with
+// InitBackoff until one answers (seeds may start after this node).
+func (n *Node) joinGossip(rt *runtime) {
+	b := n.cfg.InitBackoff
+	wait := b.InitialInterval
+	for {
+		seeds := n.gossipSeeds(rt)
+		if len(seeds) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Second)
+		joined, err := rt.gossip.d.Join(ctx, seeds)
+		cancel()
+		if joined > 0 {
+			n.logger.Info("joined gossip", "members", len(rt.gossip.d.Members()))
+			return
+		}
+		n.logger.Warn("gossip join failed; retrying", "seeds", seeds, "error", err)
+		select {
+		case <-time.After(jitter(wait, b.RandomizationFactor)):
+		case <-rt.stop:
+			return
+		}
+		wait = min(time.Duration(float64(wait)*b.Multiplier), b.MaxInterval)
+	}
+}
+
+// bootstrapExpect is the goroutine of a BootstrapExpect node with no state:
+// once BootstrapExpect nodes of this cluster with the same expectation see
+// each other and none belongs to a cluster yet, each bootstraps raft with
+// the same sorted server list (safe in raft: identical lists agree). If one
+// already belongs to a cluster, this node waits for its leader to add it.
+func (n *Node) bootstrapExpect(rt *runtime) {
+	want := n.cfg.BootstrapExpect
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-rt.stop:
+			return
+		}
+		if rt.seenSelf.Load() {
+			return // added to a cluster meanwhile
+		}
+		var servers []raft.Server
+		formed := false
+		for _, m := range rt.gossip.d.Members() {
+			if m.Meta.ClusterID != n.cfg.ClusterID {
+				continue
+			}
+			if m.Meta.HasState {
+				formed = true
+				continue
+			}
+			if m.Meta.BootstrapExpect == want && !m.Meta.Leaving {
+				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: adapter.ServerID(m.Meta.ID), Address: raft.ServerAddress(m.Meta.RaftAddr)})
+			}
+		}
+		if formed {
+			n.logger.Info("a cluster already exists; waiting to be added by its leader")
+			return
+		}
+		if len(servers) < want {
+			continue
+		}
+		slices.SortFunc(servers, func(a, b raft.Server) int { return cmpStrings(string(a.ID), string(b.ID)) })
+		err := rt.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.logger.Error("bootstrap failed", "error", err)
+			continue
+		}
+		n.logger.Info("bootstrapped the cluster", "servers", len(servers))
+		return
+	}
+}
+
+func cmpStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// reconcileGossip is the leader's gossip duty: add members that appeared,
+// remove members that are leaving, and remove members failed for longer
+// than DeadNodeTimeout when that leaves a quorum of live voters.
+func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
+	members := rt.gossip.d.Members()
+	alive := make(map[uint64]discovery.Member, len(members))
+	for _, m := range members {
+		if m.Meta.ClusterID == n.cfg.ClusterID {
+			alive[m.Meta.ID] = m
+		}
+	}
+	inConfig := make(map[uint64]raft.Server, len(cfg.Servers))
+	voters, liveVoters := 0, 0
+	for _, s := range cfg.Servers {
+		id, err := adapter.ParseServerID(s.ID)
+		if err != nil {
+			continue
+		}
+		inConfig[id] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+			if _, ok := alive[id]; ok {
+				liveVoters++
+			}
+		}
+	}
+	for id, m := range alive {
+		s, member := inConfig[id]
+		switch {
+		case id == n.id:
+		case m.Meta.Leaving && member:
+			n.logger.Info("removing a member that is leaving", "peer", id)
+			if err := n.removePeerLocal(rt, id); err != nil {
+				n.logger.Warn("could not remove leaving member", "peer", id, "error", err)
+			}
+			return // the configuration changed; look again next round
+		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr):
+			p, err := peerFromGossip(m)
+			if err != nil {
+				n.logger.Warn("ignoring gossip member", "member", m.Name, "error", err)
+				continue
+			}
+			if err := n.addPeerLocal(rt, p); err != nil {
+				n.logger.Warn("could not add gossip member", "peer", id, "error", err)
+			}
+			return
+		}
+	}
+	if n.cfg.DeadNodeTimeout <= 0 {
+		return
+	}
+	rt.gossip.mu.Lock()
+	failed := make(map[uint64]time.Time, len(rt.gossip.failed))
+	for id, at := range rt.gossip.failed {
+		failed[id] = at
+	}
+	rt.gossip.mu.Unlock()
+	for id, at := range failed {
+		s, member := inConfig[id]
+		if !member || id == n.id || time.Since(at) < n.cfg.DeadNodeTimeout {
+			continue
+		}
+		if _, back := alive[id]; back {
+			continue
+		}
+		if s.Suffrage == raft.Voter && liveVoters < (voters-1)/2+1 {
+			n.logger.Warn("not removing dead voter: the live voters would not be a quorum", "peer", id, "voters", voters, "live", liveVoters)
+			continue
+		}
+		n.logger.Info("removing a member dead for longer than DeadNodeTimeout", "peer", id, "since", at)
+		if err := n.removePeerLocal(rt, id); err != nil {
+			n.logger.Warn("could not remove dead member", "peer", id, "error", err)
+		}
+		return
+	}
+}
+
+// peerFromGossip turns a gossip member into a Peer to add.
+func peerFromGossip(m discovery.Member) (Peer, error) {
+	host, raftPort, err := splitHostPort(m.Meta.RaftAddr)
+	if err != nil {
+		return Peer{}, err
+	}
+	p := Peer{ID: m.Meta.ID, Host: host, RaftPort: raftPort}
+	if m.Meta.ConfigAddr != "" {
+		if _, port, err := splitHostPort(m.Meta.ConfigAddr); err == nil {
+			p.ConfigPort = port
+		}
+	}
+	if _, port, err := splitHostPort(m.Addr); err == nil {
+		p.GossipPort = port
+	}
+	return p, p.validate()
+}
+
+// markMember tells the gossip pool that this node belongs to a cluster, so
+// BootstrapExpect nodes starting later join it instead of founding another.
+func (n *Node) markMember(rt *runtime) {
+	if rt.gossip == nil || rt.gossip.d.LocalMember().Meta.HasState {
+		return
+	}
+	ctx, cancel := context.WithTimeout(rt.ctx, 5*time.Second)
+	defer cancel()
+	if err := rt.gossip.d.UpdateMeta(ctx, func(m *discovery.Meta) { m.HasState = true }); err != nil {
+		n.logger.Debug("could not gossip membership", "error", err)
+	}
+}
+
+// leaveGossip leaves the gossip pool gracefully (Destroy).
+func (n *Node) leaveGossip(rt *runtime) {
+	if rt.gossip == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.gossip.d.Leave(ctx); err != nil {
+		n.logger.Warn("gossip leave", "error", err)
+	}
+}
