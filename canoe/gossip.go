@@ -21,8 +21,21 @@ import (
 type gossip struct {
 	d *discovery.Discovery
 
-	mu     sync.Mutex // guards failed
-	failed map[uint64]time.Time
+	mu      sync.Mutex // guards failed, joinErr
+	failed  map[uint64]time.Time
+	joinErr error // why the last join attempt failed, nil once joined
+}
+
+func (g *gossip) setJoinErr(err error) {
+	g.mu.Lock()
+	g.joinErr = err
+	g.mu.Unlock()
+}
+
+func (g *gossip) lastJoinErr() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.joinErr
 }
 
 // startGossip starts memberlist on GossipPort and sets self.GossipPort.
@@ -106,9 +119,11 @@ func (n *Node) joinGossip(rt *runtime) {
 		joined, err := rt.gossip.d.Join(ctx, seeds)
 		cancel()
 		if joined > 0 {
+			rt.gossip.setJoinErr(nil)
 			n.logger.Info("joined gossip", "members", len(rt.gossip.d.Members()))
 			return
 		}
+		rt.gossip.setJoinErr(err)
 		n.logger.Warn("gossip join failed; retrying", "seeds", seeds, "error", err)
 		select {
 		case <-time.After(jitter(wait, b.RandomizationFactor)):

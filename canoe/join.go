@@ -74,7 +74,10 @@ func (n *Node) awaitGossipAdmission(rt *runtime) error {
 			if errors.Is(rt.ctx.Err(), context.Canceled) {
 				return ErrNotRunning
 			}
-			return fmt.Errorf("canoe: not added to a cluster within %v: check that BootstrapPeers reach a member's gossip port, and that ClusterID and ClusterSecret match", n.cfg.InitBackoff.MaxElapsedTime)
+			if err := rt.gossip.lastJoinErr(); err != nil {
+				return fmt.Errorf("canoe: not added to a cluster within %v: gossip join failed: %w", n.cfg.InitBackoff.MaxElapsedTime, err)
+			}
+			return fmt.Errorf("canoe: not added to a cluster within %v: the gossip pool answered but no leader added this node (is a leader up, with the same ClusterID?)", n.cfg.InitBackoff.MaxElapsedTime)
 		}
 	}
 }
