@@ -2,10 +2,10 @@ package canoe
 
 import (
 	"context"
-	"slices"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
