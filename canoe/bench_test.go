@@ -112,3 +112,60 @@ func median(xs []float64) float64 {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// BenchmarkGossipJoinAndLeave measures, with the LAN profile on loopback,
+// the time from Start of a fourth node that knows one gossip seed to its
+// promotion to voter, and the time from its graceful leave (Destroy) to its
+// removal from the leader's configuration; it reports the medians of five
+// trials. Run it with
+//
+//	go test -run '^$' -bench GossipJoinAndLeave -benchtime 1x ./canoe
+func BenchmarkGossipJoinAndLeave(b *testing.B) {
+	nodes := benchCluster(b)
+	leader := nodes[0]
+	seed := fmt.Sprintf("127.0.0.1:%d", leader.Self().GossipPort)
+	isMember := func(id uint64) (member, voter bool) {
+		for _, p := range leader.Peers() {
+			if p.ID == id {
+				return true, p.Voter
+			}
+		}
+		return false, false
+	}
+	for b.Loop() {
+		var joins, leaves []float64
+		for range 5 {
+			n, err := canoe.NewNode(&canoe.NodeConfig{
+				FSM: &counter{}, BindAddr: "127.0.0.1", DataDir: b.TempDir(),
+				Timing: canoe.LANProfile(), Logger: hclog.NewNullLogger(),
+				BootstrapPeers: []string{seed},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := n.Start(); err != nil {
+				b.Fatal(err)
+			}
+			for _, voter := isMember(n.UniqueID()); !voter; _, voter = isMember(n.UniqueID()) {
+				if time.Since(start) > time.Minute {
+					b.Fatal("fourth node never became a voter")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			joins = append(joins, time.Since(start).Seconds()*1000)
+			start = time.Now()
+			destroyed := make(chan error, 1)
+			go func() { destroyed <- n.Destroy() }()
+			for member, _ := isMember(n.UniqueID()); member; member, _ = isMember(n.UniqueID()) {
+				time.Sleep(time.Millisecond)
+			}
+			leaves = append(leaves, time.Since(start).Seconds()*1000)
+			if err := <-destroyed; err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(median(joins), "join-to-voter-ms")
+		b.ReportMetric(median(leaves), "leave-to-removal-ms")
+	}
+}
