@@ -18,6 +18,11 @@
 //	if err := node.Start(); err != nil { ... }
 //	defer node.Stop()
 //
+// BootstrapPeers may instead hold bare host:port gossip addresses: nodes
+// find each other with memberlist, the leader adds the nodes that appear,
+// and BootstrapExpect lets N nodes found a cluster together without a
+// designated first node.
+//
 // New members join as non-voters and are promoted to voters once they have
 // caught up. A node restarted on the same DataDir comes back as the member
 // it was, with the same ID, and its FSM is restored from the newest snapshot
