@@ -58,7 +58,7 @@ func (e *NotLeaderError) Error() string {
 	if e.LeaderID == 0 {
 		return "canoe: not the leader (no leader known)"
 	}
-	return fmt.Sprintf("canoe: not the leader (leader is %x)", e.LeaderID)
+	return fmt.Sprintf("canoe: not the leader (leader is %d)", e.LeaderID)
 }
 
 // Is makes a *NotLeaderError match ErrNotLeader.

@@ -173,6 +173,10 @@ func fromHTTPError(err error, leader uint64) error {
 			return &NotLeaderError{} // the node we asked is no longer a member
 		case errors.Is(se, context.DeadlineExceeded):
 			return fmt.Errorf("%w: leader %d: %s", ErrTimeout, leader, se.Message)
+		case se.Code >= 500:
+			// The leader failed while handling the request: it may have
+			// acted on it (a proposal may commit).
+			return fmt.Errorf("%w: leader %d answered %d: %s", ErrUnknownOutcome, leader, se.Code, se.Message)
 		}
 		return fmt.Errorf("canoe: leader %d: %w", leader, err)
 	}

@@ -192,7 +192,7 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 	if err != nil {
 		return n.raftErr(err)
 	}
-	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 16), "addr", addr, "moved", existing != nil)
+	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 10), "addr", addr, "moved", existing != nil)
 	kick(rt)
 	return nil
 }
@@ -213,15 +213,15 @@ func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("%w: %x", ErrPeerNotFound, id)
+		return fmt.Errorf("%w: %d", ErrPeerNotFound, id)
 	}
 	if voters == 0 {
-		return fmt.Errorf("%w: %x is the last voter; removing it would end the cluster", ErrInvalidPeer, id)
+		return fmt.Errorf("%w: %d is the last voter; removing it would end the cluster", ErrInvalidPeer, id)
 	}
 	if err := rt.raft.RemoveServer(sid, 0, enqueueTimeout).Error(); err != nil {
 		return n.raftErr(err)
 	}
-	n.logger.Info("removed peer", "peer", strconv.FormatUint(id, 16))
+	n.logger.Info("removed peer", "peer", strconv.FormatUint(id, 10))
 	return nil
 }
 

@@ -77,9 +77,9 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 	id := c.ID
 	switch {
 	case ok && id != 0 && id != ident.ID:
-		return nil, fmt.Errorf("%w: ID %x differs from %x recorded in %s", ErrInvalidConfig, id, ident.ID, c.DataDir)
+		return nil, fmt.Errorf("%w: ID %d differs from %d recorded in %s", ErrInvalidConfig, id, ident.ID, c.DataDir)
 	case ok && ident.ClusterID != 0 && ident.ClusterID != c.ClusterID:
-		return nil, fmt.Errorf("%w: ClusterID %x differs from %x recorded in %s", ErrInvalidConfig, c.ClusterID, ident.ClusterID, c.DataDir)
+		return nil, fmt.Errorf("%w: ClusterID %d differs from %d recorded in %s", ErrInvalidConfig, c.ClusterID, ident.ClusterID, c.DataDir)
 	case ok:
 		id = ident.ID
 		if c.RaftPort == 0 {
@@ -97,7 +97,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 	n := &Node{
 		cfg:    c,
 		id:     id,
-		logger: c.Logger.With("node", strconv.FormatUint(id, 16)),
+		logger: c.Logger.With("node", strconv.FormatUint(id, 10)),
 	}
 	n.leaderBC.init()
 	n.metrics = newMetrics(n)
@@ -295,7 +295,10 @@ func (n *Node) raftConfig() *raft.Config {
 	rc.ElectionTimeout = t.ElectionTimeout
 	rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
 	rc.CommitTimeout = t.CommitTimeout
-	rc.BatchApplyCh = true
+	// BatchApplyCh buffers raft's apply queue, and a future left in that
+	// buffer at Shutdown is never answered: waiting on it would hang Stop.
+	// Raft still groups queued applies into one disk write without it.
+	rc.BatchApplyCh = false
 	rc.ShutdownOnRemove = true
 	rc.NoLegacyTelemetry = true
 	n.cfg.SnapshotConfig.policy().Apply(rc)

@@ -120,6 +120,15 @@ func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAd
 	return err
 }
 
+// AppendEntriesPipeline turns raft's pipelined replication off. Its
+// netPipeline can deadlock at shutdown (hashicorp/raft#612: with the
+// default MaxRPCsInFlight the send loop and the decoder wait on each other
+// forever, and Shutdown waits for both). canoe batches proposals itself, so
+// one AppendEntries in flight per follower loses little.
+func (t *progressTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
 // progress returns the last log index follower id reported, and whether it
 // reported one.
 func (t *progressTransport) progress(id raft.ServerID) (uint64, bool) {

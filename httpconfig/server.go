@@ -117,7 +117,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	serving := s.serving
 	s.mu.Unlock()
 
-	err := s.srv.Shutdown(ctx)
+	// net/http's Shutdown treats a connection that has not sent a request
+	// yet as busy for its first 5 s, so a peer's spare keep-alive dial would
+	// hold Shutdown up. Once no handler runs, only such connections are
+	// left: close them.
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-errc:
+			break wait
+		case <-tick.C:
+			if s.activeRequests() == 0 {
+				_ = s.srv.Close()
+			}
+		}
+	}
 	if err != nil {
 		s.cancel()
 		_ = s.srv.Close()
@@ -133,6 +152,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	return err
+}
+
+func (s *Server) activeRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
 }
 
 func (s *Server) enter() {
