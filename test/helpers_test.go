@@ -9,9 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"net/http"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -253,8 +254,8 @@ func (c *cluster) urlOf(n *canoe.Node) string {
 func (c *cluster) restart(m *member) {
 	c.t.Helper()
 	before := m.node.Self()
-	if err := m.node.Stop(); err != nil {
-		c.t.Fatalf("stop %v: %v", m, err)
+	if err := stopNode(m); err != nil {
+		c.t.Fatalf("stop %v for restart: %v", m, err)
 	}
 	cfg := m.cfg
 	cfg.ID, cfg.RaftPort, cfg.ConfigurationPort = 0, 0, 0
@@ -413,7 +414,7 @@ func (c *cluster) stopAll() {
 				next = m
 			}
 		}
-		if err := next.node.Stop(); err != nil {
+		if err := stopNode(next); err != nil {
 			c.t.Errorf("stop %v: %v", next, err)
 		}
 	}
@@ -422,10 +423,46 @@ func (c *cluster) stopAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range c.members {
-		if err := m.node.Stop(); err != nil {
+		if err := stopNode(m); err != nil {
 			c.t.Errorf("second stop of %v: %v", m, err)
 		}
 	}
+}
+
+// stopTimeout bounds Node.Stop in these tests: a Stop that hangs fails the
+// test (with the goroutines that hold it up) instead of the whole run.
+const stopTimeout = 20 * time.Second
+
+// stopNode stops m's node, giving up after stopTimeout with an error that
+// holds the stacks of raft's goroutines (the hung Stop is left behind, and
+// goleak reports it at the end).
+func stopNode(m *member) error {
+	done := make(chan error, 1)
+	n := m.node
+	go func() { done <- n.Stop() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%w; goroutines of the HTTP API, raft and canoe after it:\n%s", err, raftStacks())
+		}
+		return nil
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("Stop did not return within %v; raft goroutines:\n%s", stopTimeout, raftStacks())
+	}
+}
+
+// raftStacks returns the stacks of the goroutines running raft, canoe or
+// HTTP server code, to show what a hung or failed Stop waits for.
+func raftStacks() string {
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+	var out []string
+	for _, g := range strings.Split(buf.String(), "\n\n") {
+		if strings.Contains(g, "hashicorp/raft.") || strings.Contains(g, "canoe/canoe.") || strings.Contains(g, "net/http.(*conn).serve") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // propose proposes data on m with a generous deadline.
@@ -495,4 +532,23 @@ func apiCall(t testing.TB, hc *http.Client, method, url string, header http.Head
 		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return resp.StatusCode, resp.Header, b
+}
+
+// snapshot returns copies of the running members, safe to use while other
+// goroutines restart nodes.
+func (c *cluster) snapshot() []member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []member
+	for _, m := range c.members {
+		if m.node.IsRunning() {
+			out = append(out, *m)
+		}
+	}
+	if len(out) == 0 {
+		for _, m := range c.members {
+			out = append(out, *m)
+		}
+	}
+	return out
 }
