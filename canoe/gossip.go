@@ -21,9 +21,33 @@ import (
 type gossip struct {
 	d *discovery.Discovery
 
-	mu      sync.Mutex // guards failed, joinErr
+	mu      sync.Mutex // guards failed, removed, joinErr
 	failed  map[uint64]time.Time
-	joinErr error // why the last join attempt failed, nil once joined
+	removed map[uint64]time.Time // removed by this leader: not re-added for removalMemory
+	joinErr error                // why the last join attempt failed, nil once joined
+}
+
+// removalMemory is how long a leader refrains from re-adding a member it
+// removed while that member's gossip is still alive (a removed node stops
+// itself, but its gossip may linger a moment).
+const removalMemory = 30 * time.Second
+
+// forget records that id was removed, so gossip does not bring it back.
+func (g *gossip) forget(id uint64) {
+	g.mu.Lock()
+	g.removed[id] = time.Now()
+	g.mu.Unlock()
+}
+
+func (g *gossip) recentlyRemoved(id uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	at, ok := g.removed[id]
+	if ok && time.Since(at) > removalMemory {
+		delete(g.removed, id)
+		return false
+	}
+	return ok
 }
 
 func (g *gossip) setJoinErr(err error) {
@@ -68,7 +92,7 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 	if _, p, err := splitHostPort(d.AdvertiseAddr()); err == nil {
 		self.GossipPort = p
 	}
-	return &gossip{d: d, failed: make(map[uint64]time.Time)}, nil
+	return &gossip{d: d, failed: make(map[uint64]time.Time), removed: make(map[uint64]time.Time)}, nil
 }
 
 // watchGossip is the gossip goroutine: it records when members fail and
@@ -230,7 +254,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 				n.logger.Warn("could not remove leaving member", "peer", id, "error", err)
 			}
 			return // the configuration changed; look again next round
-		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr):
+		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr) && !rt.gossip.recentlyRemoved(id):
 			p, err := peerFromGossip(m)
 			if err != nil {
 				n.logger.Warn("ignoring gossip member", "member", m.Name, "error", err)

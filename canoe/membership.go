@@ -218,6 +218,9 @@ func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
 	if voters == 0 {
 		return fmt.Errorf("%w: %d is the last voter; removing it would end the cluster", ErrInvalidPeer, id)
 	}
+	if rt.gossip != nil {
+		rt.gossip.forget(id)
+	}
 	if err := rt.raft.RemoveServer(sid, 0, enqueueTimeout).Error(); err != nil {
 		return n.raftErr(err)
 	}
@@ -266,8 +269,8 @@ func (n *Node) leave(rt *runtime) error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.InitBackoff.MaxElapsedTime)
 	defer cancel()
 	err := n.RemovePeer(ctx, n.id)
-	if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrorRemovedFromCluster) {
-		return nil // the leader removed itself and raft shut down
+	if errors.Is(err, ErrNotRunning) || errors.Is(err, ErrorRemovedFromCluster) || errors.Is(err, ErrPeerNotFound) {
+		return nil // already removed (seen leaving by gossip), or a removed leader shut down
 	}
 	return err
 }
@@ -307,6 +310,7 @@ func (n *Node) manage(rt *runtime) {
 				n.lifeMu.Lock()
 				defer n.lifeMu.Unlock()
 				if n.rt.Load() == rt {
+					n.leaveGossip(rt)
 					n.stopLocked(false)
 				}
 			}()

@@ -434,10 +434,12 @@ func (n *Node) Destroy() error {
 		return fmt.Errorf("%w: Destroy must leave the cluster, so the node must be running", ErrNotRunning)
 	}
 	if rt != nil && !n.removed.Load() {
+		// Gossip says "leaving" first, so that no leader re-adds this node
+		// between its removal and its departure from the gossip pool.
+		n.leaveGossip(rt)
 		if err := n.leave(rt); err != nil {
 			return err
 		}
-		n.leaveGossip(rt)
 	}
 	n.removed.Store(true)
 	err := n.stopLocked(false)

@@ -35,10 +35,11 @@ type nodeView struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
-	Raft         string `json:"raft"`            // host:port of the raft transport
-	API          string `json:"api"`             // canoe's HTTP API base URL
-	KV           string `json:"kv,omitempty"`    // demo HTTP base URL, when known
-	Error        string `json:"error,omitempty"` // why the status is missing
+	Raft         string `json:"raft"`             // host:port of the raft transport
+	Gossip       string `json:"gossip,omitempty"` // host:port of gossip
+	API          string `json:"api"`              // canoe's HTTP API base URL
+	KV           string `json:"kv,omitempty"`     // demo HTTP base URL, when known
+	Error        string `json:"error,omitempty"`  // why the status is missing
 }
 
 func idString(id uint64) string {
@@ -81,6 +82,9 @@ func peerAddrs(v *nodeView, p canoe.Peer) {
 	}
 	if p.RaftPort != 0 {
 		v.Raft = net.JoinHostPort(p.Host, strconv.Itoa(p.RaftPort))
+	}
+	if p.GossipPort != 0 {
+		v.Gossip = net.JoinHostPort(p.Host, strconv.Itoa(p.GossipPort))
 	}
 	if p.ConfigPort != 0 {
 		v.API = "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.ConfigPort))

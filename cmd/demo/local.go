@@ -47,6 +47,13 @@ type slot struct {
 	kvURL string // set once before serving
 }
 
+// addrs returns the addresses of the node's latest start.
+func (s *slot) addrs() canoe.Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.self
+}
+
 func (s *slot) current() (*canoe.Node, *kvStore) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -140,9 +147,7 @@ func (c *localCluster) Cluster(context.Context) clusterView {
 	v := clusterView{Events: c.events.recent()}
 	for _, s := range c.slots {
 		node, _ := s.current()
-		s.mu.Lock()
-		self := s.self
-		s.mu.Unlock()
+		self := s.addrs()
 		nv := nodeView{ID: idString(s.id), State: "stopped"}
 		if node != nil {
 			nv = viewOf(node.Status())
@@ -264,7 +269,7 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 	if err := c.start(first); err != nil {
 		return err
 	}
-	join := fmt.Sprintf("http://127.0.0.1:%d", first.self.ConfigPort)
+	join := fmt.Sprintf("http://127.0.0.1:%d", first.addrs().ConfigPort)
 	var wg sync.WaitGroup
 	startErrs := make([]error, len(c.slots))
 	for i, s := range c.slots[1:] {
@@ -364,8 +369,9 @@ func printLocal(w io.Writer, c *localCluster, dataDir string, keep bool) {
 		if node.IsLeader() {
 			role = "leader"
 		}
+		self := s.addrs()
 		fmt.Fprintf(w, "  node %d  %-8s  raft %s:%d  canoe API http://%s:%d  KV %s\n",
-			s.id, role, s.self.Host, s.self.RaftPort, s.self.Host, s.self.ConfigPort, s.kvURL)
+			s.id, role, self.Host, self.RaftPort, self.Host, self.ConfigPort, s.kvURL)
 	}
 	a, b := c.slots[0], c.slots[len(c.slots)-1]
 	fmt.Fprintf(w, `
@@ -382,5 +388,5 @@ Try (writes go to any node; canoe forwards them to the leader):
   curl http://%[3]s:%[4]d/status        (canoe's own HTTP API)
 
 Press Ctrl-C to stop.
-`, a.kvURL, b.kvURL, a.self.Host, a.self.ConfigPort)
+`, a.kvURL, b.kvURL, a.addrs().Host, a.addrs().ConfigPort)
 }

@@ -16,6 +16,11 @@
 //
 //	demo node -id 1 -bind 10.0.0.1 -data /var/lib/canoe -bootstrap
 //	demo node -id 2 -bind 10.0.0.2 -data /var/lib/canoe -join http://10.0.0.1:7001
+//	demo node -id 3 -bind 10.0.0.3 -data /var/lib/canoe -join 10.0.0.1:7946
+//
+// or, with no founder, each of three nodes started with
+//
+//	demo node -expect 3 -bind 10.0.0.N -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 //
 // Every flag can also be set with a CANOE_* environment variable (-raft-port
 // is CANOE_RAFT_PORT); a flag on the command line wins. Run "demo -h" and

@@ -29,6 +29,7 @@ type nodeOptions struct {
 	Bootstrap  bool
 	Join       string
 	Expect     int
+	DeadNode   time.Duration
 	Secret     string
 	Verbose    bool
 }
@@ -36,13 +37,20 @@ type nodeOptions struct {
 const nodeUsage = `Usage: demo node [flags]
 
 Runs one canoe node of a replicated key-value store: one process per machine.
-The first node of a new cluster gets -bootstrap; the others -join it (any
-member's canoe API URL). A node restarted on the same -data comes back as the
-member it was; -bootstrap and -join are then ignored.
+Form a cluster in one of two ways:
 
-  demo node -id 1 -bind 10.0.0.1 -bootstrap
-  demo node -id 2 -bind 10.0.0.2 -join http://10.0.0.1:7001
-  demo node -id 3 -bind 10.0.0.3 -join http://10.0.0.1:7001,http://10.0.0.2:7001`
+  one founder, the others join it (any member's canoe API URL, or any
+  member's gossip address host:port):
+    demo node -id 1 -bind 10.0.0.1 -bootstrap
+    demo node -id 2 -bind 10.0.0.2 -join http://10.0.0.1:7001
+    demo node -id 3 -bind 10.0.0.3 -join 10.0.0.1:7946
+
+  N nodes found it together once they see each other by gossip:
+    demo node -id 1 -bind 10.0.0.1 -expect 3 -join 10.0.0.2:7946,10.0.0.3:7946
+    (the same on 10.0.0.2 and 10.0.0.3, each listing the others)
+
+A node restarted on the same -data comes back as the member it was; -bootstrap
+and -expect are then ignored and -join only helps it find the gossip pool.`
 
 func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) (nodeOptions, error) {
 	var o nodeOptions
@@ -53,12 +61,13 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 	fs.StringVar(&o.Advertise, "advertise", "", "`host` other nodes use to reach this one; empty means -bind if it is a specific address, else this machine's first private IPv4")
 	fs.IntVar(&o.RaftPort, "raft-port", 7000, "TCP `port` of the raft transport")
 	fs.IntVar(&o.ConfigPort, "config-port", 7001, "TCP `port` of canoe's HTTP API (joins, forwarding, /status)")
-	fs.IntVar(&o.GossipPort, "gossip-port", 0, "memberlist `port` (gossip discovery is not supported by this build; must stay 0)")
+	fs.IntVar(&o.GossipPort, "gossip-port", 7946, "TCP and UDP `port` of gossip (memberlist); 0 picks a free one")
 	fs.StringVar(&o.HTTP, "http", "", "`host:port` of the demo's key-value API and dashboard; empty means port 8080 on -bind")
 	fs.StringVar(&o.DataDir, "data", "canoe-data", "`directory` of the raft log, snapshots and the node's identity")
 	fs.BoolVar(&o.Bootstrap, "bootstrap", false, "found a new cluster with this node as its first member (one node only)")
-	fs.StringVar(&o.Join, "join", "", "comma-separated canoe API `URLs` of members to join through, e.g. http://10.0.0.1:7001")
-	fs.IntVar(&o.Expect, "expect", 0, "bootstrap once `N` nodes see each other by gossip (not supported by this build)")
+	fs.StringVar(&o.Join, "join", "", "comma-separated `members` to join through: canoe API URLs (http://10.0.0.1:7001) or gossip addresses (10.0.0.1:7946)")
+	fs.IntVar(&o.Expect, "expect", 0, "found a new cluster together once `N` nodes (all started with -expect N) see each other by gossip; -join lists gossip addresses")
+	fs.DurationVar(&o.DeadNode, "dead-node-timeout", 0, "remove a member whose gossip has failed this `long` (while a quorum stays); 0 never removes")
 	fs.StringVar(&o.Secret, "secret", "", "shared cluster `secret` of 16, 24 or 32 bytes that every canoe API call must carry; empty means none (prefer CANOE_SECRET)")
 	fs.BoolVar(&o.Verbose, "v", false, "debug logging (canoe and raft internals)")
 	if err := parseFlags(fs, args, nodeUsage, stderr, lookupEnv); err != nil {
@@ -70,19 +79,22 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 // validate reports every problem with the flags at once.
 func (o *nodeOptions) validate() error {
 	var errs []error
-	if o.Expect != 0 {
-		errs = append(errs, errors.New("-expect: bootstrapping by gossip (BootstrapExpect) is not supported by this build of canoe; start one node with -bootstrap and the others with -join"))
-	}
-	if o.GossipPort != 0 {
-		errs = append(errs, errors.New("-gossip-port: gossip discovery is not supported by this build of canoe; leave it 0 and use -join"))
-	}
 	if o.Bootstrap && o.Join != "" {
 		errs = append(errs, errors.New("-bootstrap founds a new cluster and -join joins an existing one: give one of them"))
+	}
+	if o.Bootstrap && o.Expect != 0 {
+		errs = append(errs, errors.New("-bootstrap founds the cluster alone and -expect founds it with others: give one of them"))
+	}
+	if o.Expect < 0 {
+		errs = append(errs, fmt.Errorf("-expect %d is negative", o.Expect))
+	}
+	if o.DeadNode < 0 {
+		errs = append(errs, fmt.Errorf("-dead-node-timeout %v is negative", o.DeadNode))
 	}
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"-raft-port", o.RaftPort}, {"-config-port", o.ConfigPort}} {
+	}{{"-raft-port", o.RaftPort}, {"-config-port", o.ConfigPort}, {"-gossip-port", o.GossipPort}} {
 		if !portOK(p.port) {
 			errs = append(errs, fmt.Errorf("%s %d is not a TCP port (0-65535)", p.name, p.port))
 		}
@@ -99,8 +111,14 @@ func (o *nodeOptions) validate() error {
 		}
 	}
 	for _, u := range o.joinURLs() {
-		if _, err := httpconfig.ParseBaseURL(u); err != nil {
-			errs = append(errs, fmt.Errorf("-join: %v", err))
+		if strings.Contains(u, "://") {
+			if _, err := httpconfig.ParseBaseURL(u); err != nil {
+				errs = append(errs, fmt.Errorf("-join: %v", err))
+			} else if o.Expect > 0 {
+				errs = append(errs, fmt.Errorf("-join %s: -expect needs gossip addresses (host:port), not API URLs", u))
+			}
+		} else if _, _, err := net.SplitHostPort(u); err != nil {
+			errs = append(errs, fmt.Errorf("-join %q is neither an http(s):// URL nor a host:port gossip address", u))
 		}
 	}
 	if len(errs) > 0 {
@@ -109,18 +127,14 @@ func (o *nodeOptions) validate() error {
 	return nil
 }
 
-// joinURLs splits -join; a bare host:port gets http://.
+// joinURLs splits -join: API URLs and gossip addresses, as canoe's
+// BootstrapPeers takes them.
 func (o *nodeOptions) joinURLs() []string {
 	var out []string
 	for _, u := range strings.Split(o.Join, ",") {
-		u = strings.TrimSpace(u)
-		if u == "" {
-			continue
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, strings.TrimSuffix(u, "/"))
 		}
-		if !strings.Contains(u, "://") {
-			u = "http://" + u
-		}
-		out = append(out, strings.TrimSuffix(u, "/"))
 	}
 	return out
 }
@@ -147,6 +161,9 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) error
 		ConfigurationPort: o.ConfigPort,
 		BootstrapPeers:    o.joinURLs(),
 		BootstrapNode:     o.Bootstrap,
+		BootstrapExpect:   o.Expect,
+		GossipPort:        o.GossipPort,
+		DeadNodeTimeout:   o.DeadNode,
 		DataDir:           o.DataDir,
 		Logger:            logger.Named("canoe"),
 		BindAddr:          o.Bind,
@@ -190,8 +207,11 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) error
 
 	w := events.watch(node)
 	defer w.stop()
-	if !o.Bootstrap && o.Join == "" {
-		logger.Info("neither -bootstrap nor -join: restarting from -data, or waiting for a member to add this node (POST /peers)")
+	switch {
+	case o.Expect > 0:
+		logger.Info("waiting for the other nodes by gossip before founding the cluster (-expect)", "expect", o.Expect)
+	case !o.Bootstrap && o.Join == "":
+		logger.Info("neither -bootstrap, -join nor -expect: restarting from -data, or waiting for a member to add this node (POST /peers)")
 	}
 	started := make(chan error, 1)
 	go func() { started <- node.Start() }()
@@ -217,13 +237,14 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) error
 canoe demo node %d
   raft      %s:%d
   canoe API http://%[2]s:%[4]d   (GET /status, /peers; join others through it)
+  gossip    %[2]s:%[6]d
   KV + dashboard %[5]s/
 
 Try:
   curl -i -X PUT --data-binary 'world' %[5]s/kv/hello
   curl '%[5]s/kv/hello?consistent=true'
   curl %[5]s/api/cluster
-`, self.ID, self.Host, self.RaftPort, self.ConfigPort, kvURL)
+`, self.ID, self.Host, self.RaftPort, self.ConfigPort, kvURL, self.GossipPort)
 
 	select {
 	case <-ctx.Done():
