@@ -71,6 +71,8 @@ func (n *Node) serveProposals(ctx context.Context, items [][]byte) ([]forwardRes
 			out[i] = forwardResult{Index: res.index, Err: applyErrorText(res.err)}
 		case i == 0 && retriable(res.err):
 			return nil, res.err // nothing was appended: the follower may retry
+		case errors.Is(res.err, ErrUnknownOutcome):
+			return nil, res.err
 		default:
 			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, res.err)
 		}

@@ -254,6 +254,17 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 				n.logger.Warn("could not remove leaving member", "peer", id, "error", err)
 			}
 			return // the configuration changed; look again next round
+		case member && !m.Meta.Leaving && n.metaOutdated(m):
+			// Members that joined by BootstrapExpect were never added
+			// through AddPeer: record their addresses from gossip.
+			p, err := peerFromGossip(m)
+			if err != nil {
+				continue
+			}
+			if err := rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout).Error(); err != nil {
+				n.logger.Debug("could not record a member's addresses", "peer", id, "error", err)
+			}
+			return
 		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr) && !rt.gossip.recentlyRemoved(id):
 			p, err := peerFromGossip(m)
 			if err != nil {
@@ -293,6 +304,17 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 		}
 		return
 	}
+}
+
+// metaOutdated reports whether the replicated addresses of member m differ
+// from what it gossips about itself.
+func (n *Node) metaOutdated(m discovery.Member) bool {
+	p, err := peerFromGossip(m)
+	if err != nil {
+		return false
+	}
+	have, ok := n.fsm.Peer(p.ID)
+	return !ok || have != p.meta()
 }
 
 // peerFromGossip turns a gossip member into a Peer to add.

@@ -261,6 +261,22 @@ func (n *Node) otherVoters(rt *runtime) int {
 	return count
 }
 
+// liveVoters counts the other voters that answered this leader recently:
+// those that can take leadership over.
+func (n *Node) liveVoters(rt *runtime) int {
+	cfg, _, err := configuration(rt)
+	if err != nil {
+		return 0
+	}
+	count := 0
+	for _, s := range cfg.Servers {
+		if s.Suffrage == raft.Voter && s.ID != adapter.ServerID(n.id) && rt.trans.answeredWithin(s.ID, 2*n.cfg.Timing.HeartbeatTimeout) {
+			count++
+		}
+	}
+	return count
+}
+
 // leave removes this node from the cluster for Destroy.
 func (n *Node) leave(rt *runtime) error {
 	if n.otherVoters(rt) == 0 {

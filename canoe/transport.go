@@ -102,12 +102,13 @@ func (c *trackedConn) Close() error {
 type progressTransport struct {
 	raft.Transport
 
-	mu      sync.Mutex // guards lastLog
+	mu      sync.Mutex // guards lastLog, lastAck
 	lastLog map[raft.ServerID]uint64
+	lastAck map[raft.ServerID]time.Time
 }
 
 func newProgressTransport(t raft.Transport) *progressTransport {
-	return &progressTransport{Transport: t, lastLog: make(map[raft.ServerID]uint64)}
+	return &progressTransport{Transport: t, lastLog: make(map[raft.ServerID]uint64), lastAck: make(map[raft.ServerID]time.Time)}
 }
 
 func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
@@ -115,9 +116,19 @@ func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAd
 	if err == nil {
 		t.mu.Lock()
 		t.lastLog[id] = resp.LastLog
+		t.lastAck[id] = time.Now()
 		t.mu.Unlock()
 	}
 	return err
+}
+
+// answeredWithin reports whether follower id answered an AppendEntries
+// (heartbeats included) within d.
+func (t *progressTransport) answeredWithin(id raft.ServerID, d time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.lastAck[id]
+	return ok && time.Since(at) < d
 }
 
 // AppendEntriesPipeline turns raft's pipelined replication off. Its

@@ -111,6 +111,18 @@ func TestBootstrapExpectFormsExactlyOneCluster(t *testing.T) {
 			}
 			mustPropose(t, c.followers()[0], "formed")
 			waitSameState(t, 10*time.Second, 1, c.running()...)
+			// Every node knows every member's API and gossip address (the
+			// leader records them from gossip: nobody called AddPeer).
+			for _, m := range c.running() {
+				waitFor(t, 10*time.Second, "all member addresses known", func() bool {
+					for _, p := range m.node.Peers() {
+						if p.ConfigPort == 0 || p.GossipPort == 0 {
+							return false
+						}
+					}
+					return true
+				})
+			}
 		})
 	}
 }

@@ -202,11 +202,15 @@ func (c *cluster) scheme() string {
 
 // config returns a new node's config: a fresh FSM and data dir, port 0.
 func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
+	dir := c.t.TempDir()
+	// Cleanups run last-in first-out: stop the nodes before dir is removed
+	// (stopAll is idempotent).
+	c.t.Cleanup(c.stopAll)
 	return canoe.NodeConfig{
 		FSM:            newFSM(),
 		BootstrapNode:  bootstrap,
 		BootstrapPeers: peers,
-		DataDir:        c.t.TempDir(),
+		DataDir:        dir,
 		BindAddr:       "127.0.0.1",
 		Timing:         canoe.LocalProfile(),
 		Logger:         c.logger,
