@@ -1,0 +1,414 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// tier says how much to run: the bounded default, or CANOE_CHAOS=long.
+type tier struct {
+	schedules int
+	sizes     []int // cluster sizes, used in turn
+	faults    int   // faults per schedule
+}
+
+func chooseTier(t *testing.T) tier {
+	tr := tier{schedules: 3, sizes: []int{3}, faults: 5}
+	if os.Getenv("CANOE_CHAOS") == "long" {
+		tr = tier{schedules: 20, sizes: []int{3, 5}, faults: 14}
+	}
+	if s := os.Getenv("CANOE_CHAOS_SCHEDULES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("CANOE_CHAOS_SCHEDULES=%q is not a positive number", s)
+		}
+		tr.schedules = n
+	}
+	if s := os.Getenv("CANOE_CHAOS_NODES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 9 {
+			t.Fatalf("CANOE_CHAOS_NODES=%q is not a cluster size in 1-9", s)
+		}
+		tr.sizes = []int{n}
+	}
+	return tr
+}
+
+// masterSeed is CANOE_CHAOS_SEED or the clock.
+func masterSeed(t *testing.T) int64 {
+	if s := os.Getenv("CANOE_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CANOE_CHAOS_SEED=%q is not an integer", s)
+		}
+		return v
+	}
+	return time.Now().UnixNano() % 1_000_000_000
+}
+
+// step is one fault of a schedule.
+type step struct {
+	kind     string
+	leader   bool // aim at the current leader (else target)
+	target   int
+	other    int // split: the other end of the cut link
+	dur, gap time.Duration
+}
+
+func (s step) String() string {
+	who := fmt.Sprintf("node %d", s.target)
+	if s.leader {
+		who = "leader"
+	}
+	if s.kind == "split" {
+		who = fmt.Sprintf("link %d-%d", s.target, s.other)
+	}
+	if s.kind == "flaky" {
+		who = "all links"
+	}
+	return fmt.Sprintf("%s %s for %v", s.kind, who, s.dur)
+}
+
+var faultKinds = []string{"kill", "kill-burst", "pause-leader", "isolate", "split", "flaky", "restart"}
+
+// makeSchedule draws a fault schedule from seed: one fault at a time, each
+// undone before the next.
+func makeSchedule(seed int64, n, faults int) []step {
+	rng := rand.New(rand.NewSource(seed))
+	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.Intn(hi-lo+1)) * time.Millisecond }
+	var out []step
+	for range faults {
+		s := step{kind: faultKinds[rng.Intn(len(faultKinds))], target: rng.Intn(n), leader: rng.Intn(2) == 0, gap: ms(300, 1200)}
+		switch s.kind {
+		case "kill", "restart":
+			s.dur = ms(100, 1500)
+		case "kill-burst":
+			s.dur = ms(50, 300)
+		case "pause-leader":
+			s.leader, s.dur = true, ms(400, 2500)
+		case "isolate":
+			s.dur = ms(500, 3000)
+		case "split":
+			s.leader = false
+			s.other = (s.target + 1 + rng.Intn(n-1)) % n
+			s.dur = ms(500, 3000)
+		case "flaky":
+			s.leader = false
+			s.dur = ms(1000, 3000)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestChaos(t *testing.T) {
+	binDir := t.TempDir()
+	bin, err := buildNode(binDir)
+	if err != nil {
+		t.Skipf("cannot build the node binary: %v", err)
+	}
+	tr := chooseTier(t)
+	seed := masterSeed(t)
+	t.Logf("chaos: master seed %d (replay: CANOE_CHAOS_SEED=%d), %d schedules, race=%v", seed, seed, tr.schedules, raceEnabled)
+	var reports []*report
+	for i := range tr.schedules {
+		s := seed + int64(i)
+		n := tr.sizes[i%len(tr.sizes)]
+		t.Run(fmt.Sprintf("seed=%d/n=%d", s, n), func(t *testing.T) {
+			r := runSchedule(t, bin, s, n, tr.faults, i)
+			reports = append(reports, r)
+		})
+	}
+	summary(t, reports)
+}
+
+func summary(t *testing.T, reports []*report) {
+	faults := map[string]int{}
+	var ok, failed, unknown, lost int
+	var maxNoLeader time.Duration
+	bad := 0
+	for _, r := range reports {
+		for k, v := range r.faults {
+			faults[k] += v
+		}
+		for _, v := range r.ops {
+			ok, failed, unknown = ok+v[0], failed+v[1], unknown+v[2]
+		}
+		lost += len(r.lost)
+		maxNoLeader = max(maxNoLeader, r.maxNoLeader)
+		if len(r.problems) > 0 {
+			bad++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "chaos summary: %d schedules (%d failed); faults:", len(reports), bad)
+	for _, k := range sortedKeys(faults) {
+		fmt.Fprintf(&b, " %s=%d", k, faults[k])
+	}
+	fmt.Fprintf(&b, "; ops ok/failed/unknown %d/%d/%d; lost writes %d; max time without a leader %v",
+		ok, failed, unknown, lost, maxNoLeader.Round(time.Millisecond))
+	t.Log(b.String())
+	if d := os.Getenv("CANOE_CHAOS_OUT"); d != "" {
+		var all strings.Builder
+		for _, r := range reports {
+			all.WriteString(r.String() + "\n")
+		}
+		all.WriteString(b.String() + "\n")
+		_ = os.WriteFile(filepath.Join(outDir(d), "report.txt"), []byte(all.String()), 0o644)
+	}
+}
+
+// runSchedule boots a fresh cluster of n nodes, runs the workload through
+// the schedule drawn from seed, heals, settles and checks.
+func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *report {
+	dir := t.TempDir()
+	if d := os.Getenv("CANOE_CHAOS_OUT"); d != "" {
+		dir = filepath.Join(outDir(d), fmt.Sprintf("seed-%d", seed))
+		_ = os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sched := makeSchedule(seed, n, faults)
+	r := &report{seed: seed, nodes: n, faults: map[string]int{}}
+	began := time.Now()
+	c := newCluster(t, bin, dir, n, run, seed)
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(c.stopAll) }
+	t.Cleanup(stop)
+	logf := func(format string, args ...any) { t.Logf("+%v "+format, append([]any{c.since()}, args...)...) }
+	dumpLogs := func() {
+		for _, p := range c.nodes {
+			t.Logf("---- node %d (%s) log tail:\n%s", p.idx, p.logPath, p.logTail(40))
+		}
+	}
+	if err := c.boot(); err != nil {
+		stop()
+		dumpLogs()
+		t.Fatalf("boot: %v", err)
+	}
+	logf("cluster of %d up; schedule: %v", n, sched)
+
+	// Status poller and workload run for the whole schedule.
+	pollCtx, pollCancel := context.WithCancel(context.Background())
+	var pollWG sync.WaitGroup
+	pollWG.Add(1)
+	go func() { defer pollWG.Done(); r.maxNoLeader = c.poll(pollCtx, 100*time.Millisecond) }()
+	h := newHistory()
+	kv := &kvClient{c: c, h: h, httpc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}}
+	defer kv.httpc.CloseIdleConnections()
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	loadCtx, loadCancel := context.WithCancel(context.Background())
+	var loadWG sync.WaitGroup
+	loadWG.Add(1)
+	go func() { defer loadWG.Done(); kv.runClients(loadCtx, 8, seed, fmt.Sprintf("v%d", seed), keys) }()
+	stopLoad := func() { loadCancel(); loadWG.Wait() }
+
+	time.Sleep(time.Second)
+	var problems []string
+	problem := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		problems = append(problems, msg)
+		logf("PROBLEM: %s", msg)
+	}
+	restart := func(p *proc) {
+		if err := c.startProc(p); err != nil {
+			problem("restart node %d: %v", p.idx, err)
+		}
+	}
+	for i, s := range sched {
+		target := s.target
+		if s.leader {
+			if l := c.leader(); l >= 0 {
+				target = l
+			}
+		}
+		p := c.nodes[target]
+		r.faults[s.kind]++
+		logf("fault %d/%d: %v (node %d)", i+1, len(sched), s, target)
+		switch s.kind {
+		case "kill":
+			if err := c.kill(p, syscall.SIGKILL); err != nil {
+				problem("kill node %d: %v", target, err)
+			}
+			time.Sleep(s.dur)
+			restart(p)
+		case "kill-burst":
+			// kill -9 in the middle of heavy writes, three times in a row.
+			for range 3 {
+				if err := c.kill(p, syscall.SIGKILL); err != nil {
+					problem("kill node %d: %v", target, err)
+				}
+				time.Sleep(s.dur)
+				restart(p)
+				time.Sleep(300 * time.Millisecond)
+			}
+		case "restart":
+			if err := c.kill(p, syscall.SIGTERM); err != nil {
+				problem("graceful stop of node %d: %v", target, err)
+			}
+			time.Sleep(s.dur)
+			restart(p)
+		case "pause-leader":
+			if err := c.pause(p, true); err != nil {
+				problem("SIGSTOP node %d: %v", target, err)
+			}
+			time.Sleep(s.dur)
+			if err := c.pause(p, false); err != nil {
+				problem("SIGCONT node %d: %v", target, err)
+			}
+		case "isolate":
+			others := make([]int, 0, n)
+			for j := range n {
+				others = append(others, j)
+			}
+			c.net.block(target, others...)
+			time.Sleep(s.dur)
+			c.net.heal()
+		case "split":
+			c.net.block(s.target, s.other)
+			time.Sleep(s.dur)
+			c.net.heal()
+		case "flaky":
+			c.net.setFlaky(20*time.Millisecond, 0.01)
+			time.Sleep(s.dur)
+			c.net.heal()
+		}
+		time.Sleep(s.gap)
+	}
+	lastFault := time.Now()
+	logf("faults over; waiting for the cluster to serve again")
+
+	// Serving again: an append and a linearizable read on every node.
+	recovered := waitFor(20*time.Second, func() bool {
+		for i := range c.nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			op := kv.do(ctx, h.clientID(), opLinGet, i, keys[0], "")
+			cancel()
+			if op.Out != outOK {
+				return false
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return kv.do(ctx, h.clientID(), opAppend, 0, "fence", fmt.Sprintf("fence.%d", time.Now().UnixNano())).Out == outOK
+	})
+	r.recovery = time.Since(lastFault)
+	if !recovered {
+		problem("the cluster did not serve an append and a linearizable read on every node within 20s of the last fault")
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopLoad()
+
+	// Settle: a last append, then every node's final lists by linearizable
+	// reads, which must agree.
+	final := map[string][]string{}
+	if recovered {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if op := kv.do(ctx, h.clientID(), opAppend, 0, "fence", "fence.final"); op.Out != outOK {
+			problem("final append failed: %s", op.ErrKind)
+		}
+		cancel()
+		for i := range c.nodes {
+			for _, k := range append([]string{"fence"}, keys...) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				op := kv.do(ctx, h.clientID(), opLinGet, i, k, "")
+				cancel()
+				switch {
+				case op.Out != outOK:
+					problem("final linearizable read of %s at node %d failed: %s", k, i, op.ErrKind)
+				case i == 0:
+					final[k] = op.Values
+				case !slices.Equal(final[k], op.Values):
+					problem("final lists of %s differ: node 0 has %d values, node %d has %d", k, len(final[k]), i, len(op.Values))
+				}
+			}
+		}
+		// Every node has applied the final append: applied index, command
+		// count and state hash must be equal now.
+		var sts []*nodeStatus
+		agree := waitFor(10*time.Second, func() bool {
+			sts = c.statuses(context.Background(), time.Second)
+			for _, st := range sts {
+				if st == nil || st.AppliedIndex != sts[0].AppliedIndex || st.Hash != sts[0].Hash || st.Commands != sts[0].Commands {
+					return false
+				}
+			}
+			return true
+		})
+		for i, st := range sts {
+			if st != nil {
+				r.snapshots[0] += st.SnapsTaken
+				r.snapshots[1] += st.SnapsRestored
+				if !agree {
+					problem("node %d: applied=%d commands=%d hash=%.12s term=%d state=%s", i, st.AppliedIndex, st.Commands, st.Hash, st.Term, st.State)
+				}
+			} else if !agree {
+				problem("node %d does not answer /status", i)
+			}
+		}
+		if !agree {
+			problem("nodes disagree on applied index, command count or state hash 10s after the final append")
+		}
+	}
+	pollCancel()
+	pollWG.Wait()
+	c.mu.Lock()
+	for term, ids := range c.leaders {
+		if len(ids) > 1 {
+			problems = append(problems, fmt.Sprintf("term %d had %d leaders: %v", term, len(ids), ids))
+		}
+	}
+	r.leaderTerms, r.leaderObs = len(c.leaders), c.leaderObs
+	c.mu.Unlock()
+	stop()
+	c.mu.Lock()
+	problems = append(problems, c.unexpected...)
+	c.mu.Unlock()
+	c.net.mu.Lock()
+	r.proxyStats, r.unknownConns = maps.Clone(c.net.stats), c.net.unknownN
+	c.net.mu.Unlock()
+
+	delete(final, "fence")
+	ops := h.snapshot()
+	var checked []histOp
+	for _, op := range ops {
+		if op.Key != "fence" {
+			checked = append(checked, op)
+		}
+	}
+	r.problems = problems
+	if recovered {
+		r.checkHistory(checked, final, outDir(dir))
+	}
+	r.duration = time.Since(began)
+	t.Log(r.String())
+	if len(r.problems) > 0 {
+		dumpLogs()
+		long := ""
+		if faults != 5 {
+			long = "CANOE_CHAOS=long "
+		}
+		t.Errorf("chaos schedule failed (replay: %sCANOE_CHAOS_SEED=%d CANOE_CHAOS_SCHEDULES=1 CANOE_CHAOS_NODES=%d); schedule: %v",
+			long, seed, n, sched)
+	}
+	return r
+}
