@@ -1,6 +1,7 @@
 package canoe
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,7 +171,7 @@ func (c *testCluster) running() []*Node {
 			out = append(out, n)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Node) int { return cmpUint64(a.id, b.id) })
+	slices.SortFunc(out, func(a, b *Node) int { return cmp.Compare(a.id, b.id) })
 	return out
 }
 

@@ -1,6 +1,7 @@
 package canoe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -197,7 +198,7 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 		if len(servers) < want {
 			continue
 		}
-		slices.SortFunc(servers, func(a, b raft.Server) int { return cmpStrings(string(a.ID), string(b.ID)) })
+		slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(string(a.ID), string(b.ID)) })
 		err := rt.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.logger.Error("bootstrap failed", "error", err)
@@ -206,16 +207,6 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 		n.logger.Info("bootstrapped the cluster", "servers", len(servers))
 		return
 	}
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // reconcileGossip is the leader's gossip duty: add members that appeared,

@@ -1,6 +1,7 @@
 package canoe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,18 +87,8 @@ func (n *Node) Peers() []Peer {
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b Peer) int { return cmpUint64(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Peer) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func configuration(rt *runtime) (raft.Configuration, uint64, error) {

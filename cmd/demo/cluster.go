@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"slices"
@@ -97,7 +98,7 @@ func (v *clusterView) finish() {
 	slices.SortFunc(v.Nodes, func(a, b nodeView) int {
 		ai, _ := strconv.ParseUint(a.ID, 10, 64)
 		bi, _ := strconv.ParseUint(b.ID, 10, 64)
-		return cmpUint(ai, bi)
+		return cmp.Compare(ai, bi)
 	})
 	for _, n := range v.Nodes {
 		if n.State == "leader" && n.Term >= v.Term {
@@ -110,16 +111,6 @@ func (v *clusterView) finish() {
 	if v.Nodes == nil {
 		v.Nodes = []nodeView{}
 	}
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // remoteCluster is node mode's clusterSource: the local node's status plus
