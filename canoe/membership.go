@@ -229,7 +229,7 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 	if rt.raft.State() != raft.Leader {
 		return &NotLeaderError{LeaderID: n.LeaderID()}
 	}
-	if n.otherVoters(rt) == 0 {
+	if n.otherVoters(rt, false) == 0 {
 		return fmt.Errorf("%w: no other voter to take over", ErrInvalidPeer)
 	}
 	if err := ctx.Err(); err != nil {
@@ -238,30 +238,20 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 	return n.raftErr(rt.raft.LeadershipTransfer().Error())
 }
 
-func (n *Node) otherVoters(rt *runtime) int {
+// otherVoters counts the voters other than this node; with live, only those
+// that answered this leader within two heartbeat timeouts (the ones that
+// can take leadership over).
+func (n *Node) otherVoters(rt *runtime, live bool) int {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return 0
 	}
 	count := 0
 	for _, s := range cfg.Servers {
-		if s.Suffrage == raft.Voter && s.ID != adapter.ServerID(n.id) {
-			count++
+		if s.Suffrage != raft.Voter || s.ID == adapter.ServerID(n.id) {
+			continue
 		}
-	}
-	return count
-}
-
-// liveVoters counts the other voters that answered this leader recently:
-// those that can take leadership over.
-func (n *Node) liveVoters(rt *runtime) int {
-	cfg, _, err := configuration(rt)
-	if err != nil {
-		return 0
-	}
-	count := 0
-	for _, s := range cfg.Servers {
-		if s.Suffrage == raft.Voter && s.ID != adapter.ServerID(n.id) && rt.trans.answeredWithin(s.ID, 2*n.cfg.Timing.HeartbeatTimeout) {
+		if !live || rt.trans.answeredWithin(s.ID, 2*n.cfg.Timing.HeartbeatTimeout) {
 			count++
 		}
 	}
@@ -270,7 +260,7 @@ func (n *Node) liveVoters(rt *runtime) int {
 
 // leave removes this node from the cluster for Destroy.
 func (n *Node) leave(rt *runtime) error {
-	if n.otherVoters(rt) == 0 {
+	if n.otherVoters(rt, false) == 0 {
 		return nil // the only voter: there is no cluster left to leave
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.InitBackoff.MaxElapsedTime)

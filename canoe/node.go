@@ -387,7 +387,7 @@ func (n *Node) stopLocked(handover bool) error {
 	if rt == nil {
 		return nil
 	}
-	if handover && rt.raft.State() == raft.Leader && n.liveVoters(rt) > 0 {
+	if handover && rt.raft.State() == raft.Leader && n.otherVoters(rt, true) > 0 {
 		if err := rt.raft.LeadershipTransfer().Error(); err != nil {
 			n.logger.Warn("could not hand leadership over before stopping", "error", err)
 		}
