@@ -40,8 +40,10 @@ func (s State) String() string {
 
 // LeaderChanged is emitted on every node when the leader it knows of changes:
 // a new leader is elected or discovered, or the node loses track of the
-// leader. LeaderID is 0 when no leader is known. Term is the raft term in
-// which the node observed the change.
+// leader. LeaderID is 0 when no leader is known. Term is the node's raft
+// term when the event was delivered: raft does not report the term of the
+// change itself, so after quick successive elections it may be newer than
+// the term LeaderID was elected in.
 type LeaderChanged struct {
 	LeaderID uint64
 	Term     uint64
@@ -56,8 +58,10 @@ type StateChanged struct {
 }
 
 // PeerAdded is emitted on every node when it applies a committed cluster
-// configuration that holds a new server. Voter reports whether it joined as a voter (true) or as a
-// non-voter that receives the log but does not vote (false).
+// configuration that holds a new server (a restarted node reports the
+// membership history again as it replays its log). Voter reports whether it
+// joined as a voter (true) or as a non-voter that receives the log but does
+// not vote (false).
 type PeerAdded struct {
 	ID    uint64
 	Voter bool
