@@ -30,11 +30,12 @@ type Server struct {
 	cancel context.CancelFunc // cancels every request's context
 	done   chan struct{}      // closed when Serve returns
 
-	mu      sync.Mutex // guards serving, closed, active
-	idle    sync.Cond  // signaled (L: &mu) when active drops to 0
-	serving bool       // Serve was called
-	closed  bool       // Shutdown was called
-	active  int        // request handlers running
+	mu      sync.Mutex        // guards serving, closed, active, reading
+	idle    sync.Cond         // signaled (L: &mu) when active drops to 0
+	serving bool              // Serve was called
+	closed  bool              // Shutdown was called
+	active  int               // request handlers running
+	reading map[net.Conn]bool // connections with a request in progress
 }
 
 // NewServer returns a Server for cfg on ln, which it takes over (Shutdown
@@ -45,11 +46,12 @@ func NewServer(cfg Config, ln net.Listener, tlsConfig *tls.Config) *Server {
 	cfg = cfg.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ln:     ln,
-		tls:    tlsConfig != nil,
-		log:    cfg.Logger,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		ln:      ln,
+		tls:     tlsConfig != nil,
+		log:     cfg.Logger,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		reading: make(map[net.Conn]bool),
 	}
 	s.idle.L = &s.mu
 	api := NewHandler(cfg)
@@ -71,8 +73,21 @@ func NewServer(cfg Config, ln net.Listener, tlsConfig *tls.Config) *Server {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnState:         s.connState,
 	}
 	return s
+}
+
+// connState tracks the connections that carry a request (from its first
+// byte until the answer is written).
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == http.StateActive {
+		s.reading[c] = true
+	} else {
+		delete(s.reading, c)
+	}
 }
 
 // Addr returns the listener's address.
@@ -119,8 +134,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	// net/http's Shutdown treats a connection that has not sent a request
 	// yet as busy for its first 5 s, so a peer's spare keep-alive dial would
-	// hold Shutdown up. Once no handler runs, only such connections are
-	// left: close them.
+	// hold Shutdown up. Once no connection carries a request, only such
+	// connections are left: close them.
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Shutdown(ctx) }()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -132,7 +147,7 @@ wait:
 		case err = <-errc:
 			break wait
 		case <-tick.C:
-			if s.activeRequests() == 0 {
+			if s.requestsInProgress() == 0 {
 				_ = s.srv.Close()
 			}
 		}
@@ -154,10 +169,10 @@ wait:
 	return err
 }
 
-func (s *Server) activeRequests() int {
+func (s *Server) requestsInProgress() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.active
+	return len(s.reading) + s.active
 }
 
 func (s *Server) enter() {
