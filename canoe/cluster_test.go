@@ -328,6 +328,19 @@ func (f inmemForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 	return n.RemovePeer(ctx, id)
 }
 
+func (f inmemForwarder) Membership(_ context.Context, peer uint64) (uint64, []uint64, error) {
+	n, err := f.leader(peer)
+	if err != nil {
+		return 0, nil, err
+	}
+	st := n.Status()
+	ids := make([]uint64, len(st.Members))
+	for i, m := range st.Members {
+		ids[i] = m.ID
+	}
+	return st.LeaderID, ids, nil
+}
+
 // waitFor polls cond until it holds or timeout passes (in a synctest bubble
 // the time is virtual, so the polling costs nothing).
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -22,6 +22,9 @@ type forwarder interface {
 	ReadIndex(ctx context.Context, leader uint64) (uint64, error)
 	AddPeer(ctx context.Context, leader uint64, p Peer) error
 	RemovePeer(ctx context.Context, leader uint64, id uint64) error
+	// Membership asks member peer for the leader it knows (0: none) and the
+	// members of its latest configuration.
+	Membership(ctx context.Context, peer uint64) (leader uint64, members []uint64, err error)
 }
 
 // forwardResult is the leader's answer for one forwarded proposal.

@@ -174,7 +174,7 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 		case <-rt.stop:
 			return
 		}
-		if rt.seenSelf.Load() {
+		if n.wasMember.Load() {
 			return // added to a cluster meanwhile
 		}
 		var servers []raft.Server

@@ -195,10 +195,10 @@ type httpForwarder struct {
 	scheme string
 }
 
-func (f *httpForwarder) base(leader uint64) (string, error) {
-	m, ok := f.n.fsm.Peer(leader)
+func (f *httpForwarder) base(id uint64) (string, error) {
+	m, ok := f.n.fsm.Peer(id)
 	if !ok || m.ConfigPort == 0 {
-		return "", fmt.Errorf("%w: the HTTP address of leader %d is not known yet", ErrNoLeader, leader)
+		return "", fmt.Errorf("%w: the HTTP address of member %d is not known yet", ErrNoLeader, id)
 	}
 	return f.scheme + "://" + net.JoinHostPort(m.Host, strconv.Itoa(m.ConfigPort)), nil
 }
@@ -255,6 +255,22 @@ func (f *httpForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 		return fromHTTPError(err, leader)
 	}
 	return nil
+}
+
+func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []uint64, error) {
+	base, err := f.base(peer)
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := f.client.Status(ctx, base)
+	if err != nil {
+		return 0, nil, err
+	}
+	members := make([]uint64, len(st.Members))
+	for i, m := range st.Members {
+		members[i] = m.ID
+	}
+	return st.LeaderID, members, nil
 }
 
 // Status is a snapshot of a node's view of the cluster.

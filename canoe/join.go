@@ -64,7 +64,7 @@ func (n *Node) awaitGossipAdmission(rt *runtime) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if n.checkRemoved(rt); rt.seenSelf.Load() {
+		if n.checkRemoved(rt); n.wasMember.Load() {
 			n.logger.Info("joined the cluster through gossip")
 			return nil
 		}

@@ -293,6 +293,7 @@ func (n *Node) configurationApplied([]raft.Server) {
 func (n *Node) manage(rt *runtime) {
 	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
+	var leaderless, probed time.Time
 	for {
 		select {
 		case <-rt.stop:
@@ -300,7 +301,21 @@ func (n *Node) manage(rt *runtime) {
 		case <-tick.C:
 		case <-rt.kick:
 		}
-		if n.checkRemoved(rt) {
+		removed := n.checkRemoved(rt)
+		// A follower removed while it could not hear the leader never gets
+		// the configuration that drops it: raft stops sending to it. If it
+		// stays without a leader, it asks the others whether it is still a
+		// member.
+		switch now := time.Now(); {
+		case removed || n.LeaderID() != 0 || !n.wasMember.Load():
+			leaderless = time.Time{}
+		case leaderless.IsZero():
+			leaderless = now
+		case now.Sub(leaderless) > 4*n.cfg.Timing.ElectionTimeout && now.Sub(probed) > 2*n.cfg.Timing.ElectionTimeout:
+			probed = now
+			removed = n.askIfRemoved(rt)
+		}
+		if removed {
 			n.removed.Store(true)
 			n.logger.Warn("this node was removed from the cluster; stopping")
 			go func() {
@@ -313,13 +328,38 @@ func (n *Node) manage(rt *runtime) {
 			}()
 			return
 		}
-		if rt.seenSelf.Load() {
+		if n.wasMember.Load() {
 			n.markMember(rt)
 		}
 		if rt.raft.State() == raft.Leader {
 			n.leaderDuties(rt)
 		}
 	}
+}
+
+// askIfRemoved asks up to three other members whether this node is still
+// in the configuration; a member that knows a leader and does not list this
+// node settles it.
+func (n *Node) askIfRemoved(rt *runtime) bool {
+	asked := 0
+	for id := range n.fsm.Peers() {
+		if id == n.id || asked == 3 {
+			continue
+		}
+		asked++
+		ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.Timing.ElectionTimeout)
+		leader, members, err := n.fwd.Membership(ctx, id)
+		cancel()
+		if err != nil || leader == 0 {
+			continue
+		}
+		if !slices.Contains(members, n.id) {
+			n.logger.Warn("another member reports that this node is no longer in the cluster", "asked", id, "leader", leader)
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // checkRemoved reports whether the cluster removed this node: the latest
@@ -338,11 +378,26 @@ func (n *Node) checkRemoved(rt *runtime) bool {
 	}
 	for _, s := range cfg.Servers {
 		if s.ID == adapter.ServerID(n.id) {
-			rt.seenSelf.Store(true)
+			n.becameMember(rt)
 			return false
 		}
 	}
-	return rt.seenSelf.Load()
+	return n.wasMember.Load()
+}
+
+// becameMember records, once, that this node has been in a configuration,
+// in DataDir too: a restarted node whose configuration no longer holds it
+// was removed, while one that never was a member is still joining.
+func (n *Node) becameMember(rt *runtime) {
+	if n.wasMember.Swap(true) {
+		return
+	}
+	self := rt.self
+	err := saveIdentity(n.cfg.DataDir, identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true,
+		RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort})
+	if err != nil {
+		n.logger.Warn("could not record membership in DataDir", "error", err)
+	}
 }
 
 func (n *Node) leaderDuties(rt *runtime) {

@@ -33,8 +33,9 @@ type Node struct {
 	lifeMu    sync.Mutex
 	memStores *stores // in-memory stores kept across Stop/Start (DataDir "")
 
-	rt      atomic.Pointer[runtime] // nil unless running
-	removed atomic.Bool             // the cluster removed this node
+	rt        atomic.Pointer[runtime] // nil unless running
+	removed   atomic.Bool             // the cluster removed this node
+	wasMember atomic.Bool             // a configuration held this node (kept in DataDir)
 
 	fwd        forwarder          // carries a follower's requests to the leader
 	client     *httpconfig.Client // nil in in-memory test clusters
@@ -60,7 +61,6 @@ type runtime struct {
 	wg        sync.WaitGroup
 	kick      chan struct{} // wakes the manager early
 	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
-	seenSelf  atomic.Bool   // a configuration holding this node was seen
 }
 
 // NewNode checks cfg and returns a node ready to Start. It reports every
@@ -99,6 +99,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		id:     id,
 		logger: c.Logger.With("node", strconv.FormatUint(id, 10)),
 	}
+	n.wasMember.Store(ok && ident.Member)
 	n.leaderBC.init()
 	n.metrics = newMetrics(n)
 	n.fsm = adapter.New(adapter.Config{
@@ -232,7 +233,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			}
 		}()
 	}
-	if err := saveIdentity(c.DataDir, identity{ID: n.id, ClusterID: c.ClusterID, RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+	if err := saveIdentity(c.DataDir, identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
 		return nil, false, err
 	}
 	if !hasState && c.BootstrapNode {

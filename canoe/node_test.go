@@ -385,3 +385,47 @@ func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
 		}
 	})
 }
+
+func TestNodeRemovedWhileDownLearnsOfIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, nil)
+		leader := c.leader()
+		f := c.followers()[0]
+		if err := f.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.RemovePeer(context.Background(), f.id); err != nil {
+			t.Fatalf("RemovePeer: %v", err)
+		}
+		// f comes back believing it is a member; the leader never contacts
+		// a removed server, so only asking the others tells f.
+		c.heal(f.id)
+		if err := f.Start(); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		waitFor(t, 30*time.Second, "the removed node to notice and stop", func() bool { return !f.IsRunning() })
+		if err := f.Propose([]byte("x")); !errors.Is(err, ErrorRemovedFromCluster) {
+			t.Fatalf("Propose on removed node: got %v, want ErrorRemovedFromCluster", err)
+		}
+		propose(t, leader, "two left")
+	})
+}
+
+func TestNodeRemovedWhilePartitionedAsksTheOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, nil)
+		leader := c.leader()
+		f := c.followers()[0]
+		c.partition(f.id)
+		time.Sleep(time.Second) // RPCs already in flight to f land or time out
+		// The leader never sends f the configuration that drops it; only
+		// asking the other members (over the API, here the forwarder) tells f.
+		if err := leader.RemovePeer(context.Background(), f.id); err != nil {
+			t.Fatalf("RemovePeer: %v", err)
+		}
+		waitFor(t, 30*time.Second, "the removed node to notice and stop", func() bool { return !f.IsRunning() })
+		if err := f.Propose([]byte("x")); !errors.Is(err, ErrorRemovedFromCluster) {
+			t.Fatalf("Propose on removed node: got %v, want ErrorRemovedFromCluster", err)
+		}
+	})
+}

@@ -30,6 +30,7 @@ type identity struct {
 	Version    int    `json:"version"`
 	ID         uint64 `json:"id"`
 	ClusterID  uint64 `json:"cluster_id"`
+	Member     bool   `json:"member"` // a configuration has held this node
 	RaftPort   int    `json:"raft_port"`
 	ConfigPort int    `json:"config_port,omitempty"`
 	GossipPort int    `json:"gossip_port,omitempty"`
