@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/canoe-raft/canoe/snapshotpolicy"
 )
@@ -112,9 +111,9 @@ func openStores(dir string, snap snapshotpolicy.Config, logger Logger) (*stores,
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("canoe: create DataDir: %w", err)
 	}
-	bolt, err := raftboltdb.NewBoltStore(filepath.Join(dir, boltFile))
+	bolt, err := openBolt(filepath.Join(dir, boltFile))
 	if err != nil {
-		return nil, fmt.Errorf("canoe: open raft log in %s: %w", dir, err)
+		return nil, err
 	}
 	cache, err := raft.NewLogCache(logCacheSize, bolt)
 	if err != nil {
