@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/canoe-raft/canoe/canoe"
+)
+
+// canoeImpl runs canoe nodes with the LocalProfile timing: node 0 founds the
+// cluster and the others join it through its HTTP API. Proposals go to the
+// leader, or to a follower (which forwards them) when follower is set.
+type canoeImpl struct {
+	nodes    int
+	follower bool
+	ns       []*canoe.Node
+	target   *canoe.Node
+}
+
+func (c *canoeImpl) name() string {
+	if c.follower {
+		return "canoe-follower"
+	}
+	return "canoe-leader"
+}
+
+// canoeCounter is the trivial FSM: it counts the entries applied.
+type canoeCounter struct{ n atomic.Uint64 }
+
+func (f *canoeCounter) Apply(canoe.LogData) error { f.n.Add(1); return nil }
+
+func (f *canoeCounter) Snapshot() (canoe.SnapshotData, error) {
+	return binary.BigEndian.AppendUint64(nil, f.n.Load()), nil
+}
+
+func (f *canoeCounter) Restore(s canoe.SnapshotData) error {
+	if len(s) != 8 {
+		return errors.New("bad snapshot")
+	}
+	f.n.Store(binary.BigEndian.Uint64(s))
+	return nil
+}
+
+func canoeConfig(dir string) *canoe.NodeConfig {
+	return &canoe.NodeConfig{
+		FSM:      &canoeCounter{},
+		BindAddr: "127.0.0.1",
+		DataDir:  dir,
+		Timing:   canoe.LocalProfile(),
+		Logger:   hclog.NewNullLogger(),
+	}
+}
+
+func (c *canoeImpl) start(dir string) error {
+	for i := range c.nodes {
+		cfg := canoeConfig(filepath.Join(dir, fmt.Sprintf("n%d", i)))
+		if i == 0 {
+			cfg.BootstrapNode = true
+		} else {
+			cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", c.ns[0].Self().ConfigPort)}
+		}
+		n, err := canoe.NewNode(cfg)
+		if err != nil {
+			return err
+		}
+		if err := n.Start(); err != nil {
+			return fmt.Errorf("start node %d: %w", i, err)
+		}
+		c.ns = append(c.ns, n)
+	}
+	if err := waitFor(30*time.Second, func() bool { return c.leader() != nil && c.voters() == c.nodes }); err != nil {
+		return fmt.Errorf("canoe cluster did not form: %w", err)
+	}
+	c.target = c.leader()
+	if c.follower {
+		c.target = c.survivor(c.target)
+	}
+	return nil
+}
+
+func (c *canoeImpl) leader() *canoe.Node {
+	for _, n := range c.ns {
+		if n.IsRunning() && n.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+// voters counts the voters in the leader's configuration.
+func (c *canoeImpl) voters() int {
+	l := c.leader()
+	if l == nil {
+		return 0
+	}
+	v := 0
+	for _, p := range l.Peers() {
+		if p.Voter {
+			v++
+		}
+	}
+	return v
+}
+
+// survivor returns a running node other than not.
+func (c *canoeImpl) survivor(not *canoe.Node) *canoe.Node {
+	for _, n := range c.ns {
+		if n != not && n.IsRunning() {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *canoeImpl) propose(ctx context.Context, data []byte) error {
+	return c.target.ProposeContext(ctx, data)
+}
+
+func (c *canoeImpl) stop() {
+	for _, n := range c.ns {
+		n.Stop()
+	}
+}
+
+// stopLeader uses Stop, which is graceful: canoe has no crash API, and a
+// stopping leader first hands leadership to another voter.
+func (c *canoeImpl) stopLeader() (string, error) {
+	l := c.leader()
+	if l == nil {
+		return "", errors.New("no leader")
+	}
+	c.target = c.survivor(l)
+	return "graceful Stop() of the leader (hands leadership over; canoe has no crash API)", l.Stop()
+}
+
+func (c *canoeImpl) proposeSurvivor(ctx context.Context, data []byte) error {
+	return c.target.ProposeContext(ctx, data)
+}
+
+// joinToVoter starts one more node that joins by URL through the leader's
+// HTTP API and returns how long Start took and how long until the leader
+// counts it as a voter, both from the call to NewNode.
+func (c *canoeImpl) joinToVoter(dir string) (started, voter time.Duration, err error) {
+	l := c.leader()
+	if l == nil {
+		return 0, 0, errors.New("no leader")
+	}
+	cfg := canoeConfig(filepath.Join(dir, "joiner"))
+	cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", l.Self().ConfigPort)}
+	t0 := time.Now()
+	n, err := canoe.NewNode(cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := n.Start(); err != nil {
+		return 0, 0, err
+	}
+	started = time.Since(t0)
+	c.ns = append(c.ns, n)
+	id := n.UniqueID()
+	err = waitFor(30*time.Second, func() bool {
+		for _, p := range l.Peers() {
+			if p.ID == id && p.Voter {
+				return true
+			}
+		}
+		return false
+	})
+	return started, time.Since(t0), err
+}
+
+// waitFor polls cond every millisecond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v", d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+func (c *canoeImpl) term() uint64 { return c.target.Status().Term }

@@ -1,0 +1,198 @@
+// Command bench compares canoe with raw hashicorp/raft and dragonboat: three
+// (or -nodes) nodes of each in one process, over TCP on 127.0.0.1, on disk.
+//
+// Each trial of each cell runs in a fresh child process (this binary with
+// -child) on a fresh cluster and fresh data directories, so that memory,
+// CPU and peak RSS belong to one implementation alone. Implementations are
+// interleaved in a rotating order, and each cell reports medians over the
+// trials plus the median of per-trial ratios against raw hashicorp/raft.
+//
+//	go run . [-window 3s] [-trials 5] [-clients 1,16,256] [-payloads 64,1024]
+//	         [-impls canoe-leader,canoe-follower,raft,dragonboat] [-nodes 3]
+//	         [-json FILE] [-cpuprofile PREFIX] [-extras=true]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const resultPrefix = "RESULT "
+
+type options struct {
+	window, warmup time.Duration
+	trials         int
+	clients        []int
+	payloads       []int
+	impls          []string
+	nodes          int
+	jsonFile       string
+	cpuProfile     string
+	extras         bool
+	extraTrials    int
+	dir            string
+	dbElection     uint64
+}
+
+func main() {
+	var o options
+	var clients, payloads, implList, child string
+	flag.DurationVar(&o.window, "window", 3*time.Second, "measuring window per trial")
+	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before the window")
+	flag.IntVar(&o.trials, "trials", 5, "trials per cell")
+	flag.StringVar(&clients, "clients", "1,16,256", "concurrent proposers (comma list)")
+	flag.StringVar(&payloads, "payloads", "64,1024", "payload sizes in bytes (comma list)")
+	flag.StringVar(&implList, "impls", "canoe-leader,canoe-follower,raft,dragonboat", "implementations (comma list of "+implNames()+")")
+	flag.IntVar(&o.nodes, "nodes", 3, "nodes per cluster")
+	flag.StringVar(&o.jsonFile, "json", "", "also write the JSON lines to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.c<clients>.p<payload>.t<trial>")
+	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
+	flag.IntVar(&o.extraTrials, "extra-trials", 3, "trials of each extra measurement")
+	flag.StringVar(&o.dir, "dir", "", "parent of the temporary data dirs (default: the system temp dir)")
+	flag.Uint64Var(&o.dbElection, "db-election-rtt", 10, "dragonboat ElectionRTT (x RTTMillisecond 1 ms)")
+	flag.StringVar(&child, "child", "", "internal: run one trial described by this JSON spec")
+	flag.Parse()
+
+	if child != "" {
+		var sp spec
+		if err := json.Unmarshal([]byte(child), &sp); err != nil {
+			fmt.Fprintln(os.Stderr, "bad -child spec:", err)
+			os.Exit(2)
+		}
+		b, _ := json.Marshal(runChild(sp))
+		fmt.Printf("%s%s\n", resultPrefix, b)
+		return
+	}
+
+	var err error
+	if o.clients, err = intList(clients); err != nil {
+		fatalf("-clients: %v", err)
+	}
+	if o.payloads, err = intList(payloads); err != nil {
+		fatalf("-payloads: %v", err)
+	}
+	for _, name := range strings.Split(implList, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := impls[name]; !ok {
+			fatalf("-impls: unknown %q (have %s)", name, implNames())
+		}
+		o.impls = append(o.impls, name)
+	}
+	if o.trials < 1 || o.nodes < 1 {
+		fatalf("-trials and -nodes must be positive")
+	}
+	var jsonOut io.Writer = io.Discard
+	if o.jsonFile != "" {
+		f, err := os.Create(o.jsonFile)
+		if err != nil {
+			fatalf("-json: %v", err)
+		}
+		defer f.Close()
+		jsonOut = f
+	}
+	began := time.Now()
+	fmt.Printf("# canoe comparative benchmark: %d nodes, window %v, warm-up %v, %d trials, impls %s\n",
+		o.nodes, o.window, o.warmup, o.trials, strings.Join(o.impls, ","))
+	fmt.Printf("# machine: %s; dragonboat ElectionRTT %d, HeartbeatRTT 1, RTTMillisecond 1\n", machineInfo(), o.dbElection)
+	cells := runMatrix(o, jsonOut)
+	var ext []result
+	if o.extras {
+		ext = runExtras(o, jsonOut)
+	}
+	fmt.Println()
+	printTable(os.Stdout, o, cells)
+	if len(ext) > 0 {
+		fmt.Println()
+		printExtras(os.Stdout, ext)
+	}
+	fmt.Printf("\n# total time %v; load average now %s\n", time.Since(began).Round(time.Second), loadAvg())
+}
+
+func fatalf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, f+"\n", a...)
+	os.Exit(2)
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runSpec runs sp in a child process and returns its result.
+func runSpec(sp spec, timeout time.Duration) result {
+	fail := func(err error) result {
+		return result{Kind: sp.Kind, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial, Err: err.Error()}
+	}
+	dir, err := os.MkdirTemp(sp.Dir, "canoe-bench-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(dir)
+	sp.Dir = dir
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	b, _ := json.Marshal(sp)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-child", string(b))
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr
+	runErr := cmd.Run()
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), resultPrefix); ok {
+			var r result
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				return fail(err)
+			}
+			return r
+		}
+	}
+	if runErr == nil {
+		runErr = fmt.Errorf("child printed no result")
+	}
+	return fail(fmt.Errorf("child: %w", runErr))
+}
+
+func emit(w io.Writer, prefix string, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Printf("%s %s\n", prefix, b)
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+func machineInfo() string {
+	return fmt.Sprintf("%d CPUs, load average %s", numCPU(), loadAvg())
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// spec is what a child process runs: one trial of one cell, or one extra
+// measurement.
+type spec struct {
+	Kind       string        `json:"kind"` // "cell", "failover" or "join"
+	Impl       string        `json:"impl"`
+	Nodes      int           `json:"nodes"`
+	Clients    int           `json:"clients,omitempty"`
+	Payload    int           `json:"payload,omitempty"`
+	Trial      int           `json:"trial"`
+	Warmup     time.Duration `json:"warmup,omitempty"`
+	Window     time.Duration `json:"window,omitempty"`
+	Dir        string        `json:"dir"`
+	CPUProfile string        `json:"cpuprofile,omitempty"`
+	DBElection uint64        `json:"db_election_rtt,omitempty"`
+}
+
+// result is what one child reports.
+type result struct {
+	Kind    string `json:"kind"`
+	Impl    string `json:"impl"`
+	Nodes   int    `json:"nodes"`
+	Clients int    `json:"clients,omitempty"`
+	Payload int    `json:"payload,omitempty"`
+	Trial   int    `json:"trial"`
+	Err     string `json:"error,omitempty"` // the trial failed
+
+	// cells
+	Ops         int64   `json:"ops,omitempty"`
+	OpsPerSec   float64 `json:"ops_per_s,omitempty"`
+	P50us       float64 `json:"p50_us,omitempty"`
+	P99us       float64 `json:"p99_us,omitempty"`
+	Errors      int64   `json:"errors,omitempty"` // failed proposals
+	FirstError  string  `json:"first_error,omitempty"`
+	AllocsPerOp float64 `json:"allocs_per_op,omitempty"`
+	BytesPerOp  float64 `json:"bytes_per_op,omitempty"`
+	CPUPer1k    float64 `json:"cpu_s_per_1k_ops,omitempty"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
+	StartSec    float64 `json:"cluster_start_s,omitempty"`
+	NewTerms    uint64  `json:"new_terms_in_window,omitempty"` // elections seen by the proposing node
+
+	// extras
+	How        string  `json:"how,omitempty"`
+	StopMs     float64 `json:"stop_ms,omitempty"`
+	FailoverMs float64 `json:"failover_ms,omitempty"`
+	StartedMs  float64 `json:"join_start_returned_ms,omitempty"`
+	VoterMs    float64 `json:"join_to_voter_ms,omitempty"`
+}
+
+// runChild runs sp in this process.
+func runChild(sp spec) result {
+	r := result{Kind: sp.Kind, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial}
+	mk, ok := impls[sp.Impl]
+	if !ok {
+		r.Err = "unknown impl " + sp.Impl
+		return r
+	}
+	im := mk(sp.Nodes)
+	if et, ok := im.(electionTuner); ok && sp.DBElection > 0 {
+		et.setElectionRTT(sp.DBElection)
+	}
+	var err error
+	switch sp.Kind {
+	case "cell":
+		err = runCell(im, sp, &r)
+	case "failover":
+		err = runFailover(im, sp, &r)
+	case "join":
+		err = runJoin(im, sp, &r)
+	default:
+		err = fmt.Errorf("unknown kind %q", sp.Kind)
+	}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	return r
+}
+
+// runCell starts a fresh cluster, runs sp.Clients proposers that loop
+// propose-and-wait through a warm-up and then a measuring window, and
+// records the latency of every proposal completed inside the window.
+func runCell(im impl, sp spec, r *result) error {
+	t0 := time.Now()
+	if err := im.start(sp.Dir); err != nil {
+		im.stop()
+		return fmt.Errorf("start: %w", err)
+	}
+	defer im.stop()
+	r.StartSec = time.Since(t0).Seconds()
+
+	var (
+		stop, measuring atomic.Bool
+		errCount        atomic.Int64
+		firstErr        atomic.Value
+		wg              sync.WaitGroup
+		lat             = make([][]time.Duration, sp.Clients)
+	)
+	for c := range sp.Clients {
+		buf := make([]byte, sp.Payload)
+		rand.Read(buf)
+		lat[c] = make([]time.Duration, 0, 1<<14)
+		wg.Go(func() {
+			for !stop.Load() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				s := time.Now()
+				err := im.propose(ctx, buf)
+				d := time.Since(s)
+				cancel()
+				if err != nil {
+					if errCount.Add(1) == 1 {
+						firstErr.Store(err.Error())
+					}
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if measuring.Load() {
+					lat[c] = append(lat[c], d)
+				}
+			}
+		})
+	}
+	time.Sleep(sp.Warmup)
+
+	var m0, m1 runtime.MemStats
+	if sp.CPUProfile != "" {
+		f, err := os.Create(sp.CPUProfile)
+		if err == nil {
+			defer f.Close()
+			pprof.StartCPUProfile(f)
+		}
+	}
+	runtime.ReadMemStats(&m0)
+	cpu0, _ := rusage()
+	errs0 := errCount.Load()
+	var term0 uint64
+	if tm, ok := im.(termer); ok {
+		term0 = tm.term()
+	}
+	start := time.Now()
+	measuring.Store(true)
+	time.Sleep(sp.Window)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	cpu1, _ := rusage()
+	runtime.ReadMemStats(&m1)
+	errs1 := errCount.Load()
+	if tm, ok := im.(termer); ok {
+		r.NewTerms = tm.term() - term0
+	}
+	if sp.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	ops := int64(len(all))
+	r.Ops = ops
+	r.Errors = errs1 - errs0
+	if s, ok := firstErr.Load().(string); ok {
+		r.FirstError = s
+	}
+	if ops == 0 {
+		return errors.New("no proposal completed in the window")
+	}
+	r.OpsPerSec = float64(ops) / elapsed.Seconds()
+	r.P50us = float64(percentile(all, 0.50)) / 1e3
+	r.P99us = float64(percentile(all, 0.99)) / 1e3
+	r.AllocsPerOp = float64(m1.Mallocs-m0.Mallocs) / float64(ops)
+	r.BytesPerOp = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(ops)
+	r.CPUPer1k = (cpu1 - cpu0).Seconds() / float64(ops) * 1000
+	_, rss := rusage()
+	r.PeakRSSMiB = float64(rss) / (1 << 20)
+	return nil
+}
+
+// runFailover starts a cluster, makes a few proposals, stops the leader and
+// measures the time from the stop call to the first write acknowledged by
+// the survivors (written after the stop returned).
+func runFailover(im impl, sp spec, r *result) error {
+	fi, ok := im.(failoverImpl)
+	if !ok {
+		return fmt.Errorf("%s cannot stop its leader", sp.Impl)
+	}
+	if err := im.start(sp.Dir); err != nil {
+		im.stop()
+		return fmt.Errorf("start: %w", err)
+	}
+	defer im.stop()
+	data := make([]byte, 64)
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := im.propose(ctx, data)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("warm-up proposal: %w", err)
+		}
+	}
+	t0 := time.Now()
+	how, err := fi.stopLeader()
+	r.StopMs = float64(time.Since(t0).Microseconds()) / 1e3
+	r.How = how
+	if err != nil {
+		return fmt.Errorf("stop leader: %w", err)
+	}
+	deadline := t0.Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		err := fi.proposeSurvivor(ctx, data)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no write acknowledged within 30s: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.FailoverMs = float64(time.Since(t0).Microseconds()) / 1e3
+	return nil
+}
+
+// runJoin starts a canoe cluster and measures a further node joining by URL
+// until the leader counts it as a voter.
+func runJoin(im impl, sp spec, r *result) error {
+	c, ok := im.(*canoeImpl)
+	if !ok {
+		return fmt.Errorf("join is measured for canoe only, not %s", sp.Impl)
+	}
+	if err := im.start(sp.Dir); err != nil {
+		im.stop()
+		return fmt.Errorf("start: %w", err)
+	}
+	defer im.stop()
+	started, voter, err := c.joinToVoter(sp.Dir)
+	r.How = "NewNode+Start with BootstrapPeers http://<leader config port>, until leader's Peers() shows it Voter"
+	r.StartedMs = float64(started.Microseconds()) / 1e3
+	r.VoterMs = float64(voter.Microseconds()) / 1e3
+	return err
+}
