@@ -19,7 +19,7 @@ const (
 	identityFile = "canoe.json" // node ID and the ports it was given
 	boltFile     = "raft.db"    // raft log and stable store
 	snapshotDir  = "snapshots"  // FileSnapshotStore's folder
-	logCacheSize = 512          // recent entries kept in memory
+	logCacheSize = 64           // recent entries kept in memory; a batch entry holds up to 1 MiB
 	identityVer  = 1            // version of identityFile's format
 	dirPerm      = fs.FileMode(0o750)
 )
