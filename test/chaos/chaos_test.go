@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 
 // tier says how much to run: the bounded default, or CANOE_CHAOS=long.
 type tier struct {
+	long      bool
 	schedules int
 	sizes     []int // cluster sizes, used in turn
 	faults    int   // faults per schedule
@@ -33,7 +34,7 @@ type tier struct {
 func chooseTier(t *testing.T) tier {
 	tr := tier{schedules: 3, sizes: []int{3}, faults: 5}
 	if os.Getenv("CANOE_CHAOS") == "long" {
-		tr = tier{schedules: 20, sizes: []int{3, 5}, faults: 14}
+		tr = tier{long: true, schedules: 20, sizes: []int{3, 5}, faults: 14}
 	}
 	if s := os.Getenv("CANOE_CHAOS_SCHEDULES"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -64,13 +65,21 @@ func masterSeed(t *testing.T) int64 {
 	return time.Now().UnixNano() % 1_000_000_000
 }
 
-// step is one fault of a schedule.
+// step is one fault of a schedule. target, other and via are positions in
+// the current member list (ascending node index), which membership faults
+// change.
 type step struct {
 	kind     string
 	leader   bool // aim at the current leader (else target)
 	target   int
-	other    int // split: the other end of the cut link
+	other    int // split: the other end of the cut link; membership: the member a new node joins through
 	dur, gap time.Duration
+	// membership: replace removes an original member (target, or the
+	// leader) and then adds a fresh node in its place; otherwise a fresh
+	// node joins, serves for dur and is removed. The DELETE /peers goes to
+	// member via of the members at that moment.
+	replace bool
+	via     int
 }
 
 func (s step) String() string {
@@ -78,25 +87,55 @@ func (s step) String() string {
 	if s.leader {
 		who = "leader"
 	}
-	if s.kind == "split" {
+	switch s.kind {
+	case "split":
 		who = fmt.Sprintf("link %d-%d", s.target, s.other)
-	}
-	if s.kind == "flaky" {
+	case "flaky":
 		who = "all links"
+	case "membership":
+		if s.replace {
+			return fmt.Sprintf("membership: remove %s via member %d, add a fresh node (joining via member %d) after %v", who, s.via, s.other, s.dur)
+		}
+		return fmt.Sprintf("membership: a fresh node joins via member %d, serves for %v, removed via member %d", s.other, s.dur, s.via)
 	}
 	return fmt.Sprintf("%s %s for %v", s.kind, who, s.dur)
 }
 
 var faultKinds = []string{"kill", "kill-burst", "pause-leader", "isolate", "split", "flaky", "restart"}
 
+// membershipSeed says whether a bounded-tier schedule gets a membership
+// fault: one in three seeds, so exactly one of the three consecutive
+// seeds of a bounded run, and a replay (CANOE_CHAOS_SEED=s) draws the same
+// schedule as the run it came from.
+func membershipSeed(seed int64) bool { return seed%3 == 0 }
+
 // makeSchedule draws a fault schedule from seed: one fault at a time, each
-// undone before the next.
-func makeSchedule(seed int64, n, faults int) []step {
+// undone before the next. The long tier draws membership faults like any
+// other kind; the bounded tier puts one membership fault at a random place
+// of the schedules whose seed membershipSeed picks.
+func makeSchedule(seed int64, n, faults int, long bool) []step {
 	rng := rand.New(rand.NewSource(seed))
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rng.Intn(hi-lo+1)) * time.Millisecond }
+	kinds := faultKinds
+	if long {
+		kinds = append(slices.Clone(faultKinds), "membership")
+	}
+	membership := func(s *step) {
+		s.kind = "membership"
+		s.replace = n >= 2 && rng.Intn(2) == 0
+		s.other = rng.Intn(n)
+		if s.replace {
+			s.via = rng.Intn(n)
+			s.dur = ms(300, 1500)
+		} else {
+			s.leader = false
+			s.via = rng.Intn(n + 1)
+			s.dur = ms(1000, 3000)
+		}
+	}
 	var out []step
 	for range faults {
-		s := step{kind: faultKinds[rng.Intn(len(faultKinds))], target: rng.Intn(n), leader: rng.Intn(2) == 0, gap: ms(300, 1200)}
+		s := step{kind: kinds[rng.Intn(len(kinds))], target: rng.Intn(n), leader: rng.Intn(2) == 0, gap: ms(300, 1200)}
 		switch s.kind {
 		case "kill", "restart":
 			s.dur = ms(100, 1500)
@@ -113,8 +152,15 @@ func makeSchedule(seed int64, n, faults int) []step {
 		case "flaky":
 			s.leader = false
 			s.dur = ms(1000, 3000)
+		case "membership":
+			membership(&s)
 		}
 		out = append(out, s)
+	}
+	if !long && membershipSeed(seed) && len(out) > 0 {
+		s := &out[rng.Intn(len(out))]
+		*s = step{target: rng.Intn(n), leader: rng.Intn(2) == 0, gap: s.gap}
+		membership(s)
 	}
 	return out
 }
@@ -133,7 +179,7 @@ func TestChaos(t *testing.T) {
 		s := seed + int64(i)
 		n := tr.sizes[i%len(tr.sizes)]
 		t.Run(fmt.Sprintf("seed=%d/n=%d", s, n), func(t *testing.T) {
-			r := runSchedule(t, bin, s, n, tr.faults, i)
+			r := runSchedule(t, bin, s, n, tr, i)
 			reports = append(reports, r)
 		})
 	}
@@ -178,7 +224,7 @@ func summary(t *testing.T, reports []*report) {
 
 // runSchedule boots a fresh cluster of n nodes, runs the workload through
 // the schedule drawn from seed, heals, settles and checks.
-func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *report {
+func runSchedule(t *testing.T, bin string, seed int64, n int, tr tier, run int) *report {
 	dir := t.TempDir()
 	if d := os.Getenv("CANOE_CHAOS_OUT"); d != "" {
 		dir = filepath.Join(outDir(d), fmt.Sprintf("seed-%d", seed))
@@ -187,7 +233,7 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 			t.Fatal(err)
 		}
 	}
-	sched := makeSchedule(seed, n, faults)
+	sched := makeSchedule(seed, n, tr.faults, tr.long)
 	r := &report{seed: seed, nodes: n, faults: map[string]int{}}
 	began := time.Now()
 	c := newCluster(t, bin, dir, n, run, seed)
@@ -196,8 +242,8 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 	t.Cleanup(stop)
 	logf := func(format string, args ...any) { t.Logf("+%v "+format, append([]any{c.since()}, args...)...) }
 	dumpLogs := func() {
-		for _, p := range c.nodes {
-			t.Logf("---- node %d (%s) log tail:\n%s", p.idx, p.logPath, p.logTail(40))
+		for _, p := range c.procs() {
+			t.Logf("---- node %d (id %d, %s) log tail:\n%s", p.idx, p.id, p.logPath, p.logTail(40))
 		}
 	}
 	if err := c.boot(); err != nil {
@@ -235,15 +281,20 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 		}
 	}
 	for i, s := range sched {
-		target := s.target
+		members := c.memberIdx()
+		target := members[s.target%len(members)]
 		if s.leader {
 			if l := c.leader(); l >= 0 {
 				target = l
 			}
 		}
-		p := c.nodes[target]
+		p := c.proc(target)
 		r.faults[s.kind]++
-		logf("fault %d/%d: %v (node %d)", i+1, len(sched), s, target)
+		if s.kind == "membership" && !s.replace {
+			logf("fault %d/%d: %v", i+1, len(sched), s)
+		} else {
+			logf("fault %d/%d: %v (node %d)", i+1, len(sched), s, target)
+		}
 		switch s.kind {
 		case "kill":
 			if err := c.kill(p, syscall.SIGKILL); err != nil {
@@ -276,30 +327,37 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 				problem("SIGCONT node %d: %v", target, err)
 			}
 		case "isolate":
-			others := make([]int, 0, n)
-			for j := range n {
-				others = append(others, j)
-			}
-			c.net.block(target, others...)
+			c.net.block(target, members...)
 			time.Sleep(s.dur)
 			c.net.heal()
 		case "split":
-			c.net.block(s.target, s.other)
+			c.net.block(target, members[s.other%len(members)])
 			time.Sleep(s.dur)
 			c.net.heal()
 		case "flaky":
 			c.net.setFlaky(20*time.Millisecond, 0.01)
 			time.Sleep(s.dur)
 			c.net.heal()
+		case "membership":
+			m := &memberFault{c: c, kv: kv, logf: logf, problem: problem}
+			if s.replace {
+				m.replace(s, target)
+			} else {
+				m.extra(s)
+			}
+			r.membership = append(r.membership, m.notes...)
 		}
 		time.Sleep(s.gap)
 	}
 	lastFault := time.Now()
 	logf("faults over; waiting for the cluster to serve again")
 
-	// Serving again: an append and a linearizable read on every node.
+	// Serving again: an append and a linearizable read on every member.
+	// From here on the members are fixed: the final checks cover exactly
+	// them, and removed nodes (stopped at their removal) are left out.
+	members := c.memberIdx()
 	recovered := waitFor(20*time.Second, func() bool {
-		for i := range c.nodes {
+		for _, i := range members {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			op := kv.do(ctx, h.clientID(), opLinGet, i, keys[0], "")
 			cancel()
@@ -309,7 +367,7 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		return kv.do(ctx, h.clientID(), opAppend, 0, "fence", fmt.Sprintf("fence.%d", time.Now().UnixNano())).Out == outOK
+		return kv.do(ctx, h.clientID(), opAppend, members[0], "fence", fmt.Sprintf("fence.%d", time.Now().UnixNano())).Out == outOK
 	})
 	r.recovery = time.Since(lastFault)
 	if !recovered {
@@ -318,16 +376,16 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 	time.Sleep(500 * time.Millisecond)
 	stopLoad()
 
-	// Settle: a last append, then every node's final lists by linearizable
-	// reads, which must agree.
+	// Settle: a last append, then every member's final lists by
+	// linearizable reads, which must agree.
 	final := map[string][]string{}
 	if recovered {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if op := kv.do(ctx, h.clientID(), opAppend, 0, "fence", "fence.final"); op.Out != outOK {
+		if op := kv.do(ctx, h.clientID(), opAppend, members[0], "fence", "fence.final"); op.Out != outOK {
 			problem("final append failed: %s", op.ErrKind)
 		}
 		cancel()
-		for i := range c.nodes {
+		for j, i := range members {
 			for _, k := range append([]string{"fence"}, keys...) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				op := kv.do(ctx, h.clientID(), opLinGet, i, k, "")
@@ -335,26 +393,31 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 				switch {
 				case op.Out != outOK:
 					problem("final linearizable read of %s at node %d failed: %s", k, i, op.ErrKind)
-				case i == 0:
+				case j == 0:
 					final[k] = op.Values
 				case !slices.Equal(final[k], op.Values):
-					problem("final lists of %s differ: node 0 has %d values, node %d has %d", k, len(final[k]), i, len(op.Values))
+					problem("final lists of %s differ: node %d has %d values, node %d has %d", k, members[0], len(final[k]), i, len(op.Values))
 				}
 			}
 		}
-		// Every node has applied the final append: applied index, command
-		// count and state hash must be equal now.
+		// Every member has applied the final append: applied index, command
+		// count and state hash must be equal now, and every member's
+		// configuration must hold exactly the members, all voters.
+		ps := c.memberProcs()
 		var sts []*nodeStatus
+		var views []string
 		agree := waitFor(10*time.Second, func() bool {
-			sts = c.statuses(context.Background(), time.Second)
-			for _, st := range sts {
-				if st == nil || st.AppliedIndex != sts[0].AppliedIndex || st.Hash != sts[0].Hash || st.Commands != sts[0].Commands {
+			sts = c.statuses(context.Background(), time.Second, ps)
+			views = c.memberViews(ps)
+			for j, st := range sts {
+				if st == nil || st.AppliedIndex != sts[0].AppliedIndex || st.Hash != sts[0].Hash || st.Commands != sts[0].Commands || views[j] != "" {
 					return false
 				}
 			}
 			return true
 		})
-		for i, st := range sts {
+		for j, st := range sts {
+			i := ps[j].idx
 			if st != nil {
 				r.snapshots[0] += st.SnapsTaken
 				r.snapshots[1] += st.SnapsRestored
@@ -364,10 +427,17 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 			} else if !agree {
 				problem("node %d does not answer /status", i)
 			}
+			if !agree && views[j] != "" {
+				problem("node %d: %s", i, views[j])
+			}
 		}
 		if !agree {
-			problem("nodes disagree on applied index, command count or state hash 10s after the final append")
+			problem("members disagree on applied index, command count, state hash or membership 10s after the final append")
 		}
+	}
+	// Removed nodes stayed stopped, and exit cleanly on SIGTERM.
+	for _, p := range c.removedProcs() {
+		(&memberFault{c: c, kv: kv, logf: logf, problem: problem}).finalCheck(p)
 	}
 	pollCancel()
 	pollWG.Wait()
@@ -404,7 +474,7 @@ func runSchedule(t *testing.T, bin string, seed int64, n, faults, run int) *repo
 	if len(r.problems) > 0 {
 		dumpLogs()
 		long := ""
-		if faults != 5 {
+		if tr.long {
 			long = "CANOE_CHAOS=long "
 		}
 		t.Errorf("chaos schedule failed (replay: %sCANOE_CHAOS_SEED=%d CANOE_CHAOS_SCHEDULES=1 CANOE_CHAOS_NODES=%d); schedule: %v",

@@ -142,6 +142,7 @@ type report struct {
 	snapshots      [2]int // taken, restored (summed over live processes)
 	proxyStats     map[string]int
 	unknownConns   int
+	membership     []string // what membership faults did and saw
 }
 
 func (r *report) String() string {
@@ -184,6 +185,9 @@ func (r *report) String() string {
 		fmt.Fprintf(&b, " %s=%d", k, r.proxyStats[k])
 	}
 	fmt.Fprintf(&b, " unidentified_conns=%d", r.unknownConns)
+	for _, m := range r.membership {
+		fmt.Fprintf(&b, "\n  membership: %s", m)
+	}
 	if len(r.problems) == 0 {
 		fmt.Fprintf(&b, "\n  all checks passed")
 	}

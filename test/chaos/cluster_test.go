@@ -12,12 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/httpconfig"
 )
 
 // buildNode builds test/chaos/node into dir (with -race when this test
@@ -67,6 +70,8 @@ type proc struct {
 	adv                                string // advertised address, served by faultNet
 	raftPort, apiPort, gossipPort, kvP int
 	dataDir, logPath                   string
+	bootstrap                          bool   // founds the cluster (node 0)
+	join                               string // -join URL ("": none)
 
 	mu       sync.Mutex // guards cmd, exited, expected, paused, starts
 	cmd      *exec.Cmd
@@ -81,12 +86,16 @@ type cluster struct {
 	t      testing.TB
 	bin    string
 	dir    string
-	nodes  []*proc
+	run    int
 	net    *faultNet
 	client *http.Client
+	api    *httpconfig.Client // the nodes' canoe HTTP API
 	start  time.Time
 
 	mu         sync.Mutex // guards the fields below
+	nodes      []*proc    // every node of the schedule, by index; grows with membership faults
+	members    []int      // indices of the current members, ascending
+	removed    []int      // indices of the nodes membership faults removed
 	unexpected []string   // processes that exited without the schedule ending them
 	leaders    map[uint64]map[uint64]bool
 	leaderObs  int // LeaderChanged lines printed by the nodes
@@ -101,25 +110,104 @@ func advAddr(run, idx int) string {
 
 func newCluster(t testing.TB, bin, dir string, n, run int, seed int64) *cluster {
 	c := &cluster{
-		t: t, bin: bin, dir: dir, net: newFaultNet(seed),
+		t: t, bin: bin, dir: dir, run: run, net: newFaultNet(seed),
 		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
+		api:     httpconfig.NewClient(nil, nil),
 		leaders: map[uint64]map[uint64]bool{},
 		start:   time.Now(),
 	}
 	for i := range n {
-		p := &proc{
-			idx: i, id: uint64(0xc0de00 + i), adv: advAddr(run, i),
-			raftPort: freePort(t), apiPort: freePort(t), gossipPort: freePort(t), kvP: freePort(t),
-			dataDir: filepath.Join(dir, fmt.Sprintf("n%d", i)),
-			logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i)),
+		join := ""
+		if i > 0 {
+			join = c.nodes[0].joinURL()
 		}
-		if err := c.net.addNode(i, p.adv, p.gossipPort, p.raftPort, p.apiPort); err != nil {
+		if _, err := c.newProc(join); err != nil {
 			c.net.close()
-			t.Fatalf("proxy for node %d: %v", i, err)
+			t.Fatal(err)
 		}
-		c.nodes = append(c.nodes, p)
+		c.members = append(c.members, i)
 	}
+	c.nodes[0].bootstrap = true
 	return c
+}
+
+// newProc adds the next node (index len(c.nodes), ID 0xc0de00+index, a
+// fresh data dir) with its proxies, not yet started and not yet a member;
+// join is its -join URL.
+func (c *cluster) newProc(join string) (*proc, error) {
+	c.mu.Lock()
+	i := len(c.nodes)
+	c.mu.Unlock()
+	p := &proc{
+		idx: i, id: uint64(0xc0de00 + i), adv: advAddr(c.run, i),
+		raftPort: freePort(c.t), apiPort: freePort(c.t), gossipPort: freePort(c.t), kvP: freePort(c.t),
+		dataDir: filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
+		logPath: filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
+		join:    join,
+	}
+	if err := c.net.addNode(i, p.adv, p.gossipPort, p.raftPort, p.apiPort); err != nil {
+		return nil, fmt.Errorf("proxy for node %d: %v", i, err)
+	}
+	c.mu.Lock()
+	c.nodes = append(c.nodes, p)
+	c.mu.Unlock()
+	return p, nil
+}
+
+// joinURL is p's canoe HTTP API as the other nodes reach it: through the
+// proxy, so faults apply to joins and forwarded requests.
+func (p *proc) joinURL() string {
+	return "http://" + net.JoinHostPort(p.adv, strconv.Itoa(p.apiPort))
+}
+
+// apiURL is p's canoe HTTP API as the test reaches it: directly, like the
+// KV API, since the test is no node.
+func (p *proc) apiURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(p.apiPort)
+}
+
+// proc returns node idx.
+func (c *cluster) proc(idx int) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[idx]
+}
+
+// procs returns every node of the schedule, removed ones included.
+func (c *cluster) procs() []*proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*proc(nil), c.nodes...)
+}
+
+// memberIdx returns the indices of the current members.
+func (c *cluster) memberIdx() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.members...)
+}
+
+// memberProcs returns the current members.
+func (c *cluster) memberProcs() []*proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*proc, len(c.members))
+	for i, idx := range c.members {
+		out[i] = c.nodes[idx]
+	}
+	return out
+}
+
+// setMember makes node idx a member (a workload target, covered by the
+// final checks) or not.
+func (c *cluster) setMember(idx int, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = slices.DeleteFunc(c.members, func(i int) bool { return i == idx })
+	if on {
+		c.members = append(c.members, idx)
+		slices.Sort(c.members)
+	}
 }
 
 func (c *cluster) args(p *proc) []string {
@@ -129,10 +217,11 @@ func (c *cluster) args(p *proc) []string {
 		"-gossip-port", strconv.Itoa(p.gossipPort), "-kv-port", strconv.Itoa(p.kvP),
 		"-bind", "127.0.0.1", "-advertise", p.adv,
 	}
-	if p.idx == 0 {
+	if p.bootstrap {
 		a = append(a, "-bootstrap")
-	} else {
-		a = append(a, "-join", "http://"+net.JoinHostPort(c.nodes[0].adv, strconv.Itoa(c.nodes[0].apiPort)))
+	}
+	if p.join != "" {
+		a = append(a, "-join", p.join)
 	}
 	return a
 }
@@ -252,12 +341,13 @@ func (c *cluster) pause(p *proc, on bool) error {
 
 // stopAll ends every process and the proxies, and waits for them.
 func (c *cluster) stopAll() {
-	for _, p := range c.nodes {
+	for _, p := range c.procs() {
 		_ = c.kill(p, syscall.SIGKILL)
 	}
 	c.procWG.Wait()
 	c.net.close()
 	c.client.CloseIdleConnections()
+	c.api.Close()
 }
 
 func (p *proc) kvURL(path string) string {
@@ -316,7 +406,7 @@ func (c *cluster) poll(ctx context.Context, interval time.Duration) (maxNoLeader
 	defer tick.Stop()
 	for {
 		now := time.Now()
-		sts := c.statuses(ctx, 500*time.Millisecond)
+		sts := c.statuses(ctx, 500*time.Millisecond, c.procs())
 		have := false
 		for _, st := range sts {
 			if st != nil && st.LeaderTerm > 0 {
@@ -337,11 +427,11 @@ func (c *cluster) poll(ctx context.Context, interval time.Duration) (maxNoLeader
 	}
 }
 
-// statuses asks every node in parallel; nil for nodes that did not answer.
-func (c *cluster) statuses(ctx context.Context, timeout time.Duration) []*nodeStatus {
-	out := make([]*nodeStatus, len(c.nodes))
+// statuses asks the nodes ps in parallel; nil for nodes that did not answer.
+func (c *cluster) statuses(ctx context.Context, timeout time.Duration, ps []*proc) []*nodeStatus {
+	out := make([]*nodeStatus, len(ps))
 	var wg sync.WaitGroup
-	for i, p := range c.nodes {
+	for i, p := range ps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -356,13 +446,14 @@ func (c *cluster) statuses(ctx context.Context, timeout time.Duration) []*nodeSt
 	return out
 }
 
-// leader returns the index of the node that reports itself leader in the
+// leader returns the index of the member that reports itself leader in the
 // highest term, or -1.
 func (c *cluster) leader() int {
 	best, term := -1, uint64(0)
-	for i, st := range c.statuses(context.Background(), 500*time.Millisecond) {
+	ps := c.memberProcs()
+	for i, st := range c.statuses(context.Background(), 500*time.Millisecond, ps) {
 		if st != nil && st.LeaderTerm > term {
-			best, term = i, st.LeaderTerm
+			best, term = ps[i].idx, st.LeaderTerm
 		}
 	}
 	return best
@@ -383,20 +474,21 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 // boot starts node 0, waits for it to lead, then starts the others one by
 // one, and waits until every node is a voter that knows the leader.
 func (c *cluster) boot() error {
-	if err := c.startProc(c.nodes[0]); err != nil {
+	ps := c.memberProcs()
+	if err := c.startProc(ps[0]); err != nil {
 		return err
 	}
 	if !waitFor(15*time.Second, func() bool { return c.leader() == 0 }) {
 		return errors.New("node 0 did not become leader within 15s")
 	}
-	for _, p := range c.nodes[1:] {
+	for _, p := range ps[1:] {
 		if err := c.startProc(p); err != nil {
 			return err
 		}
 	}
-	n := len(c.nodes)
+	n := len(ps)
 	ok := waitFor(30*time.Second, func() bool {
-		for _, st := range c.statuses(context.Background(), time.Second) {
+		for _, st := range c.statuses(context.Background(), time.Second, ps) {
 			if st == nil || st.Voters != n || st.LeaderID == 0 {
 				return false
 			}

@@ -96,7 +96,7 @@ type errorBody struct {
 
 // do runs one operation against node idx and records it.
 func (k *kvClient) do(ctx context.Context, client int, kind opKind, idx int, key, val string) histOp {
-	p := k.c.nodes[idx]
+	p := k.c.proc(idx)
 	op := histOp{Client: client, Kind: kind, Key: key, Val: val, Node: idx}
 	var method, path string
 	switch kind {
@@ -153,7 +153,7 @@ func refused(err error) bool {
 
 // runClients runs n clients until ctx ends: appends of unique values (half
 // of the operations), plain reads and linearizable reads, each against a
-// random node. It returns when all clients have stopped.
+// random current member. It returns when all clients have stopped.
 func (k *kvClient) runClients(ctx context.Context, n int, seed int64, tag string, keys []string) {
 	var wg sync.WaitGroup
 	for c := range n {
@@ -164,7 +164,8 @@ func (k *kvClient) runClients(ctx context.Context, n int, seed int64, tag string
 			id := k.h.clientID()
 			for seq := 0; ctx.Err() == nil; seq++ {
 				key := keys[rng.Intn(len(keys))]
-				idx := rng.Intn(len(k.c.nodes))
+				members := k.c.memberIdx()
+				idx := members[rng.Intn(len(members))]
 				kind := opAppend
 				switch r := rng.Intn(4); r {
 				case 2:
