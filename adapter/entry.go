@@ -66,7 +66,7 @@ func DecodeProposals(data []byte) ([][]byte, error) {
 		return [][]byte{data[1:]}, nil
 	case KindBatch:
 		rest := data[1:]
-		n, k := binary.Uvarint(rest)
+		n, k := uvarint(rest)
 		if k <= 0 {
 			return nil, fmt.Errorf("%w: bad batch count", ErrMalformedEntry)
 		}
@@ -78,7 +78,7 @@ func DecodeProposals(data []byte) ([][]byte, error) {
 		}
 		items := make([][]byte, 0, n)
 		for i := uint64(0); i < n; i++ {
-			l, k := binary.Uvarint(rest)
+			l, k := uvarint(rest)
 			if k <= 0 || l > uint64(len(rest)-k) {
 				return nil, fmt.Errorf("%w: batch item %d truncated", ErrMalformedEntry, i)
 			}
@@ -93,6 +93,26 @@ func DecodeProposals(data []byte) ([][]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: kind %d is not a proposal", ErrMalformedEntry, data[0])
 	}
+}
+
+// uvarint reads a canonically encoded uvarint (binary.Uvarint also accepts
+// overlong encodings, which would give one entry two spellings); k <= 0
+// means malformed.
+func uvarint(b []byte) (v uint64, k int) {
+	v, k = binary.Uvarint(b)
+	if k > 0 && k != uvarintLen(v) {
+		return 0, -1
+	}
+	return v, k
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 // PeerMeta is what canoe replicates about a member beyond raft's ID and
@@ -128,7 +148,7 @@ func decodePeerMeta(data []byte) (PeerMeta, error) {
 }
 
 func decodePeerForget(data []byte) (uint64, error) {
-	id, k := binary.Uvarint(data)
+	id, k := uvarint(data)
 	if k <= 0 || k != len(data) {
 		return 0, fmt.Errorf("%w: peer forget", ErrMalformedEntry)
 	}
