@@ -261,7 +261,13 @@ func runSchedule(t *testing.T, bin string, seed int64, n int, tr tier, run int) 
 	h := newHistory()
 	kv := &kvClient{c: c, h: h, httpc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}}
 	defer kv.httpc.CloseIdleConnections()
-	keys := []string{"a", "b", "c", "d", "e", "f"}
+	// Enough keys that each key's history stays short: porcupine's search
+	// grows steeply with the operations per key (six keys let it time out
+	// under -race on long schedules).
+	keys := make([]string, 24)
+	for i := range keys {
+		keys[i] = string(rune('a' + i))
+	}
 	loadCtx, loadCancel := context.WithCancel(context.Background())
 	var loadWG sync.WaitGroup
 	loadWG.Add(1)
