@@ -59,7 +59,7 @@ func main() {
 	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
 	flag.IntVar(&o.extraTrials, "extra-trials", 3, "trials of each extra measurement")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary data dirs (default: the system temp dir)")
-	flag.Uint64Var(&o.dbElection, "db-election-rtt", 10, "dragonboat ElectionRTT (x RTTMillisecond 1 ms)")
+	flag.Uint64Var(&o.dbElection, "db-election-rtt", 100, "dragonboat ElectionRTT (x RTTMillisecond 1 ms); 10 makes it re-elect constantly on a busy 2-core machine")
 	flag.StringVar(&child, "child", "", "internal: run one trial described by this JSON spec")
 	flag.Parse()
 
