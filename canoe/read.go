@@ -12,7 +12,8 @@ import (
 // committed before the call, so a read of the FSM right after is
 // linearizable (etcd's ReadIndex). The leader confirms it still leads with a
 // round of heartbeats; a follower asks the leader for its commit index and
-// waits until it has applied that far. No entry is written.
+// waits until it has applied that far. No entry is written, beyond one
+// barrier per leader term.
 func (n *Node) ReadBarrier(ctx context.Context) error {
 	for {
 		rt, err := n.current()
