@@ -60,6 +60,8 @@ func (n *Node) serveProposals(ctx context.Context, items [][]byte) ([]forwardRes
 			return nil, n.timeoutAfter(i, ctx.Err())
 		}
 	}
+	var failed, notAppended int
+	var firstErr error
 	for i, p := range props {
 		var res proposeResult
 		select {
@@ -72,15 +74,25 @@ func (n *Node) serveProposals(ctx context.Context, items [][]byte) ([]forwardRes
 			out[i] = forwardResult{Index: res.index}
 		case isApplyError(res.err):
 			out[i] = forwardResult{Index: res.index, Err: applyErrorText(res.err)}
-		case i == 0 && retriable(res.err):
-			return nil, res.err // nothing was appended: the follower may retry
-		case errors.Is(res.err, ErrUnknownOutcome):
-			return nil, res.err
 		default:
-			return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, res.err)
+			failed++
+			if retriable(res.err) {
+				notAppended++
+			}
+			if firstErr == nil {
+				firstErr = res.err
+			}
 		}
 	}
-	return out, nil
+	switch {
+	case failed == 0:
+		return out, nil
+	case notAppended == len(props):
+		return nil, firstErr // nothing was appended: the follower may retry
+	default:
+		// Some items may have committed: the follower must not resend any.
+		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, firstErr)
+	}
 }
 
 // notRunningAfter reports a stop after i proposals were handed over.
@@ -152,8 +164,8 @@ func (n *Node) proposeForward(ctx context.Context, rt *runtime, data []byte) pro
 	if res.err != nil && !isApplyError(res.err) {
 		return res
 	}
-	if err := n.fsm.WaitApplied(ctx, res.index); err != nil {
-		return proposeResult{err: fmt.Errorf("%w: committed at index %d but not yet applied here: %w", ErrTimeout, res.index, err)}
+	if err := n.waitApplied(ctx, rt, res.index); err != nil {
+		return proposeResult{err: fmt.Errorf("%w: committed at index %d but not applied here: %v", ErrTimeout, res.index, err)}
 	}
 	return res
 }
@@ -167,7 +179,14 @@ func (n *Node) forwardLoop(rt *runtime) {
 		select {
 		case first = <-rt.forwards:
 		case <-rt.stop:
-			return
+			for { // never sent: certainly not committed
+				select {
+				case f := <-rt.forwards:
+					f.done <- proposeResult{err: ErrNotRunning}
+				default:
+					return
+				}
+			}
 		}
 		// Wait for a free slot; proposals queue meanwhile.
 		select {
@@ -228,16 +247,4 @@ func (n *Node) sendForwarded(ctx context.Context, group []*forwarded) {
 		}
 		f.done <- r
 	}
-}
-
-func (n *Node) forwardReadIndex(ctx context.Context, leader uint64) (uint64, error) {
-	return n.fwd.ReadIndex(ctx, leader)
-}
-
-func (n *Node) forwardAddPeer(ctx context.Context, leader uint64, p Peer) error {
-	return n.fwd.AddPeer(ctx, leader, p)
-}
-
-func (n *Node) forwardRemovePeer(ctx context.Context, leader uint64, id uint64) error {
-	return n.fwd.RemovePeer(ctx, leader, id)
 }

@@ -198,8 +198,14 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 		if len(servers) < want {
 			continue
 		}
+		if len(servers) > want {
+			// Nodes seeing different subsets would bootstrap with different
+			// lists, which raft does not allow: wait for an operator.
+			n.logger.Warn("more nodes expect to bootstrap than BootstrapExpect; not bootstrapping", "expect", want, "seen", len(servers))
+			continue
+		}
 		slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(string(a.ID), string(b.ID)) })
-		err := rt.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+		err := n.await(rt, rt.raft.BootstrapCluster(raft.Configuration{Servers: servers}))
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.logger.Error("bootstrap failed", "error", err)
 			continue
@@ -252,7 +258,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 			if err != nil {
 				continue
 			}
-			if err := rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout).Error(); err != nil {
+			if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout)); err != nil {
 				n.logger.Debug("could not record a member's addresses", "peer", id, "error", err)
 			}
 			return

@@ -138,6 +138,10 @@ func toHTTPError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, ErrUnknownOutcome):
+		// Before the retriable cases below: the follower must not resend.
+		// Any 5xx reads as an unknown outcome on the follower.
+		return errors.New(err.Error())
 	case errors.As(err, &nle):
 		return &httpconfig.NotLeaderError{LeaderID: nle.LeaderID}
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotRunning):
@@ -154,9 +158,9 @@ func toHTTPError(err error) error {
 	return err
 }
 
-// fromHTTPError maps an HTTP API error back to canoe's sentinels. sent says
-// whether the request may have reached the leader: a request that may have
-// been acted on is an unknown outcome, one that surely was not is retried.
+// fromHTTPError maps an HTTP API error back to canoe's sentinels: a request
+// the leader may have acted on is an unknown outcome, one it surely did not
+// act on is retried.
 func fromHTTPError(err error, leader uint64) error {
 	var se *httpconfig.StatusError
 	if errors.As(err, &se) {

@@ -109,7 +109,7 @@ func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 		return err
 	}
 	return n.onLeader(ctx, func(rt *runtime) error { return n.addPeerLocal(rt, p) },
-		func(leader uint64) error { return n.forwardAddPeer(ctx, leader, p) })
+		func(leader uint64) error { return n.fwd.AddPeer(ctx, leader, p) })
 }
 
 // RemovePeer removes member id from the cluster and returns once the change
@@ -120,7 +120,7 @@ func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
 		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
 	}
 	return n.onLeader(ctx, func(rt *runtime) error { return n.removePeerLocal(rt, id) },
-		func(leader uint64) error { return n.forwardRemovePeer(ctx, leader, id) })
+		func(leader uint64) error { return n.fwd.RemovePeer(ctx, leader, id) })
 }
 
 // onLeader runs local on the leader, or remote with the leader's ID on a
@@ -168,7 +168,7 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 		}
 	}
 	if m, ok := n.fsm.Peer(p.ID); !ok || m != p.meta() {
-		if err := rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout).Error(); err != nil {
+		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout)); err != nil {
 			return n.raftErr(err)
 		}
 	}
@@ -176,9 +176,9 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 	case existing != nil && existing.Address == addr:
 		return nil // already a member there
 	case existing != nil && existing.Suffrage == raft.Voter:
-		err = rt.raft.AddVoter(sid, addr, 0, enqueueTimeout).Error()
+		err = n.await(rt, rt.raft.AddVoter(sid, addr, 0, enqueueTimeout))
 	default:
-		err = rt.raft.AddNonvoter(sid, addr, 0, enqueueTimeout).Error()
+		err = n.await(rt, rt.raft.AddNonvoter(sid, addr, 0, enqueueTimeout))
 	}
 	if err != nil {
 		return n.raftErr(err)
@@ -212,7 +212,7 @@ func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
 	if rt.gossip != nil {
 		rt.gossip.forget(id)
 	}
-	if err := rt.raft.RemoveServer(sid, 0, enqueueTimeout).Error(); err != nil {
+	if err := n.await(rt, rt.raft.RemoveServer(sid, 0, enqueueTimeout)); err != nil {
 		return n.raftErr(err)
 	}
 	n.logger.Info("removed peer", "peer", strconv.FormatUint(id, 10))
@@ -235,7 +235,7 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return n.raftErr(rt.raft.LeadershipTransfer().Error())
+	return n.raftErr(n.await(rt, rt.raft.LeadershipTransfer()))
 }
 
 // otherVoters counts the voters other than this node; with live, only those
@@ -337,27 +337,36 @@ func (n *Node) manage(rt *runtime) {
 	}
 }
 
-// askIfRemoved asks up to three other members whether this node is still
-// in the configuration; a member that knows a leader and does not list this
-// node settles it.
+// askIfRemoved asks other members who leads, and then the leader itself
+// whether this node is still in the configuration (a lagging member's
+// configuration could predate this node's admission).
 func (n *Node) askIfRemoved(rt *runtime) bool {
+	ask := func(id uint64) (leader uint64, members []uint64, ok bool) {
+		ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.Timing.ElectionTimeout)
+		defer cancel()
+		leader, members, err := n.fwd.Membership(ctx, id)
+		return leader, members, err == nil && leader != 0
+	}
 	asked := 0
 	for id := range n.fsm.Peers() {
 		if id == n.id || asked == 3 {
 			continue
 		}
 		asked++
-		ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.Timing.ElectionTimeout)
-		leader, members, err := n.fwd.Membership(ctx, id)
-		cancel()
-		if err != nil || leader == 0 {
+		leader, members, ok := ask(id)
+		if !ok || leader == n.id {
 			continue
 		}
-		if !slices.Contains(members, n.id) {
-			n.logger.Warn("another member reports that this node is no longer in the cluster", "asked", id, "leader", leader)
-			return true
+		if leader != id {
+			if leader, members, ok = ask(leader); !ok {
+				continue
+			}
 		}
-		return false
+		if slices.Contains(members, n.id) {
+			return false
+		}
+		n.logger.Warn("the leader reports that this node is no longer in the cluster", "leader", leader)
+		return true
 	}
 	return false
 }
@@ -405,7 +414,7 @@ func (n *Node) leaderDuties(rt *runtime) {
 		return
 	}
 	if m, ok := n.fsm.Peer(n.id); !ok || m != rt.self.meta() {
-		if err := rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout).Error(); err != nil {
+		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout)); err != nil {
 			n.logger.Debug("could not record own addresses", "error", err)
 			return
 		}
@@ -423,7 +432,7 @@ func (n *Node) leaderDuties(rt *runtime) {
 		if !ok || got < index || last-min(got, last) > promoteLag {
 			continue
 		}
-		if err := rt.raft.AddVoter(s.ID, s.Address, index, enqueueTimeout).Error(); err != nil {
+		if err := n.await(rt, rt.raft.AddVoter(s.ID, s.Address, index, enqueueTimeout)); err != nil {
 			n.logger.Debug("promotion failed; will retry", "peer", s.ID, "error", err)
 			return // the configuration moved on; look again next round
 		}

@@ -467,8 +467,34 @@ func (n *Node) raftErr(err error) error {
 		return fmt.Errorf("%w: leadership lost: %v", ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	case errors.Is(err, errStopped):
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	}
 	return err
+}
+
+// errStopped reports a raft future abandoned because the node stopped.
+var errStopped = errors.New("canoe: node stopped while waiting for raft")
+
+// await waits for a raft future, or for Stop. Raft does not answer every
+// future at Shutdown (entries already handed to its FSM queue are dropped),
+// so waiting on one unconditionally could hang Stop; the goroutine left
+// waiting on such a future is the price.
+func (n *Node) await(rt *runtime, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-rt.stop:
+		// Raft has shut down by now: a future it answered is done at once.
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(100 * time.Millisecond):
+			return errStopped
+		}
+	}
 }
 
 // current returns the runtime of a running node.

@@ -176,7 +176,8 @@ func (n *Node) batch(rt *runtime, inflight chan<- *batch) {
 		select {
 		case inflight <- b:
 		case <-rt.stop:
-			n.finish(b, proposeResult{err: ErrNotRunning})
+			// Handed to raft already: it may still commit.
+			n.finish(b, proposeResult{err: fmt.Errorf("%w: node stopped with the proposal in flight", ErrUnknownOutcome)})
 			for _, p := range pending {
 				p.done <- proposeResult{err: ErrNotRunning}
 			}
@@ -189,7 +190,7 @@ func (n *Node) batch(rt *runtime, inflight chan<- *batch) {
 // waits on them in order and hands each proposer its own result.
 func (n *Node) complete(rt *runtime, inflight <-chan *batch) {
 	for b := range inflight {
-		if err := b.future.Error(); err != nil {
+		if err := n.await(rt, b.future); err != nil {
 			n.finish(b, proposeResult{err: n.raftErr(err)})
 			continue
 		}

@@ -26,7 +26,7 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		case leader == n.id && rt.raft.State() == raft.Leader:
 			index, err = n.readIndex(rt)
 		case leader != 0:
-			index, err = n.forwardReadIndex(ctx, leader)
+			index, err = n.fwd.ReadIndex(ctx, leader)
 		default:
 			err = ErrNoLeader
 		}
@@ -40,7 +40,10 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		case <-changed:
 		case <-time.After(retryPause(n.cfg.Timing)):
 		case <-ctx.Done():
-			return fmt.Errorf("%w: read barrier: %w", ErrNoLeader, ctx.Err())
+			if n.LeaderID() == 0 {
+				return fmt.Errorf("%w: read barrier: %w", ErrNoLeader, ctx.Err())
+			}
+			return fmt.Errorf("%w: read barrier: %w", ErrTimeout, ctx.Err())
 		}
 	}
 }
@@ -52,7 +55,7 @@ func (n *Node) readIndex(rt *runtime) (uint64, error) {
 		return 0, err
 	}
 	index := rt.raft.CommitIndex()
-	if err := rt.raft.VerifyLeader().Error(); err != nil {
+	if err := n.await(rt, rt.raft.VerifyLeader()); err != nil {
 		return 0, n.raftErr(err)
 	}
 	return index, nil
@@ -65,7 +68,7 @@ func (n *Node) ensureLeaderReady(rt *runtime) error {
 	if rt.readyTerm.Load() == term {
 		return nil
 	}
-	if err := rt.raft.Barrier(enqueueTimeout).Error(); err != nil {
+	if err := n.await(rt, rt.raft.Barrier(enqueueTimeout)); err != nil {
 		return n.raftErr(err)
 	}
 	rt.readyTerm.Store(term)
