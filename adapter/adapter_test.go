@@ -141,6 +141,18 @@ func TestApplyBatchResultsPerProposal(t *testing.T) {
 	}
 }
 
+func TestRemovalIsRecordedUntilAddedAgain(t *testing.T) {
+	a := New(Config{FSM: &listFSM{}})
+	a.ApplyBatch([]*raft.Log{cmd(1, EncodePeerMeta(PeerMeta{ID: 4, Host: "h", RaftPort: 1})), cmd(2, EncodePeerForget(4))})
+	if _, ok := a.Peer(4); ok || !a.Removed(4) {
+		t.Fatalf("after forget: meta kept %v, removed %v; want no meta and removed", ok, a.Removed(4))
+	}
+	a.ApplyBatch([]*raft.Log{cmd(3, EncodePeerMeta(PeerMeta{ID: 4, Host: "h", RaftPort: 1}))})
+	if a.Removed(4) {
+		t.Fatal("a member added again is still marked removed")
+	}
+}
+
 func TestReplayOfAppliedEntriesIsSkipped(t *testing.T) {
 	fsm := &listFSM{}
 	a := New(Config{FSM: fsm})
@@ -203,6 +215,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	src.ApplyBatch([]*raft.Log{
 		cmd(1, EncodeBatch([][]byte{[]byte("a"), []byte("b")})),
 		cmd(2, EncodePeerMeta(PeerMeta{ID: 5, Host: "h", RaftPort: 9, ConfigPort: 10})),
+		cmd(3, EncodePeerForget(6)),
 	})
 	snap, err := src.Snapshot()
 	if err != nil {
@@ -223,8 +236,11 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if m, ok := dst.Peer(5); !ok || m.ConfigPort != 10 {
 		t.Fatalf("restored peer meta %+v %v", m, ok)
 	}
-	if got := dst.AppliedIndex(); got != 2 {
-		t.Fatalf("restored AppliedIndex %d, want 2", got)
+	if got := dst.AppliedIndex(); got != 3 {
+		t.Fatalf("restored AppliedIndex %d, want 3", got)
+	}
+	if !dst.Removed(6) || dst.Removed(5) {
+		t.Fatalf("restored removals: 6 %v (want true), 5 %v (want false)", dst.Removed(6), dst.Removed(5))
 	}
 }
 

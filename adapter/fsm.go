@@ -79,9 +79,10 @@ type Adapter struct {
 
 	applied atomic.Uint64 // index of the last entry whose effects the FSM holds
 
-	mu       sync.Mutex // guards advanced, peers, servers, lastTerm
+	mu       sync.Mutex // guards advanced, peers, removed, servers, lastTerm
 	advanced chan struct{}
 	peers    map[uint64]PeerMeta
+	removed  map[uint64]bool // members removed on purpose (not to be re-added by discovery)
 	servers  map[uint64]raft.ServerSuffrage
 	lastTerm uint64
 }
@@ -105,6 +106,7 @@ func New(cfg Config) *Adapter {
 		onApply:  cfg.ApplyObserved,
 		advanced: make(chan struct{}),
 		peers:    make(map[uint64]PeerMeta),
+		removed:  make(map[uint64]bool),
 		servers:  make(map[uint64]raft.ServerSuffrage),
 	}
 }
@@ -178,6 +180,7 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		}
 		a.mu.Lock()
 		a.peers[m.ID] = m
+		delete(a.removed, m.ID) // added again on purpose
 		a.mu.Unlock()
 		return &Result{Index: l.Index}
 	case KindPeerForget:
@@ -187,6 +190,7 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		}
 		a.mu.Lock()
 		delete(a.peers, id)
+		a.removed[id] = true
 		a.mu.Unlock()
 		return &Result{Index: l.Index}
 	default:
@@ -300,6 +304,14 @@ func (a *Adapter) Peer(id uint64) (PeerMeta, bool) {
 	defer a.mu.Unlock()
 	m, ok := a.peers[id]
 	return m, ok
+}
+
+// Removed reports whether member id was removed on purpose (a peer-forget
+// entry) and not added again since.
+func (a *Adapter) Removed(id uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.removed[id]
 }
 
 // Peers returns a copy of every member's replicated addresses.

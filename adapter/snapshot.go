@@ -25,6 +25,7 @@ var ErrBadSnapshot = errors.New("adapter: bad snapshot")
 // state. JSON: it is small and read rarely.
 type snapshotState struct {
 	Peers   []PeerMeta       `json:"peers"`
+	Removed []uint64         `json:"removed,omitempty"`
 	Servers []snapshotServer `json:"servers"`
 }
 
@@ -46,12 +47,16 @@ func (a *Adapter) Snapshot() (raft.FSMSnapshot, error) {
 	for _, m := range a.peers {
 		st.Peers = append(st.Peers, m)
 	}
+	for id := range a.removed {
+		st.Removed = append(st.Removed, id)
+	}
 	for id, s := range a.servers {
 		st.Servers = append(st.Servers, snapshotServer{ID: id, Voter: s == raft.Voter})
 	}
 	term := a.lastTerm
 	a.mu.Unlock()
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].ID < st.Peers[j].ID })
+	sort.Slice(st.Removed, func(i, j int) bool { return st.Removed[i] < st.Removed[j] })
 	sort.Slice(st.Servers, func(i, j int) bool { return st.Servers[i].ID < st.Servers[j].ID })
 	return &fsmSnapshot{a: a, index: a.applied.Load(), term: term, state: st, data: data}, nil
 }
@@ -107,6 +112,10 @@ func (a *Adapter) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("canoe: FSM.Restore: %w", err)
 	}
 	a.mu.Lock()
+	a.removed = make(map[uint64]bool, len(st.Removed))
+	for _, id := range st.Removed {
+		a.removed[id] = true
+	}
 	a.peers = make(map[uint64]PeerMeta, len(st.Peers))
 	for _, m := range st.Peers {
 		a.peers[m.ID] = m

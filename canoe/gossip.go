@@ -22,33 +22,9 @@ import (
 type gossip struct {
 	d *discovery.Discovery
 
-	mu      sync.Mutex // guards failed, removed, joinErr
+	mu      sync.Mutex // guards failed, joinErr
 	failed  map[uint64]time.Time
-	removed map[uint64]time.Time // removed by this leader: not re-added for removalMemory
-	joinErr error                // why the last join attempt failed, nil once joined
-}
-
-// removalMemory is how long a leader refrains from re-adding a member it
-// removed while that member's gossip is still alive (a removed node stops
-// itself, but its gossip may linger a moment).
-const removalMemory = 30 * time.Second
-
-// forget records that id was removed, so gossip does not bring it back.
-func (g *gossip) forget(id uint64) {
-	g.mu.Lock()
-	g.removed[id] = time.Now()
-	g.mu.Unlock()
-}
-
-func (g *gossip) recentlyRemoved(id uint64) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	at, ok := g.removed[id]
-	if ok && time.Since(at) > removalMemory {
-		delete(g.removed, id)
-		return false
-	}
-	return ok
+	joinErr error // why the last join attempt failed, nil once joined
 }
 
 func (g *gossip) setJoinErr(err error) {
@@ -93,7 +69,7 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 	if _, p, err := splitHostPort(d.AdvertiseAddr()); err == nil {
 		self.GossipPort = p
 	}
-	return &gossip{d: d, failed: make(map[uint64]time.Time), removed: make(map[uint64]time.Time)}, nil
+	return &gossip{d: d, failed: make(map[uint64]time.Time)}, nil
 }
 
 // watchGossip is the gossip goroutine: it records when members fail and
@@ -262,7 +238,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 				n.logger.Debug("could not record a member's addresses", "peer", id, "error", err)
 			}
 			return
-		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr) && !rt.gossip.recentlyRemoved(id):
+		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr) && !n.fsm.Removed(id):
 			p, err := peerFromGossip(m)
 			if err != nil {
 				n.logger.Warn("ignoring gossip member", "member", m.Name, "error", err)

@@ -209,8 +209,10 @@ func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
 	if voters == 0 {
 		return fmt.Errorf("%w: %d is the last voter; removing it would end the cluster", ErrInvalidPeer, id)
 	}
-	if rt.gossip != nil {
-		rt.gossip.forget(id)
+	// Recorded first, in the log, so that no leader re-adds the member when
+	// it sees it in gossip (it may not know yet that it was removed).
+	if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerForget(id), enqueueTimeout)); err != nil {
+		return n.raftErr(err)
 	}
 	if err := n.await(rt, rt.raft.RemoveServer(sid, 0, enqueueTimeout)); err != nil {
 		return n.raftErr(err)
