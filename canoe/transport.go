@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -75,6 +76,7 @@ func (s *streamLayer) Close() error {
 	s.mu.Unlock()
 	err := s.ln.Close()
 	for c := range conns {
+		c.closing.Store(true)
 		c.Conn.Close()
 	}
 	return err
@@ -85,7 +87,18 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 // trackedConn forgets itself in its stream layer when closed.
 type trackedConn struct {
 	net.Conn
-	s *streamLayer
+	s       *streamLayer
+	closing atomic.Bool // closed by the stream layer's Close
+}
+
+// Read reports a connection closed by Stop as an orderly end (io.EOF), so
+// raft does not log every connection it loses at shutdown as an error.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil && c.closing.Load() {
+		err = io.EOF
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {

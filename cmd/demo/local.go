@@ -62,9 +62,10 @@ func (s *slot) current() (*canoe.Node, *kvStore) {
 
 // localCluster runs every node in this process.
 type localCluster struct {
-	logger hclog.Logger
-	events *eventLog
-	slots  []*slot
+	logger  hclog.Logger
+	verbose bool // -v: canoe's own logs at debug
+	events  *eventLog
+	slots   []*slot
 }
 
 func (c *localCluster) slot(id uint64) *slot {
@@ -86,7 +87,7 @@ func (c *localCluster) start(s *slot) error {
 	cfg := s.cfg
 	kv := newKVStore()
 	cfg.FSM = kv
-	cfg.Logger = c.logger.Named("canoe")
+	cfg.Logger = canoeLogger(c.logger, c.verbose)
 	node, err := canoe.NewNode(&cfg)
 	if err != nil {
 		return fmt.Errorf("node %d: %w", s.id, err)
@@ -238,7 +239,7 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 		}()
 	}
 
-	c := &localCluster{logger: logger, events: newEventLog(logger.Named("cluster"))}
+	c := &localCluster{logger: logger, verbose: opt.Verbose, events: newEventLog(logger.Named("cluster"))}
 	c.events.leaderOnly = true
 	backoff := &canoe.InitializationBackoffArgs{
 		InitialInterval:     100 * time.Millisecond,

@@ -157,10 +157,22 @@ func newLogger(w io.Writer, verbose bool) hclog.Logger {
 		level = hclog.Debug
 	}
 	return hclog.New(&hclog.LoggerOptions{
-		Name:   "demo",
-		Level:  level,
-		Output: w,
+		Name:              "demo",
+		Level:             level,
+		Output:            w,
+		IndependentLevels: true,
 	})
+}
+
+// canoeLogger is the logger handed to canoe: raft's and memberlist's INFO
+// chatter is left out unless -v (the demo prints one line per cluster event
+// from its observers instead).
+func canoeLogger(l hclog.Logger, verbose bool) hclog.Logger {
+	cl := l.Named("canoe")
+	if !verbose {
+		cl.SetLevel(hclog.Warn)
+	}
+	return cl
 }
 
 func portOK(p int) bool { return p >= 0 && p <= 65535 }

@@ -165,7 +165,7 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) error
 		GossipPort:        o.GossipPort,
 		DeadNodeTimeout:   o.DeadNode,
 		DataDir:           o.DataDir,
-		Logger:            logger.Named("canoe"),
+		Logger:            canoeLogger(logger, o.Verbose),
 		BindAddr:          o.Bind,
 		AdvertiseAddr:     o.Advertise,
 		Timing:            canoe.LANProfile(),
