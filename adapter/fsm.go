@@ -1,7 +1,6 @@
 package adapter
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -270,26 +269,10 @@ func decodeConfiguration(data []byte) (cfg raft.Configuration, err error) {
 	return raft.DecodeConfiguration(data), nil
 }
 
-// AppliedIndex returns the index of the last raft entry handed to the FSM.
+// AppliedIndex returns the index of the last raft entry whose effects the
+// FSM holds (raft's own AppliedIndex only says what was queued for it).
 // Raft entries that never reach the FSM (no-ops, barriers) do not move it.
 func (a *Adapter) AppliedIndex() uint64 { return a.applied.Load() }
-
-// WaitApplied blocks until AppliedIndex() >= index or ctx ends.
-func (a *Adapter) WaitApplied(ctx context.Context, index uint64) error {
-	for {
-		a.mu.Lock()
-		ch := a.advanced
-		a.mu.Unlock()
-		if a.applied.Load() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
 
 // Advanced returns a channel closed the next time AppliedIndex moves.
 func (a *Adapter) Advanced() <-chan struct{} {

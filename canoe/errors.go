@@ -27,7 +27,8 @@ var (
 
 	// ErrTimeout is returned when the deadline passed while an operation was
 	// in progress. For a proposal, the outcome is then unknown: it may still
-	// commit. It also matches context.DeadlineExceeded.
+	// commit. When the caller's context ended it, the error also matches
+	// that context's error (context.DeadlineExceeded or context.Canceled).
 	ErrTimeout = errors.New("canoe: timed out")
 
 	// ErrUnknownOutcome is returned when the leader was lost after a proposal

@@ -375,8 +375,9 @@ func splitHostPort(addr string) (string, int, error) {
 
 // Stop shuts the node down but keeps it a member: it still counts toward
 // quorum, and a Start (or a new process on the same DataDir) brings it back.
-// A leader hands leadership to another voter first. Stop waits for every
-// goroutine of the node; it is idempotent and safe before Start.
+// A leader hands leadership to another live voter first. Stop waits for
+// the node's goroutines (except a waiter left on a raft future that raft
+// dropped at shutdown, see await); it is idempotent and safe before Start.
 func (n *Node) Stop() error {
 	n.lifeMu.Lock()
 	defer n.lifeMu.Unlock()
