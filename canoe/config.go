@@ -103,6 +103,11 @@ type NodeConfig struct {
 	// ProposeTimeout bounds Propose (not ProposeContext). 0 means 10s.
 	ProposeTimeout time.Duration
 
+	// LogStore selects the on-disk format of the raft log in DataDir.
+	// LogStoreAuto (the zero value) keeps the format DataDir already holds
+	// and creates DefaultLogStore's in a new one.
+	LogStore LogStore
+
 	// ClusterSecret, when set, must accompany every HTTP API call as a
 	// bearer token (nodes of the cluster send it themselves). It must be 16,
 	// 24 or 32 bytes: gossip uses it as its encryption key.
@@ -118,6 +123,36 @@ type NodeConfig struct {
 	// HTTP API is then not started and forwarder carries forwarded calls.
 	transport raft.Transport
 	forwarder forwarder
+}
+
+// LogStore is an on-disk format of the raft log.
+type LogStore int
+
+const (
+	// LogStoreAuto uses the store DataDir holds, or DefaultLogStore when it
+	// holds none yet.
+	LogStoreAuto LogStore = iota
+	// LogStoreBolt is hashicorp/raft-boltdb/v2: one B+tree file, raft.db,
+	// two fsyncs per append.
+	LogStoreBolt
+	// LogStoreWAL is hashicorp/raft-wal: segment files under wal/, one
+	// fsync per append.
+	LogStoreWAL
+)
+
+// DefaultLogStore is the format a new DataDir gets under LogStoreAuto.
+const DefaultLogStore = LogStoreWAL
+
+func (s LogStore) String() string {
+	switch s {
+	case LogStoreAuto:
+		return "auto"
+	case LogStoreBolt:
+		return "bolt"
+	case LogStoreWAL:
+		return "wal"
+	}
+	return fmt.Sprintf("LogStore(%d)", int(s))
 }
 
 // SnapshotConfig says when canoe snapshots the FSM and compacts the log.
@@ -273,6 +308,9 @@ func (c *NodeConfig) Validate() error {
 	}
 	if c.DeadNodeTimeout < 0 {
 		bad("DeadNodeTimeout %v is negative", c.DeadNodeTimeout)
+	}
+	if c.LogStore < LogStoreAuto || c.LogStore > LogStoreWAL {
+		bad("LogStore %d is not LogStoreAuto, LogStoreBolt or LogStoreWAL", int(c.LogStore))
 	}
 	for _, p := range c.BootstrapPeers {
 		var err error

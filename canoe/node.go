@@ -184,12 +184,12 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	var st *stores
 	if c.DataDir == "" {
 		if n.memStores == nil {
-			if n.memStores, err = openStores("", c.SnapshotConfig.policy(), n.logger); err != nil {
+			if n.memStores, err = openStores("", 0, c.SnapshotConfig.policy(), n.logger); err != nil {
 				return nil, false, err
 			}
 		}
 		st = n.memStores
-	} else if st, err = openStores(c.DataDir, c.SnapshotConfig.policy(), n.logger); err != nil {
+	} else if st, err = openStores(c.DataDir, c.LogStore, c.SnapshotConfig.policy(), n.logger); err != nil {
 		return nil, false, err
 	}
 	defer func() {

@@ -17,7 +17,8 @@ import (
 // Files canoe keeps in DataDir. Destroy removes exactly these.
 const (
 	identityFile = "canoe.json" // node ID and the ports it was given
-	boltFile     = "raft.db"    // raft log and stable store
+	boltFile     = "raft.db"    // raft log and stable store (LogStoreBolt)
+	walDir       = "wal"        // raft log and stable store (LogStoreWAL)
 	snapshotDir  = "snapshots"  // FileSnapshotStore's folder
 	logCacheSize = 64           // recent entries kept in memory; a batch entry holds up to 1 MiB
 	identityVer  = 1            // version of identityFile's format
@@ -103,7 +104,9 @@ type stores struct {
 }
 
 // openStores opens DataDir's stores, or in-memory ones when dir is "".
-func openStores(dir string, snap snapshotpolicy.Config, logger Logger) (*stores, error) {
+// want is the configured format; a DataDir that already holds a log keeps
+// its own.
+func openStores(dir string, want LogStore, snap snapshotpolicy.Config, logger Logger) (*stores, error) {
 	if dir == "" {
 		mem := raft.NewInmemStore()
 		return &stores{logs: mem, stable: mem, snaps: raft.NewInmemSnapshotStore()}, nil
@@ -111,21 +114,77 @@ func openStores(dir string, snap snapshotpolicy.Config, logger Logger) (*stores,
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("canoe: create DataDir: %w", err)
 	}
-	bolt, err := openBolt(filepath.Join(dir, boltFile))
+	kind, err := chooseLogStore(dir, want)
 	if err != nil {
 		return nil, err
 	}
-	cache, err := raft.NewLogCache(logCacheSize, bolt)
+	var log interface {
+		raft.LogStore
+		raft.StableStore
+		io.Closer
+	}
+	switch kind {
+	case LogStoreBolt:
+		log, err = openBolt(filepath.Join(dir, boltFile))
+	default:
+		log, err = openWAL(filepath.Join(dir, walDir), logger.Named("wal"))
+	}
 	if err != nil {
-		bolt.Close()
+		return nil, err
+	}
+	cache, err := raft.NewLogCache(logCacheSize, log)
+	if err != nil {
+		log.Close()
 		return nil, fmt.Errorf("canoe: log cache: %w", err)
 	}
 	snaps, err := snapshotpolicy.NewStore(dir, snap, logger.Named("snapshot"))
 	if err != nil {
-		bolt.Close()
+		log.Close()
 		return nil, err
 	}
-	return &stores{logs: cache, stable: bolt, snaps: snaps, close: bolt}, nil
+	return &stores{logs: cache, stable: log, snaps: snaps, close: log}, nil
+}
+
+// chooseLogStore returns the format of the log in dir, or want's (or the
+// default's) when dir holds none. Asking for a format other than the one
+// dir holds is an error: canoe does not convert logs.
+func chooseLogStore(dir string, want LogStore) (LogStore, error) {
+	hasBolt, err := nonEmptyFile(filepath.Join(dir, boltFile))
+	if err != nil {
+		return 0, fmt.Errorf("canoe: look for the raft log: %w", err)
+	}
+	hasWAL, err := nonEmptyFile(filepath.Join(dir, walDir, walMetaFile))
+	if err != nil {
+		return 0, fmt.Errorf("canoe: look for the raft log: %w", err)
+	}
+	var have LogStore
+	switch {
+	case hasBolt && hasWAL:
+		return 0, fmt.Errorf("canoe: DataDir %s holds two raft logs, %s and %s/: remove the one this node did not use", dir, boltFile, walDir)
+	case hasBolt:
+		have = LogStoreBolt
+	case hasWAL:
+		have = LogStoreWAL
+	case want == LogStoreAuto:
+		return DefaultLogStore, nil
+	default:
+		return want, nil
+	}
+	if want != LogStoreAuto && want != have {
+		return 0, fmt.Errorf("%w: LogStore is %v but DataDir %s holds a %v raft log; canoe does not convert logs: use LogStoreAuto (or %v), or remove DataDir and join the cluster again as a new node", ErrInvalidConfig, want, dir, have, have)
+	}
+	return have, nil
+}
+
+func nonEmptyFile(path string) (bool, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return st.Size() > 0, nil
 }
 
 func (s *stores) Close() error {
@@ -141,7 +200,7 @@ func removeState(dir string) error {
 		return nil
 	}
 	var errs []error
-	for _, name := range []string{boltFile, snapshotDir, identityFile} {
+	for _, name := range []string{boltFile, walDir, snapshotDir, identityFile} {
 		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 			errs = append(errs, err)
 		}

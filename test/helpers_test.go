@@ -164,6 +164,7 @@ type clusterOpts struct {
 	secret   []byte
 	tls      *tls.Config
 	snapshot *canoe.SnapshotConfig
+	logStore canoe.LogStore
 }
 
 // cluster is a set of real nodes on 127.0.0.1. Every node is stopped in
@@ -217,6 +218,7 @@ func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 		ClusterSecret:  c.opts.secret,
 		TLSConfig:      c.opts.tls,
 		SnapshotConfig: c.opts.snapshot,
+		LogStore:       c.opts.logStore,
 	}
 }
 

@@ -52,6 +52,7 @@ func TestDiskFullFollowerDoesNotCrashOrLoseData(t *testing.T) {
 	leader := c.leader()
 	cfg := c.config(false, leader.url)
 	cfg.DataDir = filepath.Join(mnt, "data")
+	cfg.LogStore = canoe.LogStoreBolt
 	var lines *lineLog
 	cfg.Logger, lines = newCapturingLogger(t, "canoe-full")
 	full := c.mustStart(cfg)
@@ -305,7 +306,7 @@ func TestTornLogTailAtRestart(t *testing.T) {
 		tornChild(t)
 		return
 	}
-	c := newCluster(t, 3, clusterOpts{})
+	c := newCluster(t, 3, clusterOpts{logStore: canoe.LogStoreBolt})
 	leader := c.leader()
 	for i := range 150 {
 		mustPropose(t, leader, fmt.Sprintf("e%03d-%s", i, strings.Repeat("x", 1000)))
