@@ -6,6 +6,8 @@ import (
 	"net"
 	"sort"
 	"strings"
+
+	"github.com/canoe-raft/canoe/canoe"
 )
 
 // impl is one replicated-log implementation under test: a whole cluster of
@@ -48,7 +50,9 @@ type electionTuner interface {
 var impls = map[string]func(nodes int) impl{
 	"canoe-leader":   func(n int) impl { return &canoeImpl{nodes: n} },
 	"canoe-follower": func(n int) impl { return &canoeImpl{nodes: n, follower: true} },
+	"canoe-bolt":     func(n int) impl { return &canoeImpl{nodes: n, store: canoe.LogStoreBolt} },
 	"raft":           func(n int) impl { return &raftImpl{nodes: n} },
+	"raft-wal":       func(n int) impl { return &raftImpl{nodes: n, wal: true} },
 	// "dragonboat" is registered by impl_dragonboat.go (cgo builds) or
 	// impl_dragonboat_nocgo.go (a stub that says why it cannot run).
 }

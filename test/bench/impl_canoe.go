@@ -16,17 +16,22 @@ import (
 
 // canoeImpl runs canoe nodes with the LocalProfile timing: node 0 founds the
 // cluster and the others join it through its HTTP API. Proposals go to the
-// leader, or to a follower (which forwards them) when follower is set.
+// leader, or to a follower (which forwards them) when follower is set. The
+// log store is canoe's default unless store says otherwise.
 type canoeImpl struct {
 	nodes    int
 	follower bool
+	store    canoe.LogStore
 	ns       []*canoe.Node
 	target   *canoe.Node
 }
 
 func (c *canoeImpl) name() string {
-	if c.follower {
+	switch {
+	case c.follower:
 		return "canoe-follower"
+	case c.store == canoe.LogStoreBolt:
+		return "canoe-bolt"
 	}
 	return "canoe-leader"
 }
@@ -61,6 +66,7 @@ func canoeConfig(dir string) *canoe.NodeConfig {
 func (c *canoeImpl) start(dir string) error {
 	for i := range c.nodes {
 		cfg := canoeConfig(filepath.Join(dir, fmt.Sprintf("n%d", i)))
+		cfg.LogStore = c.store
 		if i == 0 {
 			cfg.BootstrapNode = true
 		} else {
@@ -129,15 +135,15 @@ func (c *canoeImpl) stop() {
 	}
 }
 
-// stopLeader uses Stop, which is graceful: canoe has no crash API, and a
-// stopping leader first hands leadership to another voter.
+// stopLeader uses Stop, which is graceful: a stopping leader first hands
+// leadership to another voter. crash.go measures a crash.
 func (c *canoeImpl) stopLeader() (string, error) {
 	l := c.leader()
 	if l == nil {
 		return "", errors.New("no leader")
 	}
 	c.target = c.survivor(l)
-	return "graceful Stop() of the leader (hands leadership over; canoe has no crash API)", l.Stop()
+	return "graceful Stop() of the leader (hands leadership over), LocalProfile", l.Stop()
 }
 
 func (c *canoeImpl) proposeSurvivor(ctx context.Context, data []byte) error {
@@ -153,6 +159,7 @@ func (c *canoeImpl) joinToVoter(dir string) (started, voter time.Duration, err e
 		return 0, 0, errors.New("no leader")
 	}
 	cfg := canoeConfig(filepath.Join(dir, "joiner"))
+	cfg.LogStore = c.store
 	cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", l.Self().ConfigPort)}
 	t0 := time.Now()
 	n, err := canoe.NewNode(cfg)

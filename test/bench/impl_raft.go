@@ -14,21 +14,59 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 )
 
-// raftImpl is raw hashicorp/raft: raft-boltdb/v2 behind a 512-entry log
-// cache, FileSnapshotStore, NetworkTransport over TCP, a counter FSM, the
-// default config with canoe's LocalProfile timeouts, proposals with
+// raftImpl is raw hashicorp/raft: raft-boltdb/v2 (or raft-wal when wal is
+// set) behind a 512-entry log cache, FileSnapshotStore, NetworkTransport
+// over TCP, a counter FSM, the default config with canoe's LocalProfile
+// timeouts (raft's own defaults when defaultTiming is set), proposals with
 // Apply(...).Error() on the leader.
 type raftImpl struct {
-	nodes  int
-	rs     []*raft.Raft
-	bolts  []*raftboltdb.BoltStore
-	trans  []*raft.NetworkTransport
-	target *raft.Raft
+	nodes         int
+	wal           bool
+	defaultTiming bool
+	rs            []*raft.Raft
+	stores        []io.Closer
+	trans         []*raft.NetworkTransport
+	target        *raft.Raft
 }
 
-func (r *raftImpl) name() string { return "raft" }
+func (r *raftImpl) name() string {
+	if r.wal {
+		return "raft-wal"
+	}
+	return "raft"
+}
+
+// logStore is what raft needs of its log: both stores in one.
+type logStore interface {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
+// openLog opens raft-boltdb/v2 or raft-wal in d.
+func (r *raftImpl) openLog(d string) (logStore, error) {
+	if !r.wal {
+		return raftboltdb.NewBoltStore(filepath.Join(d, "raft.db"))
+	}
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(filepath.Join(d, "wal"), wal.WithMetaStore(meta))
+	if err != nil {
+		return nil, err
+	}
+	// raft-wal v0.4.0's Close leaves the meta database open.
+	return walStore{w, meta}, nil
+}
+
+type walStore struct {
+	*wal.WAL
+	meta *metadb.BoltMetaDB
+}
+
+func (s walStore) Close() error { return errors.Join(s.WAL.Close(), s.meta.Close()) }
 
 // raftCounter is the trivial FSM: it counts the entries applied.
 type raftCounter struct{ n uint64 }
@@ -67,12 +105,17 @@ func (r *raftImpl) start(dir string) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
-		bolt, err := raftboltdb.NewBoltStore(filepath.Join(d, "raft.db"))
+		if r.wal {
+			if err := os.MkdirAll(filepath.Join(d, "wal"), 0o755); err != nil {
+				return err
+			}
+		}
+		store, err := r.openLog(d)
 		if err != nil {
 			return err
 		}
-		r.bolts = append(r.bolts, bolt)
-		cache, err := raft.NewLogCache(512, bolt)
+		r.stores = append(r.stores, store)
+		cache, err := raft.NewLogCache(512, store)
 		if err != nil {
 			return err
 		}
@@ -87,12 +130,14 @@ func (r *raftImpl) start(dir string) error {
 		r.trans = append(r.trans, trans)
 		conf := raft.DefaultConfig()
 		conf.LocalID = raft.ServerID(fmt.Sprint(i))
-		conf.HeartbeatTimeout = 200 * time.Millisecond
-		conf.ElectionTimeout = 200 * time.Millisecond
-		conf.LeaderLeaseTimeout = 100 * time.Millisecond
-		conf.CommitTimeout = 5 * time.Millisecond
+		if !r.defaultTiming {
+			conf.HeartbeatTimeout = 200 * time.Millisecond
+			conf.ElectionTimeout = 200 * time.Millisecond
+			conf.LeaderLeaseTimeout = 100 * time.Millisecond
+			conf.CommitTimeout = 5 * time.Millisecond
+		}
 		conf.Logger = null
-		rf, err := raft.NewRaft(conf, &raftCounter{}, cache, bolt, snaps, trans)
+		rf, err := raft.NewRaft(conf, &raftCounter{}, cache, store, snaps, trans)
 		if err != nil {
 			return err
 		}
@@ -129,8 +174,8 @@ func (r *raftImpl) stop() {
 	for _, t := range r.trans {
 		t.Close()
 	}
-	for _, b := range r.bolts {
-		b.Close()
+	for _, s := range r.stores {
+		s.Close()
 	}
 }
 
@@ -145,7 +190,11 @@ func (r *raftImpl) stopLeader() (string, error) {
 		if rf == l {
 			err := l.Shutdown().Error()
 			r.trans[i].Close()
-			return "Shutdown() of the leader (no handover) + transport close", err
+			how := "Shutdown() of the leader (no handover) + transport close"
+			if r.defaultTiming {
+				how += ", raft.DefaultConfig() timeouts"
+			}
+			return how, err
 		}
 	}
 	return "", errors.New("leader not found")

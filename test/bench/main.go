@@ -38,7 +38,7 @@ type options struct {
 	nodes          int
 	jsonFile       string
 	cpuProfile     string
-	extras         bool
+	cells, extras  bool
 	extraTrials    int
 	dir            string
 	dbElection     uint64
@@ -46,7 +46,7 @@ type options struct {
 
 func main() {
 	var o options
-	var clients, payloads, implList, child string
+	var clients, payloads, implList, child, node string
 	flag.DurationVar(&o.window, "window", 3*time.Second, "measuring window per trial")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before the window")
 	flag.IntVar(&o.trials, "trials", 5, "trials per cell")
@@ -56,12 +56,25 @@ func main() {
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes per cluster")
 	flag.StringVar(&o.jsonFile, "json", "", "also write the JSON lines to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.c<clients>.p<payload>.t<trial>")
+	flag.BoolVar(&o.cells, "cells", true, "measure the clients x payloads cells")
 	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
 	flag.IntVar(&o.extraTrials, "extra-trials", 3, "trials of each extra measurement")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary data dirs (default: the system temp dir)")
 	flag.Uint64Var(&o.dbElection, "db-election-rtt", 100, "dragonboat ElectionRTT (x RTTMillisecond 1 ms); 10 makes it re-elect constantly on a busy 2-core machine")
 	flag.StringVar(&child, "child", "", "internal: run one trial described by this JSON spec")
+	flag.StringVar(&node, "node", "", "internal: run one canoe node described by this JSON spec until killed")
 	flag.Parse()
+
+	if node != "" {
+		var sp nodeSpec
+		if err := json.Unmarshal([]byte(node), &sp); err != nil {
+			fatalf("bad -node spec: %v", err)
+		}
+		if err := runNode(sp); err != nil {
+			fatalf("node: %v", err)
+		}
+		return
+	}
 
 	if child != "" {
 		var sp spec
@@ -104,13 +117,18 @@ func main() {
 	fmt.Printf("# canoe comparative benchmark: %d nodes, window %v, warm-up %v, %d trials, impls %s\n",
 		o.nodes, o.window, o.warmup, o.trials, strings.Join(o.impls, ","))
 	fmt.Printf("# machine: %s; dragonboat ElectionRTT %d, HeartbeatRTT 1, RTTMillisecond 1\n", machineInfo(), o.dbElection)
-	cells := runMatrix(o, jsonOut)
+	var cells []cellSummary
+	if o.cells {
+		cells = runMatrix(o, jsonOut)
+	}
 	var ext []result
 	if o.extras {
 		ext = runExtras(o, jsonOut)
 	}
-	fmt.Println()
-	printTable(os.Stdout, o, cells)
+	if len(cells) > 0 {
+		fmt.Println()
+		printTable(os.Stdout, o, cells)
+	}
 	if len(ext) > 0 {
 		fmt.Println()
 		printExtras(os.Stdout, ext)

@@ -87,7 +87,7 @@ func runMatrix(o options, jsonOut io.Writer) []cellSummary {
 	return out
 }
 
-func rotate(xs []string, k int) []string {
+func rotate[T any](xs []T, k int) []T {
 	k %= len(xs)
 	return append(slices.Clone(xs[k:]), xs[:k]...)
 }
@@ -175,27 +175,39 @@ func oneLine(s string) string {
 func runExtras(o options, jsonOut io.Writer) []result {
 	var out []result
 	timeout := 2 * time.Minute
-	var failover []string
-	seen := map[string]bool{}
-	for _, name := range o.impls {
-		if name == "canoe-follower" {
-			name = "canoe-leader" // same cluster; one failover run covers canoe
-		}
-		if !seen[name] {
-			seen[name] = true
-			failover = append(failover, name)
-		}
+	has := func(name string) bool { return slices.Contains(o.impls, name) }
+	add := func(r result) {
+		emit(jsonOut, "EXTRA", r)
+		out = append(out, r)
 	}
+	canoe := has("canoe-leader") || has("canoe-follower")
 	for t := range o.extraTrials {
-		for _, name := range rotate(failover, t) {
-			r := runSpec(spec{Kind: "failover", Impl: name, Nodes: o.nodes, Trial: t + 1, Dir: o.dir, DBElection: o.dbElection}, timeout)
-			emit(jsonOut, "EXTRA", r)
-			out = append(out, r)
+		trial := t + 1
+		var runs []func()
+		if canoe {
+			// A crash: the leader's process is killed (LAN profile, the
+			// default); and a graceful Stop, which hands leadership over.
+			runs = append(runs,
+				func() { add(runCrash(o, trial, false)) },
+				func() {
+					add(runSpec(spec{Kind: "failover", Impl: "canoe-leader", Nodes: o.nodes, Trial: trial, Dir: o.dir}, timeout))
+				})
 		}
-		if seen["canoe-leader"] {
-			r := runSpec(spec{Kind: "join", Impl: "canoe-leader", Nodes: o.nodes, Trial: t + 1, Dir: o.dir}, timeout)
-			emit(jsonOut, "EXTRA", r)
-			out = append(out, r)
+		if has("raft") {
+			runs = append(runs, func() {
+				add(runSpec(spec{Kind: "failover", Impl: "raft", Nodes: o.nodes, Trial: trial, Dir: o.dir, RaftDefaults: true}, timeout))
+			})
+		}
+		if has("dragonboat") {
+			runs = append(runs, func() {
+				add(runSpec(spec{Kind: "failover", Impl: "dragonboat", Nodes: o.nodes, Trial: trial, Dir: o.dir, DBElection: o.dbElection}, timeout))
+			})
+		}
+		for _, run := range rotate(runs, t) {
+			run()
+		}
+		if canoe {
+			add(runSpec(spec{Kind: "join", Impl: "canoe-leader", Nodes: o.nodes, Trial: trial, Dir: o.dir}, timeout))
 		}
 	}
 	return out
@@ -238,8 +250,11 @@ func printExtras(w io.Writer, rs []result) {
 			}
 			vals = append(vals, v)
 		}
-		name := "failover: leader stop -> first ack on survivors"
-		if k.kind == "join" {
+		name := "failover: leader stopped in-process -> first ack on survivors"
+		switch k.kind {
+		case "crash":
+			name = "failover: leader process killed -> first ack on survivors"
+		case "join":
 			name = "join by URL -> voter"
 		}
 		if firstErr != "" {

@@ -28,6 +28,8 @@ type spec struct {
 	Dir        string        `json:"dir"`
 	CPUProfile string        `json:"cpuprofile,omitempty"`
 	DBElection uint64        `json:"db_election_rtt,omitempty"`
+	// RaftDefaults gives raw raft raft.DefaultConfig()'s timeouts.
+	RaftDefaults bool `json:"raft_defaults,omitempty"`
 }
 
 // result is what one child reports.
@@ -71,6 +73,9 @@ func runChild(sp spec) result {
 		return r
 	}
 	im := mk(sp.Nodes)
+	if ri, ok := im.(*raftImpl); ok {
+		ri.defaultTiming = sp.RaftDefaults
+	}
 	if et, ok := im.(electionTuner); ok && sp.DBElection > 0 {
 		et.setElectionRTT(sp.DBElection)
 	}
