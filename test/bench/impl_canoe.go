@@ -23,7 +23,13 @@ type canoeImpl struct {
 	follower bool
 	store    canoe.LogStore
 	ns       []*canoe.Node
+	dirs     map[*canoe.Node]string
 	target   *canoe.Node
+
+	// Hooks for measurements other than the cells: configure adjusts each
+	// node's config, started sees each node once it started.
+	configure func(*canoe.NodeConfig)
+	started   func(*canoe.Node, *canoe.NodeConfig)
 }
 
 func (c *canoeImpl) name() string {
@@ -63,23 +69,46 @@ func canoeConfig(dir string) *canoe.NodeConfig {
 	}
 }
 
+// startNode starts a node in dir that founds the cluster (join == nil)
+// or joins it through join's HTTP API.
+func (c *canoeImpl) startNode(dir string, join *canoe.Node) (*canoe.Node, error) {
+	cfg := canoeConfig(dir)
+	cfg.LogStore = c.store
+	if join == nil {
+		cfg.BootstrapNode = true
+	} else {
+		cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", join.Self().ConfigPort)}
+	}
+	if c.configure != nil {
+		c.configure(cfg)
+	}
+	n, err := canoe.NewNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	if c.dirs == nil {
+		c.dirs = map[*canoe.Node]string{}
+	}
+	c.ns, c.dirs[n] = append(c.ns, n), dir
+	if c.started != nil {
+		c.started(n, cfg)
+	}
+	return n, nil
+}
+
 func (c *canoeImpl) start(dir string) error {
+	var first *canoe.Node
 	for i := range c.nodes {
-		cfg := canoeConfig(filepath.Join(dir, fmt.Sprintf("n%d", i)))
-		cfg.LogStore = c.store
-		if i == 0 {
-			cfg.BootstrapNode = true
-		} else {
-			cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", c.ns[0].Self().ConfigPort)}
-		}
-		n, err := canoe.NewNode(cfg)
+		n, err := c.startNode(filepath.Join(dir, fmt.Sprintf("n%d", i)), first)
 		if err != nil {
-			return err
-		}
-		if err := n.Start(); err != nil {
 			return fmt.Errorf("start node %d: %w", i, err)
 		}
-		c.ns = append(c.ns, n)
+		if i == 0 {
+			first = n
+		}
 	}
 	if err := waitFor(30*time.Second, func() bool { return c.leader() != nil && c.voters() == c.nodes }); err != nil {
 		return fmt.Errorf("canoe cluster did not form: %w", err)
@@ -158,19 +187,12 @@ func (c *canoeImpl) joinToVoter(dir string) (started, voter time.Duration, err e
 	if l == nil {
 		return 0, 0, errors.New("no leader")
 	}
-	cfg := canoeConfig(filepath.Join(dir, "joiner"))
-	cfg.LogStore = c.store
-	cfg.BootstrapPeers = []string{fmt.Sprintf("http://127.0.0.1:%d", l.Self().ConfigPort)}
 	t0 := time.Now()
-	n, err := canoe.NewNode(cfg)
+	n, err := c.join(dir)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := n.Start(); err != nil {
-		return 0, 0, err
-	}
 	started = time.Since(t0)
-	c.ns = append(c.ns, n)
 	id := n.UniqueID()
 	err = waitFor(30*time.Second, func() bool {
 		for _, p := range l.Peers() {
@@ -181,6 +203,15 @@ func (c *canoeImpl) joinToVoter(dir string) (started, voter time.Duration, err e
 		return false
 	})
 	return started, time.Since(t0), err
+}
+
+// join starts one more node in dir/joiner that joins through the leader.
+func (c *canoeImpl) join(dir string) (*canoe.Node, error) {
+	l := c.leader()
+	if l == nil {
+		return nil, errors.New("no leader")
+	}
+	return c.startNode(filepath.Join(dir, "joiner"), l)
 }
 
 // waitFor polls cond every millisecond until it holds or d passes.

@@ -31,6 +31,11 @@ type raftImpl struct {
 	stores        []io.Closer
 	trans         []*raft.NetworkTransport
 	target        *raft.Raft
+
+	// For measurements other than the cells: trailingLogs overrides raft's
+	// TrailingLogs, newFSM replaces the counter FSM.
+	trailingLogs *uint64
+	newFSM       func() raft.FSM
 }
 
 func (r *raftImpl) name() string {
@@ -51,6 +56,9 @@ type logStore interface {
 func (r *raftImpl) openLog(d string) (logStore, error) {
 	if !r.wal {
 		return raftboltdb.NewBoltStore(filepath.Join(d, "raft.db"))
+	}
+	if err := os.MkdirAll(filepath.Join(d, "wal"), 0o755); err != nil {
+		return nil, err
 	}
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(filepath.Join(d, "wal"), wal.WithMetaStore(meta))
@@ -98,51 +106,14 @@ func (s counterSnap) Persist(sink raft.SnapshotSink) error {
 func (counterSnap) Release() {}
 
 func (r *raftImpl) start(dir string) error {
-	null := hclog.NewNullLogger()
 	var servers []raft.Server
 	for i := range r.nodes {
-		d := filepath.Join(dir, fmt.Sprintf("n%d", i))
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		if r.wal {
-			if err := os.MkdirAll(filepath.Join(d, "wal"), 0o755); err != nil {
-				return err
-			}
-		}
-		store, err := r.openLog(d)
-		if err != nil {
-			return err
-		}
-		r.stores = append(r.stores, store)
-		cache, err := raft.NewLogCache(512, store)
-		if err != nil {
-			return err
-		}
-		snaps, err := raft.NewFileSnapshotStoreWithLogger(d, 2, null)
-		if err != nil {
-			return err
-		}
-		trans, err := raft.NewTCPTransportWithLogger("127.0.0.1:0", nil, 3, 10*time.Second, null)
-		if err != nil {
-			return err
-		}
-		r.trans = append(r.trans, trans)
-		conf := raft.DefaultConfig()
-		conf.LocalID = raft.ServerID(fmt.Sprint(i))
-		if !r.defaultTiming {
-			conf.HeartbeatTimeout = 200 * time.Millisecond
-			conf.ElectionTimeout = 200 * time.Millisecond
-			conf.LeaderLeaseTimeout = 100 * time.Millisecond
-			conf.CommitTimeout = 5 * time.Millisecond
-		}
-		conf.Logger = null
-		rf, err := raft.NewRaft(conf, &raftCounter{}, cache, store, snaps, trans)
+		rf, srv, err := r.startNode(dir, i)
 		if err != nil {
 			return err
 		}
 		r.rs = append(r.rs, rf)
-		servers = append(servers, raft.Server{ID: conf.LocalID, Address: trans.LocalAddr()})
+		servers = append(servers, srv)
 	}
 	if err := r.rs[0].BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 		return err
@@ -152,6 +123,68 @@ func (r *raftImpl) start(dir string) error {
 	}
 	r.target = r.leader()
 	return nil
+}
+
+// startNode starts node i with fresh stores under dir.
+func (r *raftImpl) startNode(dir string, i int) (*raft.Raft, raft.Server, error) {
+	null := hclog.NewNullLogger()
+	d := filepath.Join(dir, fmt.Sprintf("n%d", i))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return nil, raft.Server{}, err
+	}
+	store, err := r.openLog(d)
+	if err != nil {
+		return nil, raft.Server{}, err
+	}
+	r.stores = append(r.stores, store)
+	cache, err := raft.NewLogCache(512, store)
+	if err != nil {
+		return nil, raft.Server{}, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(d, 2, null)
+	if err != nil {
+		return nil, raft.Server{}, err
+	}
+	trans, err := raft.NewTCPTransportWithLogger("127.0.0.1:0", nil, 3, 10*time.Second, null)
+	if err != nil {
+		return nil, raft.Server{}, err
+	}
+	r.trans = append(r.trans, trans)
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(fmt.Sprint(i))
+	if !r.defaultTiming {
+		conf.HeartbeatTimeout = 200 * time.Millisecond
+		conf.ElectionTimeout = 200 * time.Millisecond
+		conf.LeaderLeaseTimeout = 100 * time.Millisecond
+		conf.CommitTimeout = 5 * time.Millisecond
+	}
+	if r.trailingLogs != nil {
+		conf.TrailingLogs = *r.trailingLogs
+	}
+	conf.Logger = null
+	var fsm raft.FSM = &raftCounter{}
+	if r.newFSM != nil {
+		fsm = r.newFSM()
+	}
+	rf, err := raft.NewRaft(conf, fsm, cache, store, snaps, trans)
+	if err != nil {
+		return nil, raft.Server{}, err
+	}
+	return rf, raft.Server{ID: conf.LocalID, Address: trans.LocalAddr()}, nil
+}
+
+// addNode starts one more node and adds it as a voter on the leader.
+func (r *raftImpl) addNode(dir string) error {
+	var l *raft.Raft
+	if err := waitFor(10*time.Second, func() bool { l = r.leader(); return l != nil }); err != nil {
+		return errors.New("no leader")
+	}
+	rf, srv, err := r.startNode(dir, len(r.rs))
+	if err != nil {
+		return err
+	}
+	r.rs = append(r.rs, rf)
+	return l.AddVoter(srv.ID, srv.Address, 0, 0).Error()
 }
 
 func (r *raftImpl) leader() *raft.Raft {

@@ -42,6 +42,7 @@ type options struct {
 	extraTrials    int
 	dir            string
 	dbElection     uint64
+	snapshotMiB    int
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.c<clients>.p<payload>.t<trial>")
 	flag.BoolVar(&o.cells, "cells", true, "measure the clients x payloads cells")
 	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
+	flag.IntVar(&o.snapshotMiB, "snapshot-mib", 256, "state size for the snapshot-install measurement (0: skip it)")
 	flag.IntVar(&o.extraTrials, "extra-trials", 3, "trials of each extra measurement")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary data dirs (default: the system temp dir)")
 	flag.Uint64Var(&o.dbElection, "db-election-rtt", 100, "dragonboat ElectionRTT (x RTTMillisecond 1 ms); 10 makes it re-elect constantly on a busy 2-core machine")

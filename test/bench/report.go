@@ -209,6 +209,18 @@ func runExtras(o options, jsonOut io.Writer) []result {
 		if canoe {
 			add(runSpec(spec{Kind: "join", Impl: "canoe-leader", Nodes: o.nodes, Trial: trial, Dir: o.dir}, timeout))
 		}
+		if o.snapshotMiB > 0 {
+			var names []string
+			if canoe {
+				names = append(names, "canoe-leader")
+			}
+			if has("raft") {
+				names = append(names, "raft")
+			}
+			for _, name := range rotate(names, t) {
+				add(runSpec(spec{Kind: "snapshot", Impl: name, Nodes: o.nodes, Trial: trial, Dir: o.dir, Payload: o.snapshotMiB << 20}, 10*time.Minute))
+			}
+		}
 	}
 	return out
 }
@@ -242,10 +254,14 @@ func printExtras(w io.Writer, rs []result) {
 				continue
 			}
 			v := r.FailoverMs
-			if k.kind == "join" {
+			switch k.kind {
+			case "join":
 				v = r.VoterMs
 				all = append(all, fmt.Sprintf("%.0f (Start %.0f)", r.VoterMs, r.StartedMs))
-			} else {
+			case "snapshot":
+				v = r.InstallMs
+				all = append(all, fmt.Sprintf("%.0f (build %.0f, snapshot %.0f)", r.InstallMs, r.BuildMs, r.SnapshotMs))
+			default:
 				all = append(all, fmt.Sprintf("%.0f (stop %.0f)", r.FailoverMs, r.StopMs))
 			}
 			vals = append(vals, v)
@@ -256,6 +272,8 @@ func printExtras(w io.Writer, rs []result) {
 			name = "failover: leader process killed -> first ack on survivors"
 		case "join":
 			name = "join by URL -> voter"
+		case "snapshot":
+			name = fmt.Sprintf("snapshot install of %d MiB on a new node", groups[k][0].Payload>>20)
 		}
 		if firstErr != "" {
 			how += "; error: " + oneLine(firstErr)

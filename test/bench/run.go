@@ -62,6 +62,9 @@ type result struct {
 	FailoverMs float64 `json:"failover_ms,omitempty"`
 	StartedMs  float64 `json:"join_start_returned_ms,omitempty"`
 	VoterMs    float64 `json:"join_to_voter_ms,omitempty"`
+	BuildMs    float64 `json:"state_build_ms,omitempty"` // committing the entry that builds the state
+	SnapshotMs float64 `json:"snapshot_ms,omitempty"`    // until the leader's snapshot is on disk
+	InstallMs  float64 `json:"install_ms,omitempty"`     // new node started -> FSM holds the state
 }
 
 // runChild runs sp in this process.
@@ -87,6 +90,8 @@ func runChild(sp spec) result {
 		err = runFailover(im, sp, &r)
 	case "join":
 		err = runJoin(im, sp, &r)
+	case "snapshot":
+		err = runSnapshotInstall(im, sp, &r)
 	default:
 		err = fmt.Errorf("unknown kind %q", sp.Kind)
 	}
