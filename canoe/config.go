@@ -221,10 +221,10 @@ type Timing struct {
 	// LeaderLeaseTimeout is how long a leader stays leader without hearing
 	// from a quorum. At most HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
-	// CommitTimeout is the longest a follower waits to learn a new commit
-	// index when no entries flow: a proposal forwarded by a follower returns
-	// only once the follower has applied it, so this bounds its extra
-	// latency. The leader sends an empty AppendEntries this often when idle.
+	// CommitTimeout is how often an idle leader sends an empty
+	// AppendEntries, which tells followers the commit index. (A follower
+	// waiting to apply its own forwarded proposal, or for a ReadBarrier, is
+	// told at once instead.)
 	CommitTimeout time.Duration
 
 	gossip discovery.Profile // memberlist's timing: LAN unless LocalProfile

@@ -48,7 +48,7 @@ func (n *Node) serveProposals(ctx context.Context, items [][]byte) ([]forwardRes
 		if len(it) == 0 {
 			return nil, ErrEmptyProposal
 		}
-		props[i] = &proposal{data: it, done: make(chan proposeResult, 1)}
+		props[i] = &proposal{data: it, done: make(chan proposeResult, 1), forwarded: true}
 	}
 	out := make([]forwardResult, len(items))
 	for i, p := range props {
@@ -133,7 +133,11 @@ func (n *Node) serveReadIndex(context.Context) (uint64, error) {
 	if rt.raft.State() != raft.Leader {
 		return 0, &NotLeaderError{LeaderID: n.LeaderID()}
 	}
-	return n.readIndex(rt)
+	index, err := n.readIndex(rt)
+	if err == nil {
+		rt.nudge.committed(index) // the follower waits to apply it
+	}
+	return index, err
 }
 
 // forwarded is a proposal waiting to be sent to the leader.

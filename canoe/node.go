@@ -61,6 +61,7 @@ type runtime struct {
 	wg        sync.WaitGroup
 	kick      chan struct{} // wakes the manager early
 	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
+	nudge     *nudger       // tells followers about commits they wait for
 }
 
 // NewNode checks cfg and returns a node ready to Start. It reports every
@@ -268,7 +269,9 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	inflight := make(chan *batch, maxInflightBatches)
-	rt.wg.Add(5)
+	rt.nudge = newNudger(n, rt)
+	rt.wg.Add(6)
+	go func() { defer rt.wg.Done(); rt.nudge.run() }()
 	go func() { defer rt.wg.Done(); n.observe(rt, obsCh) }()
 	go func() { defer rt.wg.Done(); n.batch(rt, inflight) }()
 	go func() { defer rt.wg.Done(); n.complete(rt, inflight) }()

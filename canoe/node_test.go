@@ -429,3 +429,36 @@ func TestNodeRemovedWhilePartitionedAsksTheOthers(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowerLearnsCommitAtOnce: a follower's forwarded Propose and its
+// ReadBarrier wait until the follower has applied the entry, and raft tells
+// a follower of a new commit index only with the next entries or the
+// CommitTimeout tick. With CommitTimeout at 300 ms, both must still return
+// in a few milliseconds of (virtual) time: the leader tells the followers
+// of those commits at once.
+func TestFollowerLearnsCommitAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, func(cfg *NodeConfig) { cfg.Timing.CommitTimeout = 300 * time.Millisecond })
+		leader := c.leader()
+		f := c.followers()[0]
+		const bound = 50 * time.Millisecond
+		for i := range 10 {
+			start := time.Now()
+			propose(t, f, fmt.Sprintf("f%d", i))
+			if d := time.Since(start); d > bound {
+				t.Fatalf("Propose on a follower took %v; want under %v (CommitTimeout is 300ms)", d, bound)
+			}
+			propose(t, leader, fmt.Sprintf("l%d", i))
+			start = time.Now()
+			if err := f.ReadBarrier(context.Background()); err != nil {
+				t.Fatalf("ReadBarrier: %v", err)
+			}
+			if d := time.Since(start); d > bound {
+				t.Fatalf("ReadBarrier on a follower took %v; want under %v (CommitTimeout is 300ms)", d, bound)
+			}
+			if got := c.fsm(f.id).len(); got != 2*(i+1) {
+				t.Fatalf("after ReadBarrier the follower has %d entries, want %d", got, 2*(i+1))
+			}
+		}
+	})
+}

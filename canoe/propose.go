@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -23,8 +24,9 @@ const (
 
 // proposal is one Propose call waiting for its result.
 type proposal struct {
-	data []byte
-	done chan proposeResult // buffered: the batcher never blocks on it
+	data      []byte
+	done      chan proposeResult // buffered: the batcher never blocks on it
+	forwarded bool               // from a follower, which waits to apply it
 }
 
 type proposeResult struct {
@@ -193,6 +195,9 @@ func (n *Node) complete(rt *runtime, inflight <-chan *batch) {
 		if err := n.await(rt, b.future); err != nil {
 			n.finish(b, proposeResult{err: n.raftErr(err)})
 			continue
+		}
+		if slices.ContainsFunc(b.items, func(p *proposal) bool { return p.forwarded }) {
+			rt.nudge.committed(b.future.Index())
 		}
 		res, _ := b.future.Response().(*adapter.Result)
 		for i, p := range b.items {

@@ -1,6 +1,7 @@
 package canoe
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -21,6 +22,9 @@ type streamLayer struct {
 	advertise net.Addr
 	tls       *tls.Config // nil: plain TCP
 
+	ctx    context.Context // cancelled by Close: ends dials in progress
+	cancel context.CancelFunc
+
 	mu     sync.Mutex // guards conns, closed
 	conns  map[*trackedConn]struct{}
 	closed bool
@@ -30,7 +34,8 @@ func newStreamLayer(ln net.Listener, advertise net.Addr, tlsConfig *tls.Config) 
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	return &streamLayer{ln: ln, advertise: advertise, tls: tlsConfig, conns: make(map[*trackedConn]struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &streamLayer{ln: ln, advertise: advertise, tls: tlsConfig, ctx: ctx, cancel: cancel, conns: make(map[*trackedConn]struct{})}
 }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
@@ -38,9 +43,9 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	var c net.Conn
 	var err error
 	if s.tls == nil {
-		c, err = d.Dial("tcp", string(address))
+		c, err = d.DialContext(s.ctx, "tcp", string(address))
 	} else {
-		c, err = (&tls.Dialer{NetDialer: &d, Config: s.tls}).Dial("tcp", string(address))
+		c, err = (&tls.Dialer{NetDialer: &d, Config: s.tls}).DialContext(s.ctx, "tcp", string(address))
 	}
 	if err != nil {
 		return nil, err
@@ -69,6 +74,7 @@ func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
 }
 
 func (s *streamLayer) Close() error {
+	s.cancel()
 	s.mu.Lock()
 	s.closed = true
 	conns := s.conns
