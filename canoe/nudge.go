@@ -87,7 +87,6 @@ func (u *nudger) send(index uint64) {
 		req := &raft.AppendEntriesRequest{
 			RPCHeader:         header,
 			Term:              term,
-			Leader:            header.Addr,
 			PrevLogEntry:      index,
 			PrevLogTerm:       entry.Term,
 			LeaderCommitIndex: index,

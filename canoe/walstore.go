@@ -1,13 +1,17 @@
 package canoe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 
+	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 )
@@ -16,51 +20,264 @@ import (
 // segments.
 const walMetaFile = metadb.FileName
 
+var (
+	_ raft.LogStore          = (*walStore)(nil)
+	_ raft.StableStore       = (*walStore)(nil)
+	_ raft.MonotonicLogStore = (*walStore)(nil)
+)
+
+// walStore is raft's log and stable store on raft-wal (v0.4.1). It reopens
+// the WAL after a failed StoreLogs or DeleteRange, because raft-wal can be
+// left with its memory out of step with its files for good: rotating to a
+// new segment, and truncations that start one, commit the new metadata to
+// wal-meta.db first and then create the segment file; when creating it
+// fails (no space for its 64 MiB), the WAL keeps its old state in memory.
+// After a failed rotation (done in the background; wal.go runRotate only
+// logs "rotate error") the full segment stays sealed and every StoreLogs
+// fails with ErrSealed, even once space is freed. Open instead rebuilds
+// the state from the files, which hold every write ever acknowledged, and
+// takes up the new segment (creating its file if the failed attempt left
+// none). raft retries the failed write.
+//
+// Not covered: if a rotation failed before it committed its metadata
+// (wal-meta.db could not be written), or a crash or Close came between a
+// segment's sealing append and its rotation, raft-wal reopens the sealed
+// segment as the tail and refuses every append, at a restart too. And an
+// append whose fsync failed after its data reached the file is found in
+// the reopened log, so raft's retry of it fails as non-monotonic.
+type walStore struct {
+	dir    string
+	logger Logger
+	meta   *metadb.BoltMetaDB // the stable store; WAL.Close closes it, Open opens it again
+
+	mu      sync.RWMutex // guards w, openErr, closed; write-locked only to reopen and to close
+	w       *wal.WAL     // nil when the last reopen failed (the next write tries again) or after Close
+	openErr error        // why w is nil
+	closed  bool
+}
+
 // openWAL opens (or creates) the raft-wal log in dir. Like openBolt it
 // turns damage that would crash the process into an error naming the
-// directory.
-func openWAL(dir string, logger Logger) (store *walStore, err error) {
-	damaged := func(format string, args ...any) error {
-		return fmt.Errorf("canoe: raft log %s is damaged: %s (restore it from a backup, or remove this node's DataDir and join the cluster again as a new node)", dir, fmt.Sprintf(format, args...))
-	}
+// directory. When it fails to create a new log (a full disk cannot hold
+// the first preallocated segment), it removes what it created, so that a
+// later start tries afresh instead of finding a half-made log.
+func openWAL(dir string, logger Logger) (*walStore, error) {
+	metaPath := filepath.Join(dir, walMetaFile)
+	_, err := os.Stat(metaPath)
+	fresh := errors.Is(err, fs.ErrNotExist)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("canoe: create %s: %w", dir, err)
 	}
-	if err := checkBoltFile(filepath.Join(dir, walMetaFile)); err != nil {
-		return nil, damaged("%s: %v", walMetaFile, err)
+	if err := checkBoltFile(metaPath); err != nil {
+		return nil, walDamaged(dir, "%s: %v", walMetaFile, err)
 	}
+	s := &walStore{dir: dir, logger: logger, meta: &metadb.BoltMetaDB{}}
+	if s.w, err = s.open(); err != nil {
+		s.meta.Close()
+		if fresh {
+			// Nothing but this attempt's files: wal-meta.db did not exist.
+			_ = os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func walDamaged(dir, format string, args ...any) error {
+	return fmt.Errorf("canoe: raft log %s is damaged: %s (restore it from a backup, or remove this node's DataDir and join the cluster again as a new node)", dir, fmt.Sprintf(format, args...))
+}
+
+// open opens the WAL in s.dir on s.meta.
+func (s *walStore) open() (w *wal.WAL, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			store, err = nil, damaged("raft-wal: %v", r)
+			w, err = nil, walDamaged(s.dir, "raft-wal: %v", r)
 		}
 	}()
-	meta := &metadb.BoltMetaDB{}
-	defer func() {
-		if store == nil {
-			meta.Close()
-		}
-	}()
-	w, err := wal.Open(dir, wal.WithLogger(logger), wal.WithMetaStore(meta))
+	w, err = wal.Open(s.dir, wal.WithLogger(s.logger), wal.WithMetaStore(s.meta))
 	var errno syscall.Errno
 	switch {
 	case errors.As(err, &errno) && errno != syscall.ENOENT:
 		// An I/O error (full disk, permissions), not damage.
-		return nil, fmt.Errorf("canoe: open raft log %s: %w", dir, err)
+		return nil, fmt.Errorf("canoe: open raft log %s: %w", s.dir, err)
 	case err != nil:
-		return nil, damaged("raft-wal: %v", err)
+		return nil, walDamaged(s.dir, "raft-wal: %v", err)
 	}
-	return &walStore{WAL: w, meta: meta}, nil
+	return w, nil
 }
 
-// walStore closes the meta database too: raft-wal v0.4.0's Close leaves it
-// open, holding its file lock, so reopening the log in the same process
-// would block forever.
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
+// reopen replaces failed, the WAL a write failed on, by a freshly opened
+// one, unless a concurrent call did so already. failed is nil when the
+// last reopen failed.
+func (s *walStore) reopen(failed *wal.WAL) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return wal.ErrClosed
+	}
+	if s.w != failed {
+		return s.openErr
+	}
+	if s.w != nil {
+		// No reads or writes run (they hold s.mu for reading) and no
+		// rotation is pending (StoreLogs and DeleteRange wait for one
+		// first, and only a successful StoreLogs starts one), so this
+		// closes every file, and the meta database.
+		_ = s.w.Close()
+		s.w = nil
+	}
+	s.w, s.openErr = s.open()
+	if s.openErr != nil {
+		s.logger.Error("reopening the raft log after a failed write failed; the next write tries again", "error", s.openErr)
+		return s.openErr
+	}
+	s.logger.Warn("reopened the raft log after a failed write", "dir", s.dir)
+	return nil
 }
 
+// read runs f on the open WAL.
+func (s *walStore) read(f func(*wal.WAL) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.w == nil {
+		return s.openErr
+	}
+	return f(s.w)
+}
+
+// write runs f, a change to the log. When f fails (or the WAL is not open),
+// write reopens the WAL and, if again says so on the reopened WAL, runs f
+// once more (a write that failed for want of a rotation then succeeds). It
+// returns the last error.
+func (s *walStore) write(f func(*wal.WAL) error, again func(*wal.WAL) bool) error {
+	var err error
+	for try := range 2 {
+		s.mu.RLock()
+		w := s.w
+		switch {
+		case w == nil:
+			err = s.openErr
+		case try > 0 && !again(w):
+			s.mu.RUnlock()
+			return err
+		default:
+			err = f(w)
+		}
+		s.mu.RUnlock()
+		if err == nil || errors.Is(err, wal.ErrClosed) {
+			return err
+		}
+		if rerr := s.reopen(w); rerr != nil {
+			if w == nil {
+				return rerr
+			}
+			return fmt.Errorf("%w (reopening the raft log failed too: %w)", err, rerr)
+		}
+	}
+	return err
+}
+
+func (s *walStore) FirstIndex() (idx uint64, err error) {
+	err = s.read(func(w *wal.WAL) (err error) { idx, err = w.FirstIndex(); return err })
+	return idx, err
+}
+
+func (s *walStore) LastIndex() (idx uint64, err error) {
+	err = s.read(func(w *wal.WAL) (err error) { idx, err = w.LastIndex(); return err })
+	return idx, err
+}
+
+func (s *walStore) GetLog(index uint64, log *raft.Log) error {
+	return s.read(func(w *wal.WAL) error { return w.GetLog(index, log) })
+}
+
+func (s *walStore) StoreLog(log *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{log})
+}
+
+// StoreLogs appends logs; after a reopen it tries again only if none of
+// them made it into the log before the failure.
+func (s *walStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	err := s.write(func(w *wal.WAL) error { return w.StoreLogs(logs) }, func(w *wal.WAL) bool {
+		last, err := w.LastIndex()
+		return err == nil && (last == 0 || last+1 == logs[0].Index)
+	})
+	if errors.Is(err, wal.ErrSealed) {
+		// Still sealed after reopening: the case the type's comment says is
+		// not covered. Say what it means, since raft logs only the error.
+		return fmt.Errorf("%w: raft-wal reopened its last segment sealed (a crash or failure between sealing a full segment and starting the next one; raft-wal v0.4.1 cannot recover from it): this node cannot append to its log until its DataDir %s is removed and it joins the cluster again as a new node", err, filepath.Dir(s.dir))
+	}
+	return err
+}
+
+// DeleteRange deletes a prefix or suffix of the log; deleting what is
+// already gone is a no-op, so it can always run again after a reopen.
+func (s *walStore) DeleteRange(min, max uint64) error {
+	return s.write(func(w *wal.WAL) error { return w.DeleteRange(min, max) }, func(*wal.WAL) bool { return true })
+}
+
+// IsMonotonic tells raft that the log has no gaps (raft.MonotonicLogStore):
+// after restoring a snapshot raft then deletes the whole log.
+func (s *walStore) IsMonotonic() bool { return true }
+
+// The stable store is raft-wal's meta database, used directly so that it
+// keeps working when reopening the log fails after the database was
+// opened again (raft panics when it cannot persist its term). raft-wal
+// stores uint64s as 8 little-endian bytes (wal.go SetUint64), and so does
+// this.
+
+func (s *walStore) Set(key, val []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return wal.ErrClosed
+	}
+	return s.meta.SetStable(key, val)
+}
+
+func (s *walStore) Get(key []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, wal.ErrClosed
+	}
+	return s.meta.GetStable(key)
+}
+
+func (s *walStore) SetUint64(key []byte, val uint64) error {
+	return s.Set(key, binary.LittleEndian.AppendUint64(nil, val))
+}
+
+func (s *walStore) GetUint64(key []byte) (uint64, error) {
+	b, err := s.Get(key)
+	switch {
+	case err != nil:
+		return 0, err
+	case len(b) == 0:
+		return 0, nil
+	case len(b) != 8:
+		return 0, fmt.Errorf("canoe: raft log %s: stable key %q holds %d bytes, not a uint64", s.dir, key, len(b))
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// Close closes the WAL and its meta database (which WAL.Close closes too,
+// unless the last reopen failed). It is idempotent.
 func (s *walStore) Close() error {
-	return errors.Join(s.WAL.Close(), s.meta.Close())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.w != nil {
+		err = s.w.Close()
+	}
+	s.w, s.openErr = nil, wal.ErrClosed
+	return errors.Join(err, s.meta.Close())
 }
