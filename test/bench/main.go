@@ -8,8 +8,17 @@
 // trials plus the median of per-trial ratios against raw hashicorp/raft.
 //
 //	go run . [-window 3s] [-trials 5] [-clients 1,16,256] [-payloads 64,1024]
-//	         [-impls canoe-leader,canoe-follower,raft,dragonboat] [-nodes 3]
-//	         [-json FILE] [-cpuprofile PREFIX] [-extras=true]
+//	         [-impls canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat]
+//	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-cells=true]
+//	         [-extras=true] [-extra-trials 3] [-snapshot-mib 256]
+//
+// canoe-leader and canoe-follower use canoe's default log store (raft-wal),
+// canoe-bolt raft-boltdb/v2; raft is raw hashicorp/raft on raft-boltdb/v2
+// (the baseline of the ratios), raft-wal the same on raft-wal. The extras
+// measure failover (a canoe leader's process killed with SIGKILL, LAN
+// profile; a graceful canoe Stop; raw raft's Shutdown with its default
+// timeouts; dragonboat's Close), join-to-voter, and the install of a
+// snapshot of -snapshot-mib MiB on a new node (canoe and raw raft).
 package main
 
 import (
@@ -53,7 +62,7 @@ func main() {
 	flag.IntVar(&o.trials, "trials", 5, "trials per cell")
 	flag.StringVar(&clients, "clients", "1,16,256", "concurrent proposers (comma list)")
 	flag.StringVar(&payloads, "payloads", "64,1024", "payload sizes in bytes (comma list)")
-	flag.StringVar(&implList, "impls", "canoe-leader,canoe-follower,raft,dragonboat", "implementations (comma list of "+implNames()+")")
+	flag.StringVar(&implList, "impls", "canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat", "implementations (comma list of "+implNames()+")")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes per cluster")
 	flag.StringVar(&o.jsonFile, "json", "", "also write the JSON lines to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.c<clients>.p<payload>.t<trial>")
