@@ -268,13 +268,13 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	r.RegisterObserver(rt.obs)
 
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	inflight := make(chan *batch, maxInflightBatches)
+	slots, inflight := make(chan struct{}, maxInflightBatches), make(chan *batch, maxInflightBatches)
 	rt.nudge = newNudger(n, rt)
 	rt.wg.Add(6)
 	go func() { defer rt.wg.Done(); rt.nudge.run() }()
 	go func() { defer rt.wg.Done(); n.observe(rt, obsCh) }()
-	go func() { defer rt.wg.Done(); n.batch(rt, inflight) }()
-	go func() { defer rt.wg.Done(); n.complete(rt, inflight) }()
+	go func() { defer rt.wg.Done(); n.batch(rt, slots, inflight) }()
+	go func() { defer rt.wg.Done(); n.complete(rt, slots, inflight) }()
 	go func() { defer rt.wg.Done(); n.manage(rt) }()
 	go func() { defer rt.wg.Done(); n.forwardLoop(rt) }()
 	if g != nil {

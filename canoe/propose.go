@@ -15,6 +15,10 @@ import (
 // Group commit: while earlier entries are in flight, proposals queue up and
 // leave together as one raft entry, so a busy leader writes and replicates
 // one entry for many proposals. An idle leader sends a proposal at once.
+// The in-flight limit is taken before raft.Apply: taken after it, up to
+// three entries sat in raft at once and forwarded proposals, which arrive
+// one request at a time, left in small batches (follower proposals at 16
+// clients went from 0.46x to about 0.6x the leader's rate; bench, 64 B).
 const (
 	maxInflightBatches = 1       // raft entries in flight (1 measured 3.1k/s vs 1.9k/s for 4 at 16 clients)
 	maxBatchItems      = 1024    // proposals per raft entry
@@ -134,7 +138,7 @@ func (n *Node) proposeLocal(ctx context.Context, rt *runtime, data []byte) propo
 
 // batch is the batcher goroutine: it coalesces queued proposals into raft
 // entries, keeping at most maxInflightBatches in flight.
-func (n *Node) batch(rt *runtime, inflight chan<- *batch) {
+func (n *Node) batch(rt *runtime, slots chan<- struct{}, inflight chan<- *batch) {
 	defer close(inflight)
 	var pending []*proposal
 	for {
@@ -145,6 +149,16 @@ func (n *Node) batch(rt *runtime, inflight chan<- *batch) {
 			case <-rt.stop:
 				return
 			}
+		}
+		// Wait until fewer than maxInflightBatches entries are in raft:
+		// proposals queue meanwhile and leave together.
+		select {
+		case slots <- struct{}{}:
+		case <-rt.stop:
+			for _, p := range pending {
+				p.done <- proposeResult{err: ErrNotRunning}
+			}
+			return
 		}
 		// Take whatever else is queued, up to the limits.
 		size := 0
@@ -173,9 +187,7 @@ func (n *Node) batch(rt *runtime, inflight chan<- *batch) {
 		b := &batch{items: append([]*proposal(nil), pending[:k]...)}
 		pending = pending[k:]
 		b.future = rt.raft.Apply(adapter.EncodeBatch(items), enqueueTimeout)
-		// Blocks while maxInflightBatches are in flight: proposals queue in
-		// the meantime and leave together.
-		select {
+		select { // never blocks long: inflight holds maxInflightBatches
 		case inflight <- b:
 		case <-rt.stop:
 			// Handed to raft already: it may still commit.
@@ -190,9 +202,11 @@ func (n *Node) batch(rt *runtime, inflight chan<- *batch) {
 
 // complete is the completion goroutine: raft answers entries in order, so it
 // waits on them in order and hands each proposer its own result.
-func (n *Node) complete(rt *runtime, inflight <-chan *batch) {
+func (n *Node) complete(rt *runtime, slots <-chan struct{}, inflight <-chan *batch) {
 	for b := range inflight {
-		if err := n.await(rt, b.future); err != nil {
+		err := n.await(rt, b.future)
+		<-slots
+		if err != nil {
 			n.finish(b, proposeResult{err: n.raftErr(err)})
 			continue
 		}
