@@ -408,8 +408,15 @@ func TestTornLogTailAtRestart(t *testing.T) {
 		return
 	}
 
-	// The recovery path: remove the old member, wipe the DataDir and join
-	// again as a new node.
+	fresh := rejoinWiped(t, c, leader, other, torn, dir)
+	t.Logf("recovery: the wiped DataDir rejoined as node %v with %d entries, equal to the leader's", fresh, fresh.fsm.len())
+}
+
+// rejoinWiped is the recovery path for a member whose log is damaged:
+// remove it, wipe its DataDir and join again from there as a new node. It
+// returns the new member once it holds the same entries as the others.
+func rejoinWiped(t *testing.T, c *cluster, leader, other, torn *member, dir string) *member {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err := leader.node.RemovePeer(ctx, torn.id)
 	cancel()
@@ -428,7 +435,7 @@ func TestTornLogTailAtRestart(t *testing.T) {
 	c.waitVoters(3)
 	mustPropose(t, fresh, "after-rejoin")
 	waitSameState(t, 15*time.Second, -1, c.leader(), other, fresh)
-	t.Logf("recovery: the wiped DataDir rejoined as node %v with %d entries, equal to the leader's", fresh, fresh.fsm.len())
+	return fresh
 }
 
 // tornChild runs in the child process: it starts a Node on the damaged

@@ -405,26 +405,7 @@ func TestWALTornTailAtRestart(t *testing.T) {
 		return
 	}
 
-	// The recovery path: remove the old member, wipe the DataDir and join
-	// again as a new node.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := leader.node.RemovePeer(ctx, torn.id)
-	cancel()
-	if err != nil {
-		t.Fatalf("remove the member whose log is damaged: %v", err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	cfg := c.config(false, leader.url)
-	cfg.DataDir = dir
-	fresh := c.mustStart(cfg)
-	if fresh.id == torn.id {
-		t.Fatalf("the node on the wiped DataDir kept ID %x", torn.id)
-	}
-	c.waitVoters(3)
-	mustPropose(t, fresh, "after-rejoin")
-	waitSameState(t, 15*time.Second, -1, c.leader(), other, fresh)
+	fresh := rejoinWiped(t, c, leader, other, torn, dir)
 	if _, err := os.Stat(filepath.Join(dir, walDirName, walMetaName)); err != nil {
 		t.Errorf("the rejoined node has no WAL: %v", err)
 	}
