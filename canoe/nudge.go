@@ -65,7 +65,7 @@ func (u *nudger) run() {
 		u.mu.Lock()
 		index := u.index
 		u.mu.Unlock()
-		if index <= sent || u.rt.raft.State() != raft.Leader {
+		if index <= sent {
 			continue
 		}
 		sent = index
@@ -75,18 +75,25 @@ func (u *nudger) run() {
 
 func (u *nudger) send(index uint64) {
 	rt := u.rt
+	// The term first, then the state: a leader that stepped down in between
+	// has a newer term, and the entry check below skips the send.
+	term := rt.raft.CurrentTerm()
+	if rt.raft.State() != raft.Leader {
+		return
+	}
 	var entry raft.Log
-	if err := rt.stores.logs.GetLog(index, &entry); err != nil {
-		return // compacted away already: raft's own messages will do
+	if err := rt.stores.logs.GetLog(index, &entry); err != nil || entry.Term != term {
+		return // compacted away, or from an earlier term: raft's own messages will do
 	}
 	self := adapter.ServerID(u.n.id)
 	addr := rt.trans.LocalAddr()
 	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(self), Addr: rt.trans.EncodePeer(self, addr)}
-	term := rt.raft.CurrentTerm()
 	for _, s := range u.followers(self) {
+		// The entry's term, never a later one: a follower in a newer term
+		// rejects this as it would a late message from this leader.
 		req := &raft.AppendEntriesRequest{
 			RPCHeader:         header,
-			Term:              term,
+			Term:              entry.Term,
 			PrevLogEntry:      index,
 			PrevLogTerm:       entry.Term,
 			LeaderCommitIndex: index,
