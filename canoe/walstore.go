@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
@@ -48,13 +50,28 @@ var (
 type walStore struct {
 	dir    string
 	logger Logger
-	meta   *metadb.BoltMetaDB // the stable store; WAL.Close closes it, Open opens it again
+	meta   *metadb.BoltMetaDB // the stable store; open from openWAL to Close, across reopens
 
-	mu      sync.RWMutex // guards w, openErr, closed; write-locked only to reopen and to close
-	w       *wal.WAL     // nil when the last reopen failed (the next write tries again) or after Close
-	openErr error        // why w is nil
-	closed  bool
+	wmu sync.Mutex // serializes writes with the reopen after a failed one
+
+	mu       sync.RWMutex // guards w, openErr, closed, failedAt; write-locked only to reopen and to close
+	w        *wal.WAL     // nil when the last reopen failed (a later write tries again) or after Close
+	openErr  error        // why w is nil
+	failedAt time.Time    // when the last reopen failed
+	closed   bool
 }
+
+// keptMeta is the meta database as raft-wal sees it: WAL.Close closes its
+// meta store, but the stable store must stay usable while the log is
+// reopened (raft panics when it cannot persist its term), so only
+// walStore.Close closes it.
+type keptMeta struct{ *metadb.BoltMetaDB }
+
+func (keptMeta) Close() error { return nil }
+
+// reopenPause is the least time between two reopen attempts after one
+// failed: each failed wal.Open may leave segment files open.
+const reopenPause = time.Second
 
 // openWAL opens (or creates) the raft-wal log in dir. Like openBolt it
 // turns damage that would crash the process into an error naming the
@@ -95,7 +112,7 @@ func (s *walStore) open() (w *wal.WAL, err error) {
 			w, err = nil, walDamaged(s.dir, "raft-wal: %v", r)
 		}
 	}()
-	w, err = wal.Open(s.dir, wal.WithLogger(s.logger), wal.WithMetaStore(s.meta))
+	w, err = wal.Open(s.dir, wal.WithLogger(s.logger), wal.WithMetaStore(keptMeta{s.meta}))
 	var errno syscall.Errno
 	switch {
 	case errors.As(err, &errno) && errno != syscall.ENOENT:
@@ -119,16 +136,20 @@ func (s *walStore) reopen(failed *wal.WAL) error {
 	if s.w != failed {
 		return s.openErr
 	}
+	if s.w == nil && time.Since(s.failedAt) < reopenPause {
+		return s.openErr
+	}
 	if s.w != nil {
-		// No reads or writes run (they hold s.mu for reading) and no
-		// rotation is pending (StoreLogs and DeleteRange wait for one
-		// first, and only a successful StoreLogs starts one), so this
-		// closes every file, and the meta database.
+		// No reads run (they hold s.mu for reading) and no write (the
+		// caller holds s.wmu), so no rotation is pending either: StoreLogs
+		// and DeleteRange wait for one first, and only a successful
+		// StoreLogs starts one. This closes every segment file.
 		_ = s.w.Close()
 		s.w = nil
 	}
 	s.w, s.openErr = s.open()
 	if s.openErr != nil {
+		s.failedAt = time.Now()
 		s.logger.Error("reopening the raft log after a failed write failed; the next write tries again", "error", s.openErr)
 		return s.openErr
 	}
@@ -151,6 +172,8 @@ func (s *walStore) read(f func(*wal.WAL) error) error {
 // once more (a write that failed for want of a rotation then succeeds). It
 // returns the last error.
 func (s *walStore) write(f func(*wal.WAL) error, again func(*wal.WAL) bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	var err error
 	for try := range 2 {
 		s.mu.RLock()
@@ -165,7 +188,7 @@ func (s *walStore) write(f func(*wal.WAL) error, again func(*wal.WAL) bool) erro
 			err = f(w)
 		}
 		s.mu.RUnlock()
-		if err == nil || errors.Is(err, wal.ErrClosed) {
+		if err == nil || errors.Is(err, wal.ErrClosed) || !reopenHelps(err) {
 			return err
 		}
 		if rerr := s.reopen(w); rerr != nil {
@@ -176,6 +199,15 @@ func (s *walStore) write(f func(*wal.WAL) error, again func(*wal.WAL) bool) erro
 		}
 	}
 	return err
+}
+
+// reopenHelps reports whether reopening the WAL may cure err. A write
+// that raft-wal's own checks refused (a non-monotonic append, a range that
+// is neither prefix nor suffix: plain fmt errors in wal.go) would fail
+// again the same way, and reopening for it could only loop.
+func reopenHelps(err error) bool {
+	msg := err.Error()
+	return !strings.Contains(msg, "non-monotonic") && !strings.Contains(msg, "only suffix or prefix")
 }
 
 func (s *walStore) FirstIndex() (idx uint64, err error) {
@@ -224,11 +256,11 @@ func (s *walStore) DeleteRange(min, max uint64) error {
 // after restoring a snapshot raft then deletes the whole log.
 func (s *walStore) IsMonotonic() bool { return true }
 
-// The stable store is raft-wal's meta database, used directly so that it
-// keeps working when reopening the log fails after the database was
-// opened again (raft panics when it cannot persist its term). raft-wal
-// stores uint64s as 8 little-endian bytes (wal.go SetUint64), and so does
-// this.
+// The stable store is raft-wal's meta database, used directly and kept
+// open across reopens (keptMeta), so that it keeps working while the log
+// is reopened or cannot be (raft panics when it cannot persist its term).
+// raft-wal stores uint64s as 8 little-endian bytes (wal.go SetUint64), and
+// so does this.
 
 func (s *walStore) Set(key, val []byte) error {
 	s.mu.RLock()
@@ -265,8 +297,7 @@ func (s *walStore) GetUint64(key []byte) (uint64, error) {
 	return binary.LittleEndian.Uint64(b), nil
 }
 
-// Close closes the WAL and its meta database (which WAL.Close closes too,
-// unless the last reopen failed). It is idempotent.
+// Close closes the WAL and its meta database. It is idempotent.
 func (s *walStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
