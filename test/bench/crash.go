@@ -156,11 +156,12 @@ func (p *nodeProc) read(r io.Reader) {
 	}
 }
 
-// kill sends SIGKILL and reaps the process.
+// kill sends SIGKILL and reaps the process once its output is read (Wait
+// closes the pipe).
 func (p *nodeProc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
 	<-p.done
+	p.cmd.Wait()
 }
 
 // runCrash starts nodes canoe processes, kills the leader with SIGKILL
@@ -232,9 +233,23 @@ func crashTrial(o options, local bool, r *result) error {
 		return fmt.Errorf("cluster did not form with every node writing: %w", err)
 	}
 	time.Sleep(200 * time.Millisecond)
+	leader = nil
+	for _, p := range procs { // the leader may have changed meanwhile
+		p.mu.Lock()
+		if p.voter == o.nodes {
+			leader = p
+		}
+		p.mu.Unlock()
+	}
+	if leader == nil {
+		return errors.New("no leader leads every node")
+	}
 	t0 := time.Now()
 	leader.kill()
-	r.StopMs = float64(time.Since(t0).Microseconds()) / 1e3
+	// Only proposals started once the process is certainly gone count:
+	// one started just before could still be acknowledged by it.
+	dead := time.Now()
+	r.StopMs = float64(dead.Sub(t0).Microseconds()) / 1e3
 	r.How = "SIGKILL of the leader's process; survivors keep proposing"
 	firstAck := func() (first int64) {
 		for _, p := range procs {
@@ -243,7 +258,7 @@ func crashTrial(o options, local bool, r *result) error {
 			}
 			p.mu.Lock()
 			for _, a := range p.acks {
-				if a[0] > t0.UnixNano() && (first == 0 || a[1] < first) {
+				if a[0] > dead.UnixNano() && (first == 0 || a[1] < first) {
 					first = a[1]
 				}
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // raftImpl is raw hashicorp/raft: raft-boltdb/v2 (or raft-wal when wal is
@@ -60,21 +59,8 @@ func (r *raftImpl) openLog(d string) (logStore, error) {
 	if err := os.MkdirAll(filepath.Join(d, "wal"), 0o755); err != nil {
 		return nil, err
 	}
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(d, "wal"), wal.WithMetaStore(meta))
-	if err != nil {
-		return nil, err
-	}
-	// raft-wal v0.4.0's Close leaves the meta database open.
-	return walStore{w, meta}, nil
+	return wal.Open(filepath.Join(d, "wal")) // its Close closes the meta database too (v0.4.1)
 }
-
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (s walStore) Close() error { return errors.Join(s.WAL.Close(), s.meta.Close()) }
 
 // raftCounter is the trivial FSM: it counts the entries applied.
 type raftCounter struct{ n uint64 }

@@ -108,13 +108,20 @@ func runSnapshotInstall(im impl, sp spec, r *result) error {
 	return fmt.Errorf("snapshot install is measured for canoe and raft, not %s", sp.Impl)
 }
 
+// snapThreshold is canoe's MinCommittedLogs in the snapshot measurement:
+// reached by the state and the filler entries, not by the membership
+// entries of the join. The log keeps that many entries behind a snapshot,
+// all after the one that built the state.
+const snapThreshold = 100
+
 func canoeSnapshotInstall(c *canoeImpl, sp spec, r *result) error {
 	fsms := map[*canoe.Node]*canoeBlob{}
 	c.configure = func(cfg *canoe.NodeConfig) {
 		f := &canoeBlob{}
 		cfg.FSM = f
-		// Snapshot as soon as an entry commits, keep no log behind it.
-		cfg.SnapshotConfig = &canoe.SnapshotConfig{Interval: 50 * time.Millisecond, MinCommittedLogs: 1, MaxRetainedSnapshots: 1}
+		// Snapshot once snapThreshold entries are committed (the state and
+		// the filler below), and not again for the few entries the join adds.
+		cfg.SnapshotConfig = &canoe.SnapshotConfig{Interval: 50 * time.Millisecond, MinCommittedLogs: snapThreshold, MaxRetainedSnapshots: 1}
 	}
 	c.started = func(n *canoe.Node, cfg *canoe.NodeConfig) { fsms[n] = cfg.FSM.(*canoeBlob) }
 	if err := c.start(sp.Dir); err != nil {
@@ -128,6 +135,11 @@ func canoeSnapshotInstall(c *canoeImpl, sp spec, r *result) error {
 		return err
 	}
 	r.BuildMs = msSince(t0)
+	for range snapThreshold {
+		if err := l.Propose([]byte("filler")); err != nil {
+			return err
+		}
+	}
 	// Wait for the leader's snapshot of the whole state on disk.
 	t1 := time.Now()
 	snaps := filepath.Join(c.dirs[l], "snapshots")
@@ -145,7 +157,7 @@ func canoeSnapshotInstall(c *canoeImpl, sp spec, r *result) error {
 		return fmt.Errorf("the new node never held the state: %w", err)
 	}
 	r.InstallMs = msSince(t2)
-	r.How = "NewNode+Start joining by URL until its FSM holds the state (canoe snapshots automatically: MinCommittedLogs 1)"
+	r.How = "NewNode+Start joining by URL until its FSM holds the state (canoe snapshots automatically: MinCommittedLogs 100, 100 filler entries)"
 	return nil
 }
 
