@@ -15,8 +15,9 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// bbolt's on-disk layout (go.etcd.io/bbolt v1.3.5, which raft-boltdb/v2
-// uses): two meta pages, each a 16-byte page header then the meta fields.
+// bbolt's on-disk layout (format version 2, go.etcd.io/bbolt v1.3.x: v1.3.6
+// here, under raft-boltdb/v2's raft.db and raft-wal's wal-meta.db): two
+// meta pages, each a 16-byte page header then the meta fields.
 const (
 	boltPageHeader   = 16
 	boltMetaSize     = 64

@@ -124,17 +124,13 @@ func (s *walStore) open() (w *wal.WAL, err error) {
 	return w, nil
 }
 
-// reopen replaces failed, the WAL a write failed on, by a freshly opened
-// one, unless a concurrent call did so already. failed is nil when the
-// last reopen failed.
-func (s *walStore) reopen(failed *wal.WAL) error {
+// reopen replaces the WAL a write failed on (none, after a failed reopen)
+// by a freshly opened one. The caller holds s.wmu.
+func (s *walStore) reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return wal.ErrClosed
-	}
-	if s.w != failed {
-		return s.openErr
 	}
 	if s.w == nil && time.Since(s.failedAt) < reopenPause {
 		return s.openErr
@@ -191,7 +187,7 @@ func (s *walStore) write(f func(*wal.WAL) error, again func(*wal.WAL) bool) erro
 		if err == nil || errors.Is(err, wal.ErrClosed) || !reopenHelps(err) {
 			return err
 		}
-		if rerr := s.reopen(w); rerr != nil {
+		if rerr := s.reopen(); rerr != nil {
 			if w == nil {
 				return rerr
 			}

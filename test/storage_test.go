@@ -490,11 +490,20 @@ type tornResult struct {
 	output   string
 }
 
-// startTornChild re-runs this test binary, only this test, as the child.
+// startTornChild re-runs this test binary, only TestTornLogTailAtRestart,
+// as the child.
 func startTornChild(t *testing.T, dir, peer, marker string) *tornChildProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTornLogTailAtRestart$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), tornChildDir+"="+dir, tornChildPeer+"="+peer, tornChildMarker+"="+marker)
+	return startChild(t, "TestTornLogTailAtRestart", tornChildDir+"="+dir, tornChildPeer+"="+peer, tornChildMarker+"="+marker)
+}
+
+// startChild re-runs this test binary, only the test named, with env
+// added. A child still running at cleanup (a test that failed early) is
+// killed.
+func startChild(t *testing.T, test string, env ...string) *tornChildProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), env...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -502,6 +511,7 @@ func startTornChild(t *testing.T, dir, peer, marker string) *tornChildProc {
 	}
 	p := &tornChildProc{cmd: cmd, out: out, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return p
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -154,25 +153,6 @@ func restoreDir(t testing.TB, dir string, files map[string][]byte) {
 
 type childProc struct {
 	*tornChildProc
-}
-
-// startChild re-runs this test binary, only the test named, with env added.
-func startChild(t *testing.T, test string, env ...string) childProc {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start child process: %v", err)
-	}
-	p := &tornChildProc{cmd: cmd, out: out, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		// A test that failed early leaves the child running.
-		_ = cmd.Process.Kill()
-	})
-	return childProc{p}
 }
 
 // applied returns the last count of applied entries a walKillChild

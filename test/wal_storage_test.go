@@ -444,7 +444,7 @@ func TestWALKill9MidWrite(t *testing.T) {
 	dir := victim.cfg.DataDir
 
 	for round := range 3 {
-		child := startChild(t, "TestWALKill9MidWrite", walKillChildDir+"="+dir)
+		child := childProc{startChild(t, "TestWALKill9MidWrite", walKillChildDir+"="+dir)}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		halt := sync.OnceFunc(func() { close(stop); wg.Wait() })

@@ -31,7 +31,6 @@ type nodeSpec struct {
 	Dir       string `json:"dir"`
 	Bootstrap bool   `json:"bootstrap,omitempty"`
 	Join      string `json:"join,omitempty"` // URL of a member's HTTP API
-	Local     bool   `json:"local,omitempty"`
 }
 
 // Lines a -node child prints.
@@ -45,9 +44,6 @@ const (
 func runNode(sp nodeSpec) error {
 	cfg := canoeConfig(sp.Dir)
 	cfg.Timing = canoe.LANProfile()
-	if sp.Local {
-		cfg.Timing = canoe.LocalProfile()
-	}
 	cfg.BootstrapNode = sp.Bootstrap
 	if sp.Join != "" {
 		cfg.BootstrapPeers = []string{sp.Join}
@@ -167,19 +163,15 @@ func (p *nodeProc) kill() {
 // runCrash starts nodes canoe processes, kills the leader with SIGKILL
 // and measures the time to the first write acknowledged by a survivor that
 // was proposed after the kill.
-func runCrash(o options, trial int, local bool) result {
-	name := "canoe (LAN profile)"
-	if local {
-		name = "canoe (Local profile)"
-	}
-	r := result{Kind: "crash", Impl: name, Nodes: o.nodes, Trial: trial}
-	if err := crashTrial(o, local, &r); err != nil {
+func runCrash(o options, trial int) result {
+	r := result{Kind: "crash", Impl: "canoe (LAN profile)", Nodes: o.nodes, Trial: trial}
+	if err := crashTrial(o, &r); err != nil {
 		r.Err = err.Error()
 	}
 	return r
 }
 
-func crashTrial(o options, local bool, r *result) error {
+func crashTrial(o options, r *result) error {
 	dir, err := os.MkdirTemp(o.dir, "canoe-bench-crash-")
 	if err != nil {
 		return err
@@ -195,7 +187,7 @@ func crashTrial(o options, local bool, r *result) error {
 	}()
 	join := ""
 	for i := range o.nodes {
-		sp := nodeSpec{Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), Bootstrap: i == 0, Join: join, Local: local}
+		sp := nodeSpec{Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), Bootstrap: i == 0, Join: join}
 		p, err := startNodeProc(ctx, sp)
 		if err != nil {
 			return err

@@ -188,7 +188,7 @@ func runExtras(o options, jsonOut io.Writer) []result {
 			// A crash: the leader's process is killed (LAN profile, the
 			// default); and a graceful Stop, which hands leadership over.
 			runs = append(runs,
-				func() { add(runCrash(o, trial, false)) },
+				func() { add(runCrash(o, trial)) },
 				func() {
 					add(runSpec(spec{Kind: "failover", Impl: "canoe-leader", Nodes: o.nodes, Trial: trial, Dir: o.dir}, timeout))
 				})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,9 +37,10 @@ func (f *blob) grow(data []byte) error {
 	size := int(binary.BigEndian.Uint64(data))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if size > len(f.b) {
-		f.b = append(f.b, make([]byte, size-len(f.b))...)
-		for i := range f.b {
+	if old := len(f.b); size > old {
+		// Only the new bytes: a snapshot may still be reading the old ones.
+		f.b = slices.Grow(f.b, size-old)[:size]
+		for i := old; i < size; i++ {
 			f.b[i] = byte(i * 31)
 		}
 	}
