@@ -379,26 +379,10 @@ func TestTornLogTailAtRestart(t *testing.T) {
 		waitSameState(t, 10*time.Second, -1, leader, other)
 		res := child.wait(t, 30*time.Second)
 
-		switch {
-		case res.cameBack != "":
-			want := entriesDigest(leader.fsm.state().Entries)
-			if res.cameBack != want {
-				t.Errorf("%s: the node came back with entries %s, the leader has %s", v.name, res.cameBack, want)
-			} else {
-				t.Logf("%s: Start succeeded and the node caught up (%s)", v.name, res.cameBack)
-			}
+		if judgeTornStart(t, v.name, db, res, leader) {
 			continue // the child stopped it: raft.db is consistent again
-		case res.startErr != "":
-			failedStart = true
-			t.Logf("%s: Start failed: %s", v.name, res.startErr)
-			if !strings.Contains(res.startErr, db) {
-				t.Errorf("%s: Start failed with %q, which does not name the damaged file %s", v.name, res.startErr, db)
-			}
-		default:
-			failedStart = true
-			t.Errorf("%s: starting a Node on the damaged raft.db %s; want a clear error or a caught-up node; child output:\n%s",
-				v.name, res.failure, crashExcerpt(res.output))
 		}
+		failedStart = true
 		// Put the intact file back for the next variant.
 		if err := os.WriteFile(db, intact, 0o600); err != nil {
 			t.Fatal(err)
@@ -488,6 +472,32 @@ type tornResult struct {
 	startErr string // Start's error
 	failure  string // otherwise: what went wrong
 	output   string
+}
+
+// judgeTornStart checks a child's start on a log damaged at path: the node
+// came back with exactly the leader's entries, or Start failed with an
+// error naming path; a crash or a hang is an error. It reports whether
+// the node came back.
+func judgeTornStart(t *testing.T, variant, path string, res tornResult, leader *member) bool {
+	t.Helper()
+	switch {
+	case res.cameBack != "":
+		if want := entriesDigest(leader.fsm.state().Entries); res.cameBack != want {
+			t.Errorf("%s: the node came back with entries %s, the leader has %s", variant, res.cameBack, want)
+		} else {
+			t.Logf("%s: Start succeeded and the node caught up (%s)", variant, res.cameBack)
+		}
+		return true
+	case res.startErr != "":
+		t.Logf("%s: Start failed: %s", variant, res.startErr)
+		if !strings.Contains(res.startErr, path) {
+			t.Errorf("%s: Start failed with %q, which does not name the damaged log %s", variant, res.startErr, path)
+		}
+	default:
+		t.Errorf("%s: starting a Node on the damaged log %s: %s; want a clear error or a caught-up node; child output:\n%s",
+			variant, path, res.failure, crashExcerpt(res.output))
+	}
+	return false
 }
 
 // startTornChild re-runs this test binary, only TestTornLogTailAtRestart,
