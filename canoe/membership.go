@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/canoe/internal/storage"
 )
 
 // promoteLag is how far (in entries) a non-voter may trail the leader's log
@@ -404,7 +405,7 @@ func (n *Node) becameMember(rt *runtime) {
 		return
 	}
 	self := rt.self
-	err := saveIdentity(n.cfg.DataDir, identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true,
+	err := storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true,
 		RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort})
 	if err != nil {
 		n.logger.Warn("could not record membership in DataDir", "error", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/canoe/internal/storage"
 	"github.com/canoe-raft/canoe/httpconfig"
 	"github.com/canoe-raft/canoe/observer"
 )
@@ -31,7 +32,7 @@ type Node struct {
 
 	// lifeMu serializes Start, Stop and Destroy, and guards memStores.
 	lifeMu    sync.Mutex
-	memStores *stores // in-memory stores kept across Stop/Start (DataDir "")
+	memStores *storage.Stores // in-memory stores kept across Stop/Start (DataDir "")
 
 	rt        atomic.Pointer[runtime] // nil unless running
 	removed   atomic.Bool             // the cluster removed this node
@@ -47,7 +48,7 @@ type Node struct {
 type runtime struct {
 	raft      *raft.Raft
 	trans     *progressTransport
-	stores    *stores
+	stores    *storage.Stores
 	obs       *raft.Observer
 	self      Peer
 	proposals chan *proposal  // to the leader's batcher
@@ -71,7 +72,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
-	ident, ok, err := loadIdentity(c.DataDir)
+	ident, ok, err := storage.LoadIdentity(c.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -182,15 +183,18 @@ func (n *Node) Start() error {
 
 func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	c := &n.cfg
-	var st *stores
+	var st *storage.Stores
 	if c.DataDir == "" {
 		if n.memStores == nil {
-			if n.memStores, err = openStores("", 0, c.SnapshotConfig.policy(), n.logger); err != nil {
+			if n.memStores, err = storage.Open("", storage.Auto, c.SnapshotConfig.policy(), n.logger); err != nil {
 				return nil, false, err
 			}
 		}
 		st = n.memStores
-	} else if st, err = openStores(c.DataDir, c.LogStore, c.SnapshotConfig.policy(), n.logger); err != nil {
+	} else if st, err = storage.Open(c.DataDir, storage.Kind(c.LogStore), c.SnapshotConfig.policy(), n.logger); err != nil {
+		if errors.Is(err, storage.ErrFormatMismatch) {
+			err = fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
 		return nil, false, err
 	}
 	defer func() {
@@ -209,7 +213,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		}
 	}()
 	rc := n.raftConfig()
-	hasState, err = raft.HasExistingState(st.logs, st.stable, st.snaps)
+	hasState, err = raft.HasExistingState(st.Logs, st.Stable, st.Snaps)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
 	}
@@ -234,17 +238,17 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			}
 		}()
 	}
-	if err := saveIdentity(c.DataDir, identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
 		return nil, false, err
 	}
 	if !hasState && c.BootstrapNode {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, st.logs, st.stable, st.snaps, trans, boot); err != nil {
+		if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snaps, trans, boot); err != nil {
 			return nil, false, fmt.Errorf("canoe: bootstrap: %w", err)
 		}
 		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 10))
 	}
-	r, err := raft.NewRaft(rc, n.fsm, st.logs, st.stable, st.snaps, trans)
+	r, err := raft.NewRaft(rc, n.fsm, st.Logs, st.Stable, st.Snaps, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
 	}
@@ -448,7 +452,7 @@ func (n *Node) Destroy() error {
 	}
 	n.removed.Store(true)
 	err := n.stopLocked(false)
-	if rmErr := removeState(n.cfg.DataDir); rmErr != nil {
+	if rmErr := storage.RemoveState(n.cfg.DataDir); rmErr != nil {
 		err = errors.Join(err, fmt.Errorf("canoe: delete DataDir state: %w", rmErr))
 	}
 	n.memStores = nil

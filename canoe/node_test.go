@@ -224,7 +224,7 @@ func TestSnapshotTruncateAndInstall(t *testing.T) {
 		leader.UnregisterObserver(obs)
 		rt := leader.rt.Load()
 		waitFor(t, 10*time.Second, "log truncation", func() bool {
-			first, err := rt.stores.logs.FirstIndex()
+			first, err := rt.stores.Logs.FirstIndex()
 			return err == nil && first > 1
 		})
 		// A new node far behind gets the snapshot, then the rest of the log.

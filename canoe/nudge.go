@@ -82,7 +82,7 @@ func (u *nudger) send(index uint64) {
 		return
 	}
 	var entry raft.Log
-	if err := rt.stores.logs.GetLog(index, &entry); err != nil || entry.Term != term {
+	if err := rt.stores.Logs.GetLog(index, &entry); err != nil || entry.Term != term {
 		return // compacted away, or from an earlier term: raft's own messages will do
 	}
 	self := adapter.ServerID(u.n.id)

@@ -88,7 +88,7 @@ func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error
 		if applied >= index {
 			return nil
 		}
-		if rt.raft.AppliedIndex() >= index && !hasCommands(rt.stores.logs, applied+1, index) {
+		if rt.raft.AppliedIndex() >= index && !hasCommands(rt.stores.Logs, applied+1, index) {
 			return nil
 		}
 		select {

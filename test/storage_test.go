@@ -23,7 +23,7 @@ import (
 	"github.com/canoe-raft/canoe/canoe"
 )
 
-// Files canoe keeps in DataDir (canoe/storage.go).
+// Files canoe keeps in DataDir (canoe/internal/storage/storage.go).
 const (
 	boltFileName     = "raft.db"
 	identityFileName = "canoe.json"

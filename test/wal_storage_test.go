@@ -20,8 +20,8 @@ import (
 	"github.com/canoe-raft/canoe/canoe"
 )
 
-// Files of the raft-wal log store in DataDir (canoe/storage.go,
-// canoe/walstore.go) and raft-wal's segment format (v0.4.1,
+// Files of the raft-wal log store in DataDir (canoe/internal/storage/storage.go,
+// canoe/internal/storage/wal.go) and raft-wal's segment format (v0.4.1,
 // segment/format.go): a 32-byte file header, then 8-byte aligned frames,
 // each an 8-byte header (type, 3 reserved bytes, little-endian length, or
 // the batch CRC for a commit frame) and its payload padded to 8 bytes. The
@@ -45,7 +45,7 @@ const (
 // must keep committing, also across a leadership change, the full node must
 // stay up, and once the space is freed it must catch up by itself, without
 // a restart (raft-wal v0.4.1 alone stays wedged on its sealed segment: see
-// canoe/walstore.go), and a restart afterwards must replay the same
+// canoe/internal/storage/wal.go), and a restart afterwards must replay the same
 // entries. First, a new node on a tmpfs too full for its first segment must
 // fail Start with an error that says so.
 func TestWALDiskFullFollowerDoesNotCrashOrLoseData(t *testing.T) {

@@ -1,4 +1,4 @@
-package canoe
+package storage
 
 import (
 	"encoding/json"
@@ -9,24 +9,57 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/snapshotpolicy"
 )
 
-// Files canoe keeps in DataDir. Destroy removes exactly these.
+// Files canoe keeps in DataDir. RemoveState removes exactly these.
 const (
 	identityFile = "canoe.json" // node ID and the ports it was given
-	boltFile     = "raft.db"    // raft log and stable store (LogStoreBolt)
-	walDir       = "wal"        // raft log and stable store (LogStoreWAL)
+	boltFile     = "raft.db"    // raft log and stable store (Bolt)
+	walDir       = "wal"        // raft log and stable store (WAL)
 	snapshotDir  = "snapshots"  // FileSnapshotStore's folder
 	logCacheSize = 64           // recent entries kept in memory; a batch entry holds up to 1 MiB
 	identityVer  = 1            // version of identityFile's format
 	dirPerm      = fs.FileMode(0o750)
 )
 
-// identity is what a node must remember across restarts beside raft's state.
-type identity struct {
+// Kind is an on-disk format of the raft log. Its values are those of
+// canoe.LogStore.
+type Kind int
+
+const (
+	// Auto uses the format DataDir holds, or DefaultKind when it holds none.
+	Auto Kind = iota
+	// Bolt is hashicorp/raft-boltdb/v2: one B+tree file, raft.db.
+	Bolt
+	// WAL is hashicorp/raft-wal: segment files under wal/.
+	WAL
+)
+
+// DefaultKind is the format a new DataDir gets under Auto.
+const DefaultKind = WAL
+
+func (k Kind) String() string {
+	switch k {
+	case Auto:
+		return "auto"
+	case Bolt:
+		return "bolt"
+	case WAL:
+		return "wal"
+	}
+	return fmt.Sprintf("LogStore(%d)", int(k))
+}
+
+// ErrFormatMismatch is returned by Open when DataDir holds a log in another
+// format than the one asked for.
+var ErrFormatMismatch = errors.New("storage: DataDir holds another log format")
+
+// Identity is what a node must remember across restarts beside raft's state.
+type Identity struct {
 	Version    int    `json:"version"`
 	ID         uint64 `json:"id"`
 	ClusterID  uint64 `json:"cluster_id"`
@@ -36,26 +69,26 @@ type identity struct {
 	GossipPort int    `json:"gossip_port,omitempty"`
 }
 
-// loadIdentity reads DataDir's identity; ok is false when there is none.
-func loadIdentity(dir string) (id identity, ok bool, err error) {
+// LoadIdentity reads DataDir's identity; ok is false when there is none.
+func LoadIdentity(dir string) (id Identity, ok bool, err error) {
 	if dir == "" {
-		return identity{}, false, nil
+		return Identity{}, false, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, identityFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return identity{}, false, nil
+		return Identity{}, false, nil
 	}
 	if err != nil {
-		return identity{}, false, fmt.Errorf("canoe: read node identity: %w", err)
+		return Identity{}, false, fmt.Errorf("canoe: read node identity: %w", err)
 	}
 	if err := json.Unmarshal(b, &id); err != nil || id.ID == 0 || id.Version != identityVer {
-		return identity{}, false, fmt.Errorf("canoe: %s in %s is damaged or of an unknown version", identityFile, dir)
+		return Identity{}, false, fmt.Errorf("canoe: %s in %s is damaged or of an unknown version", identityFile, dir)
 	}
 	return id, true, nil
 }
 
-// saveIdentity writes DataDir's identity atomically and durably.
-func saveIdentity(dir string, id identity) error {
+// SaveIdentity writes DataDir's identity atomically and durably.
+func SaveIdentity(dir string, id Identity) error {
 	if dir == "" {
 		return nil
 	}
@@ -95,21 +128,21 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// stores are raft's three stores plus what closes them.
-type stores struct {
-	logs   raft.LogStore
-	stable raft.StableStore
-	snaps  raft.SnapshotStore
+// Stores are raft's three stores plus what closes them.
+type Stores struct {
+	Logs   raft.LogStore
+	Stable raft.StableStore
+	Snaps  raft.SnapshotStore
 	close  io.Closer // nil for in-memory stores
 }
 
-// openStores opens DataDir's stores, or in-memory ones when dir is "".
-// want is the configured format; a DataDir that already holds a log keeps
-// its own.
-func openStores(dir string, want LogStore, snap snapshotpolicy.Config, logger Logger) (*stores, error) {
+// Open opens DataDir's stores, or in-memory ones when dir is "". want is
+// the configured format; a DataDir that already holds a log keeps its own,
+// and asking for the other format is an error matching ErrFormatMismatch.
+func Open(dir string, want Kind, snap snapshotpolicy.Config, logger hclog.Logger) (*Stores, error) {
 	if dir == "" {
 		mem := raft.NewInmemStore()
-		return &stores{logs: mem, stable: mem, snaps: raft.NewInmemSnapshotStore()}, nil
+		return &Stores{Logs: mem, Stable: mem, Snaps: raft.NewInmemSnapshotStore()}, nil
 	}
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("canoe: create DataDir: %w", err)
@@ -124,7 +157,7 @@ func openStores(dir string, want LogStore, snap snapshotpolicy.Config, logger Lo
 		io.Closer
 	}
 	switch kind {
-	case LogStoreBolt:
+	case Bolt:
 		log, err = openBolt(filepath.Join(dir, boltFile))
 	default:
 		log, err = openWAL(filepath.Join(dir, walDir), logger.Named("wal"))
@@ -142,13 +175,13 @@ func openStores(dir string, want LogStore, snap snapshotpolicy.Config, logger Lo
 		log.Close()
 		return nil, err
 	}
-	return &stores{logs: cache, stable: log, snaps: snaps, close: log}, nil
+	return &Stores{Logs: cache, Stable: log, Snaps: snaps, close: log}, nil
 }
 
 // chooseLogStore returns the format of the log in dir, or want's (or the
 // default's) when dir holds none. Asking for a format other than the one
 // dir holds is an error: canoe does not convert logs.
-func chooseLogStore(dir string, want LogStore) (LogStore, error) {
+func chooseLogStore(dir string, want Kind) (Kind, error) {
 	hasBolt, err := nonEmptyFile(filepath.Join(dir, boltFile))
 	if err != nil {
 		return 0, fmt.Errorf("canoe: look for the raft log: %w", err)
@@ -157,21 +190,21 @@ func chooseLogStore(dir string, want LogStore) (LogStore, error) {
 	if err != nil {
 		return 0, fmt.Errorf("canoe: look for the raft log: %w", err)
 	}
-	var have LogStore
+	var have Kind
 	switch {
 	case hasBolt && hasWAL:
 		return 0, fmt.Errorf("canoe: DataDir %s holds two raft logs, %s and %s/: remove the one this node did not use", dir, boltFile, walDir)
 	case hasBolt:
-		have = LogStoreBolt
+		have = Bolt
 	case hasWAL:
-		have = LogStoreWAL
-	case want == LogStoreAuto:
-		return DefaultLogStore, nil
+		have = WAL
+	case want == Auto:
+		return DefaultKind, nil
 	default:
 		return want, nil
 	}
-	if want != LogStoreAuto && want != have {
-		return 0, fmt.Errorf("%w: LogStore is %v but DataDir %s holds a %v raft log; canoe does not convert logs: use LogStoreAuto (or %v), or remove DataDir and join the cluster again as a new node", ErrInvalidConfig, want, dir, have, have)
+	if want != Auto && want != have {
+		return 0, fmt.Errorf("%w: LogStore is %v but DataDir %s holds a %v raft log; canoe does not convert logs: use LogStoreAuto (or %v), or remove DataDir and join the cluster again as a new node", ErrFormatMismatch, want, dir, have, have)
 	}
 	return have, nil
 }
@@ -187,15 +220,16 @@ func nonEmptyFile(path string) (bool, error) {
 	return st.Size() > 0, nil
 }
 
-func (s *stores) Close() error {
+// Close closes the stores; in-memory stores need no closing.
+func (s *Stores) Close() error {
 	if s.close == nil {
 		return nil
 	}
 	return s.close.Close()
 }
 
-// removeState deletes canoe's files from dir, leaving anything else there.
-func removeState(dir string) error {
+// RemoveState deletes canoe's files from dir, leaving anything else there.
+func RemoveState(dir string) error {
 	if dir == "" {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package canoe
+package storage
 
 import (
 	"encoding/binary"
@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -49,7 +50,7 @@ var (
 // the reopened log, so raft's retry of it fails as non-monotonic.
 type walStore struct {
 	dir    string
-	logger Logger
+	logger hclog.Logger
 	meta   *metadb.BoltMetaDB // the stable store; open from openWAL to Close, across reopens
 
 	wmu sync.Mutex // serializes writes with the reopen after a failed one
@@ -78,7 +79,7 @@ const reopenPause = time.Second
 // directory. When it fails to create a new log (a full disk cannot hold
 // the first preallocated segment), it removes what it created, so that a
 // later start tries afresh instead of finding a half-made log.
-func openWAL(dir string, logger Logger) (*walStore, error) {
+func openWAL(dir string, logger hclog.Logger) (*walStore, error) {
 	metaPath := filepath.Join(dir, walMetaFile)
 	_, err := os.Stat(metaPath)
 	fresh := errors.Is(err, fs.ErrNotExist)

@@ -1,4 +1,4 @@
-package canoe
+package storage
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package canoe
+package storage
 
 import (
 	"errors"
@@ -14,9 +14,9 @@ import (
 	"github.com/canoe-raft/canoe/snapshotpolicy"
 )
 
-func openTestStores(t *testing.T, dir string, want LogStore) *stores {
+func openTestStores(t *testing.T, dir string, want Kind) *Stores {
 	t.Helper()
-	st, err := openStores(dir, want, snapshotpolicy.Config{}.WithDefaults(), hclog.NewNullLogger())
+	st, err := Open(dir, want, snapshotpolicy.Config{}.WithDefaults(), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("open stores in %s: %v", dir, err)
 	}
@@ -56,28 +56,28 @@ func checkRange(t *testing.T, logs raft.LogStore, lo, hi uint64) {
 // read with "sealed segment has no index block" and raft panicked
 // (hashicorp/raft-wal#31; canoe's chaos suite hit it).
 func TestLogStoreTailTruncationSurvivesRestart(t *testing.T) {
-	for _, kind := range []LogStore{LogStoreWAL, LogStoreBolt} {
+	for _, kind := range []Kind{WAL, Bolt} {
 		t.Run(kind.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			st := openTestStores(t, dir, kind)
-			storeRange(t, st.logs, 1, 100)
-			if err := st.logs.DeleteRange(91, 100); err != nil {
+			storeRange(t, st.Logs, 1, 100)
+			if err := st.Logs.DeleteRange(91, 100); err != nil {
 				t.Fatalf("truncate the tail: %v", err)
 			}
-			storeRange(t, st.logs, 91, 95) // the new leader's entries
-			if err := st.stable.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+			storeRange(t, st.Logs, 91, 95) // the new leader's entries
+			if err := st.Stable.SetUint64([]byte("CurrentTerm"), 7); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.Close(); err != nil {
 				t.Fatalf("close: %v", err)
 			}
 
-			st = openTestStores(t, dir, LogStoreAuto)
+			st = openTestStores(t, dir, Auto)
 			defer st.Close()
-			checkRange(t, st.logs, 1, 95)
-			storeRange(t, st.logs, 96, 120)
-			checkRange(t, st.logs, 1, 120)
-			if term, err := st.stable.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
+			checkRange(t, st.Logs, 1, 95)
+			storeRange(t, st.Logs, 96, 120)
+			checkRange(t, st.Logs, 1, 120)
+			if term, err := st.Stable.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
 				t.Fatalf("CurrentTerm after reopening: %d (%v), want 7", term, err)
 			}
 		})
@@ -87,38 +87,38 @@ func TestLogStoreTailTruncationSurvivesRestart(t *testing.T) {
 // TestLogStoreChoice: a DataDir keeps the format it holds; asking for the
 // other one, or a DataDir holding both, is an error that says why.
 func TestLogStoreChoice(t *testing.T) {
-	for _, kind := range []LogStore{LogStoreWAL, LogStoreBolt} {
+	for _, kind := range []Kind{WAL, Bolt} {
 		t.Run(kind.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			st := openTestStores(t, dir, kind)
-			storeRange(t, st.logs, 1, 3)
+			storeRange(t, st.Logs, 1, 3)
 			st.Close()
-			if got, err := chooseLogStore(dir, LogStoreAuto); err != nil || got != kind {
+			if got, err := chooseLogStore(dir, Auto); err != nil || got != kind {
 				t.Fatalf("LogStoreAuto on a %v DataDir chose %v (%v)", kind, got, err)
 			}
-			other := LogStoreBolt
-			if kind == LogStoreBolt {
-				other = LogStoreWAL
+			other := Bolt
+			if kind == Bolt {
+				other = WAL
 			}
-			_, err := openStores(dir, other, snapshotpolicy.Config{}.WithDefaults(), hclog.NewNullLogger())
-			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), kind.String()) || !strings.Contains(err.Error(), other.String()) {
-				t.Fatalf("asking for %v on a %v DataDir: %v; want ErrInvalidConfig naming both", other, kind, err)
+			_, err := Open(dir, other, snapshotpolicy.Config{}.WithDefaults(), hclog.NewNullLogger())
+			if !errors.Is(err, ErrFormatMismatch) || !strings.Contains(err.Error(), kind.String()) || !strings.Contains(err.Error(), other.String()) {
+				t.Fatalf("asking for %v on a %v DataDir: %v; want ErrFormatMismatch naming both", other, kind, err)
 			}
 		})
 	}
 	t.Run("empty DataDir gets the default", func(t *testing.T) {
-		if got, err := chooseLogStore(t.TempDir(), LogStoreAuto); err != nil || got != DefaultLogStore {
-			t.Fatalf("chose %v (%v), want %v", got, err, DefaultLogStore)
+		if got, err := chooseLogStore(t.TempDir(), Auto); err != nil || got != DefaultKind {
+			t.Fatalf("chose %v (%v), want %v", got, err, DefaultKind)
 		}
 	})
 	t.Run("both", func(t *testing.T) {
 		dir := t.TempDir()
-		openTestStores(t, dir, LogStoreWAL).Close()
-		openTestStores(t, filepath.Join(dir, "other"), LogStoreBolt).Close()
+		openTestStores(t, dir, WAL).Close()
+		openTestStores(t, filepath.Join(dir, "other"), Bolt).Close()
 		if err := os.Rename(filepath.Join(dir, "other", boltFile), filepath.Join(dir, boltFile)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := chooseLogStore(dir, LogStoreAuto)
+		_, err := chooseLogStore(dir, Auto)
 		if err == nil || !strings.Contains(err.Error(), "two raft logs") {
 			t.Fatalf("a DataDir with both logs: %v; want an error", err)
 		}
