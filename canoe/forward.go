@@ -135,7 +135,7 @@ func (n *Node) serveReadIndex(context.Context) (uint64, error) {
 	}
 	index, err := n.readIndex(rt)
 	if err == nil {
-		rt.nudge.committed(index) // the follower waits to apply it
+		rt.nudge.Committed(index) // the follower waits to apply it
 	}
 	return index, err
 }

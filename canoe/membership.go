@@ -254,7 +254,7 @@ func (n *Node) otherVoters(rt *runtime, live bool) int {
 		if s.Suffrage != raft.Voter || s.ID == adapter.ServerID(n.id) {
 			continue
 		}
-		if !live || rt.trans.answeredWithin(s.ID, 2*n.cfg.Timing.HeartbeatTimeout) {
+		if !live || rt.trans.AnsweredWithin(s.ID, 2*n.cfg.Timing.HeartbeatTimeout) {
 			count++
 		}
 	}
@@ -431,7 +431,7 @@ func (n *Node) leaderDuties(rt *runtime) {
 		if s.Suffrage == raft.Voter {
 			continue
 		}
-		got, ok := rt.trans.progress(s.ID)
+		got, ok := rt.trans.Matched(s.ID)
 		if !ok || got < index || last-min(got, last) > promoteLag {
 			continue
 		}

@@ -2,6 +2,9 @@ package canoe
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/canoe-raft/canoe/adapter"
 	"github.com/canoe-raft/canoe/canoe/internal/storage"
+	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
 	"github.com/canoe-raft/canoe/observer"
 )
@@ -47,7 +51,7 @@ type Node struct {
 // runtime is everything one Start builds and Stop tears down.
 type runtime struct {
 	raft      *raft.Raft
-	trans     *progressTransport
+	trans     *transport.Progress
 	stores    *storage.Stores
 	obs       *raft.Observer
 	self      Peer
@@ -62,7 +66,7 @@ type runtime struct {
 	wg        sync.WaitGroup
 	kick      chan struct{} // wakes the manager early
 	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
-	nudge     *nudger       // tells followers about commits they wait for
+	nudge     *transport.Nudger // tells followers about commits they wait for
 }
 
 // NewNode checks cfg and returns a node ready to Start. It reports every
@@ -273,9 +277,9 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	slots, inflight := make(chan struct{}, maxInflightBatches), make(chan *batch, maxInflightBatches)
-	rt.nudge = newNudger(n, rt)
+	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
 	rt.wg.Add(6)
-	go func() { defer rt.wg.Done(); rt.nudge.run() }()
+	go func() { defer rt.wg.Done(); rt.nudge.Run(rt.stop) }()
 	go func() { defer rt.wg.Done(); n.observe(rt, obsCh) }()
 	go func() { defer rt.wg.Done(); n.batch(rt, slots, inflight) }()
 	go func() { defer rt.wg.Done(); n.complete(rt, slots, inflight) }()
@@ -315,7 +319,7 @@ func (n *Node) raftConfig() *raft.Config {
 
 // openTransport starts the raft transport and works out the addresses this
 // node advertises.
-func (n *Node) openTransport() (*progressTransport, Peer, error) {
+func (n *Node) openTransport() (*transport.Progress, Peer, error) {
 	c := &n.cfg
 	self := Peer{ID: n.id, ConfigPort: c.ConfigurationPort, Voter: true}
 	if c.transport != nil {
@@ -324,7 +328,7 @@ func (n *Node) openTransport() (*progressTransport, Peer, error) {
 			return nil, Peer{}, err
 		}
 		self.Host, self.RaftPort = host, port
-		return newProgressTransport(c.transport), self, nil
+		return transport.NewProgress(c.transport), self, nil
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.RaftPort)))
 	if err != nil {
@@ -341,13 +345,21 @@ func (n *Node) openTransport() (*progressTransport, Peer, error) {
 		}
 		advertise = resolved
 	}
+	layer := transport.New(transport.Config{
+		Listener:  ln,
+		Advertise: advertise,
+		TLS:       c.TLSConfig,
+		Key:       raftKey(c.ClusterSecret, c.ClusterID),
+		ClusterID: c.ClusterID,
+		Logger:    n.logger.Named("raft-net"),
+	})
 	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newStreamLayer(ln, advertise, c.TLSConfig),
+		Stream:  layer,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  n.logger.Named("raft-net"),
 	})
-	return newProgressTransport(nt), self, nil
+	return transport.NewProgress(nt), self, nil
 }
 
 // advertiseHost picks the host peers use to reach this node.
@@ -537,4 +549,40 @@ func (b *broadcast) fire() {
 	close(b.ch)
 	b.ch = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// nudgeShim is the node as its Nudger sees it.
+type nudgeShim struct{ rt *runtime }
+
+func (s nudgeShim) CurrentTerm() uint64 { return s.rt.raft.CurrentTerm() }
+func (s nudgeShim) IsLeader() bool      { return s.rt.raft.State() == raft.Leader }
+
+func (s nudgeShim) EntryTerm(index uint64) (uint64, bool) {
+	var l raft.Log
+	if err := s.rt.stores.Logs.GetLog(index, &l); err != nil {
+		return 0, false
+	}
+	return l.Term, true
+}
+
+func (s nudgeShim) Servers() []raft.Server {
+	cfg, _, err := configuration(s.rt)
+	if err != nil {
+		return nil
+	}
+	return cfg.Servers
+}
+
+// raftKey derives the raft handshake key from the cluster secret (nil
+// without one).
+func raftKey(secret []byte, clusterID uint64) []byte {
+	if len(secret) == 0 {
+		return nil
+	}
+	info := binary.BigEndian.AppendUint64([]byte("canoe raft handshake key v1 cluster "), clusterID)
+	k, err := hkdf.Key(sha256.New, secret, nil, string(info), 32)
+	if err != nil {
+		panic(err) // 32 bytes of SHA-256 output never fail
+	}
+	return k
 }

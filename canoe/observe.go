@@ -38,6 +38,9 @@ func (n *Node) handleObservation(rt *runtime, o raft.Observation) {
 		}
 		kick(rt)
 	case observer.StateChanged:
+		if ev.To == observer.Leader {
+			rt.trans.Reset() // what followers acknowledged to an earlier term may be gone
+		}
 		if ev.To == observer.Shutdown || ev.To == observer.Leader {
 			kick(rt)
 		}

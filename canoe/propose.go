@@ -211,7 +211,7 @@ func (n *Node) complete(rt *runtime, slots <-chan struct{}, inflight <-chan *bat
 			continue
 		}
 		if slices.ContainsFunc(b.items, func(p *proposal) bool { return p.forwarded }) {
-			rt.nudge.committed(b.future.Index())
+			rt.nudge.Committed(b.future.Index())
 		}
 		res, _ := b.future.Response().(*adapter.Result)
 		for i, p := range b.items {
