@@ -64,8 +64,8 @@ type runtime struct {
 	http      *httpconfig.Server
 	gossip    *gossip // nil in in-memory test clusters
 	wg        sync.WaitGroup
-	kick      chan struct{} // wakes the manager early
-	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
+	kick      chan struct{}     // wakes the manager early
+	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
 	nudge     *transport.Nudger // tells followers about commits they wait for
 }
 
