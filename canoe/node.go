@@ -148,7 +148,9 @@ func (n *Node) LeaderID() uint64 {
 }
 
 // Start starts the node: it opens DataDir (restoring the FSM from the newest
-// snapshot and log if there is state), starts the raft transport, and then
+// snapshot and log if there is state: the FSM then holds at least every
+// entry it held when the node stopped, or, after a crash, a fraction of a
+// second before), starts the raft transport, and then
 // founds a cluster (BootstrapNode), joins one (BootstrapPeers) or comes back
 // as the member it was. Start does not wait for other nodes to start: a
 // bootstrap node returns once its listeners are up. Starting a running node
@@ -248,9 +250,19 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		}
 		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 10))
 	}
-	r, err := raft.NewRaft(rc, n.fsm, st.Logs, st.Stable, st.Snaps, trans)
+	if err := st.CheckStart(n.logger); err != nil {
+		return nil, false, err
+	}
+	r, err := n.newRaft(rc, st, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
+	}
+	recorded, err := n.replayApplied(st)
+	if err != nil {
+		if serr := r.Shutdown().Error(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("canoe: shut raft down: %w", serr))
+		}
+		return nil, false, err
 	}
 	rt := &runtime{
 		raft:      r,
@@ -274,7 +286,8 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	slots, inflight := make(chan struct{}, maxInflightBatches), make(chan *batch, maxInflightBatches)
 	rt.nudge = newNudger(n, rt)
-	rt.wg.Add(6)
+	rt.wg.Add(7)
+	go func() { defer rt.wg.Done(); n.recordApplied(rt, recorded) }()
 	go func() { defer rt.wg.Done(); rt.nudge.run() }()
 	go func() { defer rt.wg.Done(); n.observe(rt, obsCh) }()
 	go func() { defer rt.wg.Done(); n.batch(rt, slots, inflight) }()
@@ -419,6 +432,10 @@ func (n *Node) stopLocked(handover bool) error {
 	}
 	rt.wg.Wait()
 	close(rt.stopped)
+	// Raft has shut down, so the FSM is where a restart should find it.
+	if err := rt.stores.SaveApplied(n.fsm.AppliedIndex()); err != nil {
+		n.logger.Warn("could not record the applied index; a restart may replay less of the log before Start returns", "error", err)
+	}
 	if err := rt.trans.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("canoe: close transport: %w", err))
 	}
