@@ -78,6 +78,13 @@ type Adapter struct {
 
 	applied atomic.Uint64 // index of the last entry whose effects the FSM holds
 
+	// applyMu serializes everything that runs the user's FSM or moves
+	// applied: ApplyBatch, ReplayCommitted, Snapshot and Restore. Raft calls
+	// all but ReplayCommitted from its one FSM goroutine; ReplayCommitted
+	// runs on the goroutine that starts the node, while raft may already
+	// apply the same entries. Taken before mu, never while holding it.
+	applyMu sync.Mutex
+
 	mu       sync.Mutex // guards advanced, peers, removed, servers, lastTerm
 	advanced chan struct{}
 	peers    map[uint64]PeerMeta
@@ -118,6 +125,8 @@ func (a *Adapter) Apply(l *raft.Log) interface{} {
 // ApplyBatch implements raft.BatchingFSM. Raft calls it on its FSM goroutine
 // with committed LogCommand and LogConfiguration entries, in order.
 func (a *Adapter) ApplyBatch(logs []*raft.Log) []interface{} {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
 	out := make([]interface{}, len(logs))
 	for i, l := range logs {
 		if l.Index <= a.applied.Load() {
@@ -148,6 +157,25 @@ func (a *Adapter) ApplyBatch(logs []*raft.Log) []interface{} {
 	a.advanced = make(chan struct{})
 	a.mu.Unlock()
 	return out
+}
+
+// ReplayCommitted applies logs, a run of consecutive log entries the
+// caller knows to be committed, as raft would hand them to ApplyBatch: it
+// passes on LogCommand and LogConfiguration entries and drops the rest
+// (no-ops, barriers), which raft never gives the FSM. Entries the FSM
+// already holds are skipped, and so are these entries when raft delivers
+// them later: each entry is applied once. It may run while raft applies
+// entries; the two are serialized (applyMu).
+func (a *Adapter) ReplayCommitted(logs []*raft.Log) {
+	send := make([]*raft.Log, 0, len(logs))
+	for _, l := range logs {
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			send = append(send, l)
+		}
+	}
+	if len(send) > 0 {
+		a.ApplyBatch(send)
+	}
 }
 
 func (a *Adapter) applyCommand(l *raft.Log) interface{} {

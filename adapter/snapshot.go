@@ -34,10 +34,12 @@ type snapshotServer struct {
 	Voter bool   `json:"voter"`
 }
 
-// Snapshot implements raft.FSM. It runs on raft's FSM goroutine (Apply waits
-// meanwhile): it takes the user's state and canoe's, and leaves writing to
+// Snapshot implements raft.FSM. It runs on raft's FSM goroutine (Apply and
+// ReplayCommitted wait meanwhile): it takes the user's state and canoe's, and leaves writing to
 // Persist, which runs concurrently with later Applies.
 func (a *Adapter) Snapshot() (raft.FSMSnapshot, error) {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
 	data, err := a.fsm.Snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("canoe: FSM.Snapshot: %w", err)
@@ -100,10 +102,12 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() {}
 
 // Restore implements raft.FSM: it replaces the user's state and canoe's with
-// the snapshot's. Raft calls it on its FSM goroutine, never concurrently with
-// Apply.
+// the snapshot's. Raft calls it on its FSM goroutine (and in NewRaft); it
+// never runs concurrently with Apply or ReplayCommitted.
 func (a *Adapter) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
 	index, term, st, data, err := readSnapshot(bufio.NewReader(rc))
 	if err != nil {
 		return err

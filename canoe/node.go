@@ -152,7 +152,9 @@ func (n *Node) LeaderID() uint64 {
 }
 
 // Start starts the node: it opens DataDir (restoring the FSM from the newest
-// snapshot and log if there is state), starts the raft transport, and then
+// snapshot and log if there is state: the FSM then holds at least every
+// entry it held when the node stopped, or, after a crash, a fraction of a
+// second before), starts the raft transport, and then
 // founds a cluster (BootstrapNode), joins one (BootstrapPeers) or comes back
 // as the member it was. Start does not wait for other nodes to start: a
 // bootstrap node returns once its listeners are up. Starting a running node
@@ -252,9 +254,19 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		}
 		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 10))
 	}
-	r, err := raft.NewRaft(rc, n.fsm, st.Logs, st.Stable, st.Snaps, trans)
+	if err := st.CheckStart(n.logger); err != nil {
+		return nil, false, err
+	}
+	r, err := n.newRaft(rc, st, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
+	}
+	recorded, err := n.replayApplied(st)
+	if err != nil {
+		if serr := r.Shutdown().Error(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("canoe: shut raft down: %w", serr))
+		}
+		return nil, false, err
 	}
 	rt := &runtime{
 		raft:      r,
@@ -278,20 +290,18 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	slots, inflight := make(chan struct{}, maxInflightBatches), make(chan *batch, maxInflightBatches)
 	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
-	rt.wg.Add(6)
-	go func() { defer rt.wg.Done(); rt.nudge.Run(rt.stop) }()
-	go func() { defer rt.wg.Done(); n.observe(rt, obsCh) }()
-	go func() { defer rt.wg.Done(); n.batch(rt, slots, inflight) }()
-	go func() { defer rt.wg.Done(); n.complete(rt, slots, inflight) }()
-	go func() { defer rt.wg.Done(); n.manage(rt) }()
-	go func() { defer rt.wg.Done(); n.forwardLoop(rt) }()
+	rt.wg.Go(func() { rt.nudge.Run(rt.stop) })
+	rt.wg.Go(func() { n.recordApplied(rt, recorded) })
+	rt.wg.Go(func() { n.observe(rt, obsCh) })
+	rt.wg.Go(func() { n.batch(rt, slots, inflight) })
+	rt.wg.Go(func() { n.complete(rt, slots, inflight) })
+	rt.wg.Go(func() { n.manage(rt) })
+	rt.wg.Go(func() { n.forwardLoop(rt) })
 	if g != nil {
-		rt.wg.Add(2)
-		go func() { defer rt.wg.Done(); n.watchGossip(rt) }()
-		go func() { defer rt.wg.Done(); n.joinGossip(rt) }()
+		rt.wg.Go(func() { n.watchGossip(rt) })
+		rt.wg.Go(func() { n.joinGossip(rt) })
 		if !hasState && c.BootstrapExpect > 0 {
-			rt.wg.Add(1)
-			go func() { defer rt.wg.Done(); n.bootstrapExpect(rt) }()
+			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
 	}
 	n.logger.Info("started", "raft", trans.LocalAddr(), "restarted", hasState)
@@ -431,6 +441,10 @@ func (n *Node) stopLocked(handover bool) error {
 	}
 	rt.wg.Wait()
 	close(rt.stopped)
+	// Raft has shut down, so the FSM is where a restart should find it.
+	if err := rt.stores.SaveApplied(n.fsm.AppliedIndex()); err != nil {
+		n.logger.Warn("could not record the applied index; a restart may replay less of the log before Start returns", "error", err)
+	}
 	if err := rt.trans.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("canoe: close transport: %w", err))
 	}

@@ -49,12 +49,7 @@ const (
 // entries. First, a new node on a tmpfs too full for its first segment must
 // fail Start with an error that says so.
 func TestWALDiskFullFollowerDoesNotCrashOrLoseData(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	if _, err := exec.LookPath("mount"); err != nil {
-		t.Skipf("needs mount(8) to mount a tmpfs: %v", err)
-	}
+	requireTmpfs(t)
 	// The other two nodes live on a big tmpfs too, so that the test does
 	// not write 128 MiB to the machine's disk and wait on its fsyncs.
 	c := newLANCluster(t, 2, clusterOpts{logStore: canoe.LogStoreWAL}, mountTmpfs(t, "512m"))

@@ -134,6 +134,7 @@ type Stores struct {
 	Stable raft.StableStore
 	Snaps  raft.SnapshotStore
 	close  io.Closer // nil for in-memory stores
+	dir    string    // DataDir; "" for in-memory stores
 }
 
 // Open opens DataDir's stores, or in-memory ones when dir is "". want is
@@ -175,7 +176,7 @@ func Open(dir string, want Kind, snap snapshotpolicy.Config, logger hclog.Logger
 		log.Close()
 		return nil, err
 	}
-	return &Stores{Logs: cache, Stable: log, Snaps: snaps, close: log}, nil
+	return &Stores{Logs: cache, Stable: log, Snaps: snaps, close: log, dir: dir}, nil
 }
 
 // chooseLogStore returns the format of the log in dir, or want's (or the

@@ -1,0 +1,82 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// TestReopenHelpsKnowsRaftWALRefusals pins the raft-wal (v0.4.1) error
+// texts reopenHelps matches: raft-wal returns plain fmt errors when it
+// refuses a write on its own checks, and walStore must not reopen the WAL
+// for them (the write would fail the same way again). If an upgrade
+// rewords them, this test fails instead of the refusals silently taking
+// the reopen path.
+func TestReopenHelpsKnowsRaftWALRefusals(t *testing.T) {
+	var logs syncBuffer
+	s, err := openWAL(filepath.Join(t.TempDir(), walDir), hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storeRange(t, s, 1, 10)
+
+	refusals := []struct {
+		name  string
+		write func() error
+	}{
+		{"non-monotonic append", func() error {
+			return s.StoreLogs([]*raft.Log{{Index: 20, Term: 1, Type: raft.LogCommand, Data: []byte("gap")}})
+		}},
+		{"delete from the middle", func() error { return s.DeleteRange(4, 6) }},
+	}
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			reopened := strings.Count(logs.String(), "reopened the raft log")
+			err := r.write()
+			if err == nil {
+				t.Fatalf("raft-wal accepted the write, want a refusal")
+			}
+			t.Logf("raft-wal: %v", err)
+			if reopenHelps(err) {
+				t.Errorf("reopenHelps(%q) = true: raft-wal reworded the error that reopenHelps matches; update reopenHelps", err)
+			}
+			if strings.Count(logs.String(), "reopened the raft log") != reopened {
+				t.Errorf("walStore reopened the WAL for a refused write; its log:\n%s", logs.String())
+			}
+		})
+	}
+	checkRange(t, s, 1, 10)
+
+	// Failures a reopen may cure still take the reopen path.
+	for _, err := range []error{syscall.ENOSPC, fmt.Errorf("write segment: %w", syscall.EIO)} {
+		if !reopenHelps(err) {
+			t.Errorf("reopenHelps(%q) = false, want true", err)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
