@@ -197,7 +197,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
 	}
 	if !bodyVerified(r) {
-		return nil, errBodyMismatch // unreachable: ReadFrom returned at io.EOF
+		// ReadFrom ended at io.EOF, which a signedBody returns only after a
+		// match; checked again so that the invariant cannot break silently.
+		return nil, errBodyMismatch
 	}
 	return buf.Bytes(), nil
 }
