@@ -108,9 +108,13 @@ type NodeConfig struct {
 	// and creates DefaultLogStore's in a new one.
 	LogStore LogStore
 
-	// ClusterSecret, when set, must accompany every HTTP API call as a
-	// bearer token (nodes of the cluster send it themselves). It must be 16,
-	// 24 or 32 bytes: gossip uses it as its encryption key.
+	// ClusterSecret, when set, protects the cluster: keys derived from it
+	// and ClusterID (HKDF-SHA256, one per use) encrypt gossip and sign every
+	// HTTP API call (nodes of the cluster sign their own calls; other
+	// programs use httpconfig.Client or httpconfig.NewSigner). GET /metrics
+	// and GET /healthz also accept the read-only httpconfig.MetricsToken.
+	// The secret itself never goes on the wire. It must be 16, 24 or 32
+	// bytes, the same on every node.
 	ClusterSecret []byte
 
 	// TLSConfig, when set, secures the raft transport and the HTTP API with

@@ -68,6 +68,9 @@
 // Each node serves, on ConfigurationPort: GET/POST/DELETE /peers (the
 // original canoe's membership API), GET /status, GET /healthz, GET /metrics
 // (Prometheus), and the internal endpoints followers use to forward
-// proposals and read indexes. With ClusterSecret set every call needs it as
-// a bearer token; with TLSConfig set the API and the raft transport use TLS.
+// proposals and read indexes. With ClusterSecret set every call must be
+// signed with a key derived from it (httpconfig.Client does so), and GET
+// /metrics and GET /healthz also take the read-only
+// httpconfig.MetricsToken; with TLSConfig set the API and the raft
+// transport use TLS.
 package canoe

@@ -52,13 +52,17 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 	if self.ConfigPort != 0 {
 		meta.ConfigAddr = net.JoinHostPort(self.Host, strconv.Itoa(self.ConfigPort))
 	}
+	var gossipKey []byte // memberlist gets the derived gossip key, never the secret
+	if n.keys != nil {
+		gossipKey = n.keys.Gossip[:]
+	}
 	d, err := discovery.New(discovery.Config{
 		Name:          strconv.FormatUint(n.id, 10),
 		BindAddr:      c.BindAddr,
 		BindPort:      port,
 		AdvertiseAddr: self.Host,
 		ClusterID:     c.ClusterID,
-		SecretKey:     c.ClusterSecret,
+		SecretKey:     gossipKey,
 		Profile:       c.Timing.gossip,
 		Meta:          meta,
 		Logger:        n.logger.Named("gossip"),

@@ -36,6 +36,7 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 		Status:     api,
 		Metrics:    n.metrics.handler(),
 		Secret:     n.cfg.ClusterSecret,
+		ClusterID:  n.cfg.ClusterID,
 		Logger:     n.logger.Named("http"),
 	}, ln, n.cfg.TLSConfig)
 	rt.wg.Add(1)

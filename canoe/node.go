@@ -21,6 +21,7 @@ import (
 	"github.com/canoe-raft/canoe/canoe/internal/storage"
 	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/internal/keys"
 	"github.com/canoe-raft/canoe/observer"
 )
 
@@ -42,6 +43,7 @@ type Node struct {
 	removed   atomic.Bool             // the cluster removed this node
 	wasMember atomic.Bool             // a configuration held this node (kept in DataDir)
 
+	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
 	client     *httpconfig.Client // nil in in-memory test clusters
 	metrics    *metrics
@@ -105,6 +107,13 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		id:     id,
 		logger: c.Logger.With("node", strconv.FormatUint(id, 10)),
 	}
+	if len(c.ClusterSecret) > 0 {
+		k, err := keys.Derive(c.ClusterSecret, c.ClusterID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ClusterSecret: %w", ErrInvalidConfig, err)
+		}
+		n.keys = &k
+	}
 	n.wasMember.Store(ok && ident.Member)
 	n.leaderBC.init()
 	n.metrics = newMetrics(n)
@@ -122,7 +131,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		if c.TLSConfig != nil {
 			scheme = "https"
 		}
-		n.client = httpconfig.NewClient(c.TLSConfig, c.ClusterSecret)
+		n.client = httpconfig.NewClient(c.TLSConfig, c.ClusterSecret, c.ClusterID)
 		n.fwd = &httpForwarder{n: n, client: n.client, scheme: scheme}
 	}
 	return n, nil

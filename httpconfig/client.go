@@ -3,6 +3,7 @@ package httpconfig
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -31,16 +32,20 @@ const (
 // "https://host:port" (see ParseBaseURL), and returns a *StatusError for a
 // non-2xx answer. Calls are bounded by ctx only.
 type Client struct {
-	hc    *http.Client
-	tr    *http.Transport
-	token string // "Bearer ..." or ""
+	hc      *http.Client
+	tr      *http.Transport
+	signer  *Signer // nil: requests are not signed
+	signErr error   // the secret is unusable: every call fails with it
 }
 
 // NewClient returns a Client. tlsConfig (cloned; nil for the default) is used
-// for https base URLs. A non-empty secret is sent as a bearer token with
-// every request (see BearerToken). The client keeps idle connections open
-// for reuse; call Close when done with it.
-func NewClient(tlsConfig *tls.Config, secret []byte) *Client {
+// for https base URLs. With a non-empty secret every request is signed with
+// the API key derived from secret and clusterID (see the package
+// documentation, "Authentication"); the secret itself is never sent. The
+// server must have the same secret and cluster ID. A secret shorter than 16
+// bytes makes every call fail with an error that says so. The client keeps
+// idle connections open for reuse; call Close when done with it.
+func NewClient(tlsConfig *tls.Config, secret []byte, clusterID uint64) *Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 nil, // cluster traffic never goes through a proxy from the environment
@@ -57,13 +62,13 @@ func NewClient(tlsConfig *tls.Config, secret []byte) *Client {
 		tr: tr,
 		hc: &http.Client{
 			Transport: tr,
-			// Never follow redirects: the API has none, and following one
-			// could send the token elsewhere.
+			// Never follow redirects: the API has none, and a signature is
+			// bound to one method and URI.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
 	if len(secret) > 0 {
-		c.token = "Bearer " + BearerToken(secret)
+		c.signer, c.signErr = NewSigner(secret, clusterID)
 	}
 	return c
 }
@@ -177,6 +182,9 @@ func (c *Client) doJSON(ctx context.Context, method, base, path string, in, out 
 // must drain; any other status is read, closed and returned as a
 // *StatusError.
 func (c *Client) do(ctx context.Context, method, base, path, ctype string, body []byte) (*http.Response, error) {
+	if c.signErr != nil {
+		return nil, fmt.Errorf("httpconfig: %s %s: %w", method, path, c.signErr)
+	}
 	u, err := ParseBaseURL(base)
 	if err != nil {
 		return nil, err
@@ -193,8 +201,8 @@ func (c *Client) do(ctx context.Context, method, base, path, ctype string, body 
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", c.token)
+	if c.signer != nil {
+		req.Header.Set("Authorization", c.signer.Authorization(method, req.URL.RequestURI(), sha256.Sum256(body), time.Now()))
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

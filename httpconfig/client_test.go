@@ -30,7 +30,7 @@ func startAPI(t *testing.T, cfg Config, useTLS bool, clientSecret []byte) (strin
 	} else {
 		ts.Start()
 	}
-	c := NewClient(tlsConfig, clientSecret)
+	c := NewClient(tlsConfig, clientSecret, cfg.ClusterID)
 	t.Cleanup(func() {
 		c.Close()
 		ts.Close()
@@ -43,8 +43,9 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			f := newFakeNode()
 			cfg := f.config()
-			cfg.Secret = []byte{1, 2, 3, 250} // binary: travels base64url-encoded
-			base, c := startAPI(t, cfg, useTLS, []byte{1, 2, 3, 250})
+			secret := []byte{1, 2, 3, 250, 0, 10, 13, 32, 255, 254, 9, 8, 7, 6, 5, 4} // binary
+			cfg.Secret, cfg.ClusterID = secret, 1<<63
+			base, c := startAPI(t, cfg, useTLS, secret)
 			if useTLS != strings.HasPrefix(base, "https://") {
 				t.Fatalf("base URL %s, want TLS %v", base, useTLS)
 			}
@@ -178,7 +179,7 @@ func TestClientErrors(t *testing.T) {
 		{
 			name:         "wrong secret",
 			setup:        withSecret,
-			clientSecret: "guess",
+			clientSecret: "fedcba9876543210fedcba9876543210",
 			call:         func(c *Client, base string) error { _, err := c.Status(ctx, base); return err },
 			wantCode:     401, want: ErrUnauthorized,
 		},
@@ -254,7 +255,7 @@ func rawServer(t *testing.T, h http.HandlerFunc) (string, *Client, *int) {
 		}
 	}
 	ts.Start()
-	c := NewClient(nil, nil)
+	c := NewClient(nil, nil, 0)
 	t.Cleanup(func() {
 		c.Close()
 		ts.Close()

@@ -37,10 +37,17 @@ type Config struct {
 	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
 	// Nil: 404.
 	Metrics http.Handler
-	// Secret, when not empty, is required as a bearer token on every
-	// request (see BearerToken); requests without it get 401. Empty: no
-	// authentication.
+	// Secret, when not empty, turns authentication on: every request must
+	// be signed with the API key derived from Secret and ClusterID, except
+	// that GET /metrics and GET /healthz also accept the read-only metrics
+	// token (see the package documentation, "Authentication"). It must be
+	// at least 16 bytes; with a shorter one every request gets 500. Empty:
+	// no authentication.
 	Secret []byte
+	// ClusterID is the cluster the keys derived from Secret belong to; the
+	// clients must be made with the same one (canoe passes
+	// NodeConfig.ClusterID after defaulting). Unused without Secret.
+	ClusterID uint64
 	// Logger receives request failures, panics and the http.Server's own
 	// errors. Nil: hclog.NewNullLogger().
 	Logger hclog.Logger
@@ -60,6 +67,13 @@ type Config struct {
 	// request that runs out of it gets 504. Zero: DefaultRequestTimeout
 	// (30s). Negative: no bound beyond the request's context.
 	RequestTimeout time.Duration
+
+	// now is the clock signatures are checked against (tests); nil:
+	// time.Now.
+	now func() time.Time
+	// replayCap is the replay cache's size (tests); 0:
+	// DefaultReplayCacheSize.
+	replayCap int
 }
 
 // withDefaults returns a copy of c with zero values replaced by defaults.
@@ -78,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if len(c.Secret) > 0 {
 		c.Secret = append([]byte(nil), c.Secret...)

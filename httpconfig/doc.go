@@ -38,8 +38,11 @@
 //	400  ErrInvalid               malformed JSON, unknown field, data after the object,
 //	                              missing or zero id, port outside 1..65535, bad host,
 //	                              malformed or empty proposal batch
-//	401  ErrUnauthorized          Config.Secret set and no or wrong bearer token;
-//	                              also sets "WWW-Authenticate: Bearer"
+//	401  ErrUnauthorized          Config.Secret set and the request not properly
+//	                              signed (see Authentication: the message says
+//	                              what is wrong); sets "WWW-Authenticate:
+//	                              Canoe-HMAC-SHA256" (and "Bearer" on GET
+//	                              /metrics and GET /healthz)
 //	404  ErrPeerNotFound          DELETE /peers of an id that is not a member;
 //	                              also any unknown path, and routes whose Config
 //	                              component is nil
@@ -53,7 +56,9 @@
 //	504  context.DeadlineExceeded the node did not finish within
 //	                              Config.RequestTimeout (30s)
 //	500  -                        any other error, or a panic in the node's code
-//	                              (recovered and logged; the process goes on)
+//	                              (recovered and logged; the process goes on);
+//	                              every request when Config.Secret is set but
+//	                              shorter than 16 bytes
 //
 // The node's implementations return these sentinels, wrapped as they like;
 // the server maps them with errors.Is. The Client turns every non-2xx answer
@@ -68,11 +73,80 @@
 //
 // # Authentication
 //
-// When Config.Secret is set, every request, /healthz and /metrics included,
-// must carry "Authorization: Bearer <token>", where the token is the secret
-// itself if it is printable ASCII, or else its unpadded base64url encoding
-// (BearerToken). Tokens are compared in constant time. A Client made with the
-// same secret sends it.
+// Without Config.Secret the API is open. With it, every request must be
+// signed, and the secret itself never goes on the wire: the server and the
+// Client derive keys from Config.Secret and Config.ClusterID with
+// HKDF-SHA256 (module-internal package keys; one key per use, so a key one
+// use exposes reveals neither the secret nor another key), and requests
+// carry an HMAC under the API key:
+//
+//	Authorization: Canoe-HMAC-SHA256 t=<ms>,n=<nonce>,b=<body sha256>,s=<signature>
+//
+//	t  the signing time, unix milliseconds in decimal (1 to 15 digits)
+//	n  a nonce: 16 to 64 base64url characters (the Client sends 16 random bytes)
+//	b  SHA-256 of the exact body bytes (of nothing for no body), unpadded base64url
+//	s  HMAC-SHA256(API key, string to sign), unpadded base64url
+//
+// The string to sign is these six lines, each ended by "\n":
+//
+//	CANOE-HMAC-SHA256-V1
+//	<method, as on the request line>
+//	<request URI as on the request line: escaped path and query>
+//	<t, as sent>
+//	<n, as sent>
+//	<b, as sent>
+//
+// The scheme name is case-insensitive; the parameters are comma-separated,
+// in any order, each exactly once, with optional spaces or tabs around the
+// commas; the header is at most 512 bytes. The server checks, and answers
+// 401 with a JSON message that says which check failed:
+//
+//   - the header is present ("missing Authorization header") and well
+//     formed ("malformed ...: <which parameter and why>");
+//   - the signature, recomputed with the server's key and compared in
+//     constant time ("bad signature": a different ClusterSecret or
+//     ClusterID, or a request altered in transit);
+//   - t is within SignatureWindow (60 s) of the server's clock, either way
+//     ("expired or clock skew", with the offset and its direction);
+//   - n was not used before ("replayed request"). The server remembers each
+//     accepted nonce while its t is inside the window, at most
+//     DefaultReplayCacheSize (131072) of them. At that cap it forgets the
+//     nonce with the oldest t and from then on refuses every request whose t
+//     is not newer than the newest t it forgot ("older than this node's
+//     replay cache still vouches for"), so a forgotten nonce can never be
+//     replayed; only requests delayed behind a flood of newer ones are
+//     turned away, and sending them again with a fresh signature works;
+//   - the body matches b. The handler gives every route a Body that
+//     hashes what is read and returns io.EOF only if the whole body matched;
+//     otherwise its last Read returns an error matching ErrUnauthorized
+//     ("request body does not match the SHA-256 it was signed with").
+//     Handlers read JSON and proposal bodies whole before they act, so an
+//     altered body changes nothing; the body of a GET, HEAD or OPTIONS
+//     request (which no route reads) is checked before routing; a handler
+//     that streams a large body (a backup upload) must read it to io.EOF
+//     before it commits anything. A sender must know the body's SHA-256
+//     before sending it (hash a file first).
+//
+// NewSigner and Signer.Authorization produce the header for programs that
+// build their own requests; a Client made with the same secret and cluster
+// ID signs every request itself.
+//
+// GET /metrics and GET /healthz (and no other method or route) also accept
+// a read-only bearer token, for Prometheus and for people:
+//
+//	Authorization: Bearer <MetricsToken(secret, clusterID)>
+//
+// The token is derived from the secret under its own label, so it reveals
+// neither the secret nor the signing or gossip keys; on any other route it
+// gets 401 ("the metrics token grants only GET /metrics and GET /healthz").
+//
+// What an observer on the network can still do without TLS: read every
+// request and answer (bodies, membership, proposals' data, metrics), learn
+// the metrics token from a scrape and read /metrics and /healthz with it,
+// and replay a captured request to a different node of the cluster within
+// the window (each node has its own replay cache). A request cannot be
+// altered, redirected to another route or replayed to the same node
+// without a 401. Use TLSConfig where reading matters.
 //
 // # Proposal codec
 //
@@ -89,7 +163,8 @@
 //	srv := httpconfig.NewServer(httpconfig.Config{
 //		Membership: membershipShim, Proposer: proposerShim,
 //		Reader: readerShim, Status: statusShim,
-//		Metrics: promhttp.Handler(), Secret: secret, Logger: logger,
+//		Metrics: promhttp.Handler(), Secret: secret, ClusterID: clusterID,
+//		Logger: logger,
 //	}, ln, tlsConfig)
 //	go srv.Serve()
 //	...

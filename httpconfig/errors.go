@@ -14,7 +14,8 @@ import (
 var (
 	// ErrInvalid is a malformed or semantically invalid request (400).
 	ErrInvalid = errors.New("httpconfig: invalid request")
-	// ErrUnauthorized is a request without the right bearer token (401).
+	// ErrUnauthorized is a request that is not properly signed, or does not
+	// carry the metrics token where that is accepted (401).
 	ErrUnauthorized = errors.New("httpconfig: unauthorized")
 	// ErrPeerNotFound is a peer id that is not a member (404).
 	ErrPeerNotFound = errors.New("httpconfig: peer not found")

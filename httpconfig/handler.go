@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/canoe-raft/canoe/internal/keys"
 )
 
 // Paths of the API.
@@ -34,9 +36,18 @@ const contentTypeJSON = "application/json"
 func NewHandler(cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
 	h := &handler{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		auth: newAuthenticator(cfg.Secret),
+		cfg: cfg,
+		log: cfg.Logger,
+	}
+	if cfg.Secret != nil {
+		k, err := keys.Derive(cfg.Secret, cfg.ClusterID)
+		if err != nil {
+			// Fail closed: a misconfigured secret admits nothing.
+			h.authErr = fmt.Errorf("httpconfig: authentication misconfigured: %w", err)
+			h.log.Error("HTTP API refuses every request", "error", h.authErr)
+		} else {
+			h.auth = newAuthenticator(k, cfg.now, cfg.replayCap)
+		}
 	}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
@@ -79,19 +90,47 @@ func NewHandler(cfg Config) http.Handler {
 
 // handler is the API: authentication in front of the router.
 type handler struct {
-	cfg    Config // defaulted
-	log    hclog.Logger
-	auth   *authenticator // nil: no authentication
-	router *httprouter.Router
+	cfg     Config // defaulted
+	log     hclog.Logger
+	auth    *authenticator // nil: no authentication
+	authErr error          // Secret is set but unusable: every request gets 500
+	router  *httprouter.Router
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.auth != nil && !h.auth.check(r.Header.Get("Authorization")) {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token", 0)
+	switch {
+	case h.authErr != nil:
+		writeError(w, http.StatusInternalServerError, h.authErr.Error(), 0)
 		return
+	case h.auth != nil:
+		body, err := h.auth.check(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if body != nil {
+			r.Body = body
+			// No route of these methods reads a body: check it here, so
+			// that a body the signature does not cover is refused too.
+			if !takesBody(r.Method) {
+				if _, err := readBody(w, r, h.cfg.MaxBodyBytes); err != nil {
+					h.fail(w, r, err)
+					return
+				}
+			}
+		}
 	}
 	h.router.ServeHTTP(w, r)
+}
+
+// takesBody reports whether requests of method may carry a body that a
+// route reads (and checks against the signature itself).
+func takesBody(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // recovered is httprouter's PanicHandler.
@@ -129,7 +168,51 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		h.log.Debug("HTTP request rejected", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
 	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", AuthScheme)
+		if readOnlyRoute(r) {
+			w.Header().Add("WWW-Authenticate", "Bearer")
+		}
+	}
 	writeError(w, code, err.Error(), leader)
+}
+
+// readBody reads r's whole body, at most limit bytes. Every error matches
+// ErrTooLarge (over the limit), ErrUnauthorized (a signed request whose
+// body does not match its signature) or ErrInvalid. It returns a body only
+// once the body is verified (bodyVerified), so callers may act on it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, fmt.Errorf("%w: body over the limit of %d bytes", ErrTooLarge, limit)
+		case errors.Is(err, ErrUnauthorized):
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
+	}
+	if !bodyVerified(r) {
+		// ReadFrom ended at io.EOF, which a signedBody returns only after a
+		// match; checked again so that the invariant cannot break silently.
+		return nil, errBodyMismatch
+	}
+	return buf.Bytes(), nil
+}
+
+// bodyVerified reports whether r's body may be acted on: true when the
+// request is not signed (no authentication, or the metrics token, whose
+// routes take no body), and for a signed request once its body was read to
+// io.EOF and matched the signed SHA-256. A handler that streams a large
+// body reads it to io.EOF (an error matching ErrUnauthorized instead means
+// a mismatch) and checks bodyVerified before it commits anything.
+func bodyVerified(r *http.Request) bool {
+	sb, signed := r.Body.(*signedBody)
+	return !signed || sb.verified()
 }
 
 func (h *handler) getPeers(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
@@ -137,7 +220,12 @@ func (h *handler) getPeers(w http.ResponseWriter, _ *http.Request, _ httprouter.
 }
 
 func (h *handler) addPeer(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	p, err := decodeAddPeer(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	b, err := readBody(w, r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p, err := decodeAddPeer(bytes.NewReader(b))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -159,7 +247,12 @@ func (h *handler) addPeer(w http.ResponseWriter, r *http.Request, _ httprouter.P
 }
 
 func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	id, err := decodeRemovePeer(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	b, err := readBody(w, r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id, err := decodeRemovePeer(bytes.NewReader(b))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -180,23 +273,13 @@ func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httproute
 }
 
 func (h *handler) propose(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	limit := h.cfg.MaxProposalBytes
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= limit {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			err = fmt.Errorf("%w: body over the limit of %d bytes", ErrTooLarge, limit)
-		} else {
-			err = fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
-		}
+	body, err := readBody(w, r, h.cfg.MaxProposalBytes)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	// buf is never reused, so the items may alias it and the node may keep them.
-	items, err := DecodeProposals(buf.Bytes(), h.cfg.MaxProposalItems)
+	// body is never reused, so the items may alias it and the node may keep them.
+	items, err := DecodeProposals(body, h.cfg.MaxProposalItems)
 	if err != nil {
 		h.fail(w, r, err)
 		return

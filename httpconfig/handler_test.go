@@ -3,7 +3,7 @@ package httpconfig
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +22,8 @@ import (
 type request struct {
 	method, path string
 	body         string
-	auth         string // Authorization header, if not ""
+	auth         string  // Authorization header, if not ""
+	sign         *Signer // if not nil: sign the request now (auth is ignored)
 }
 
 func serve(h http.Handler, req request) *httptest.ResponseRecorder {
@@ -31,7 +32,10 @@ func serve(h http.Handler, req request) *httptest.ResponseRecorder {
 		body = strings.NewReader(req.body)
 	}
 	r := httptest.NewRequest(req.method, req.path, body)
-	if req.auth != "" {
+	switch {
+	case req.sign != nil:
+		r.Header.Set("Authorization", req.sign.Authorization(req.method, req.path, sha256.Sum256([]byte(req.body)), time.Now()))
+	case req.auth != "":
 		r.Header.Set("Authorization", req.auth)
 	}
 	rec := httptest.NewRecorder()
@@ -132,15 +136,24 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "metrics not configured", req: request{method: "GET", path: "/metrics"}, wantCode: 404},
 		{name: "readindex not configured", setup: func(_ *fakeNode, c *Config) { c.Reader = nil }, req: request{method: "GET", path: "/internal/readindex"}, wantCode: 404},
 		// 401.
-		{name: "no token", setup: withSecret, req: request{method: "GET", path: "/peers"}, wantCode: 401, wantMsg: "bearer token"},
-		{name: "wrong token", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer s3cret-nope"}, wantCode: 401},
-		{name: "token prefix", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer s3cre"}, wantCode: 401},
-		{name: "basic auth", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Basic czNjcmV0"}, wantCode: 401},
-		{name: "no scheme", setup: withSecret, req: request{method: "GET", path: "/status", auth: "s3cret"}, wantCode: 401},
-		{name: "wrong token add", setup: withSecret, req: request{method: "POST", path: "/peers", body: validAdd, auth: "Bearer x"}, wantCode: 401},
-		{name: "wrong token unknown path", setup: withSecret, req: request{method: "GET", path: "/nope"}, wantCode: 401},
-		{name: "wrong token healthz", setup: withSecret, req: request{method: "GET", path: "/healthz"}, wantCode: 401},
-		{name: "right token unknown path", setup: withSecret, req: request{method: "GET", path: "/nope", auth: "Bearer s3cret"}, wantCode: 404},
+		{name: "no authorization", setup: withSecret, req: request{method: "GET", path: "/peers"}, wantCode: 401, wantMsg: "missing Authorization header"},
+		{name: "no authorization healthz", setup: withSecret, req: request{method: "GET", path: "/healthz"}, wantCode: 401, wantMsg: "missing Authorization header"},
+		{name: "no authorization unknown path", setup: withSecret, req: request{method: "GET", path: "/nope"}, wantCode: 401},
+		{name: "secret as bearer", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer " + string(testSecret)}, wantCode: 401, wantMsg: "bearer tokens are accepted only on GET /metrics and GET /healthz"},
+		{name: "secret as bearer on healthz", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer " + string(testSecret)}, wantCode: 401, wantMsg: "wrong bearer token"},
+		{name: "metrics token on status", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "the metrics token grants only GET /metrics and GET /healthz"},
+		{name: "metrics token on add", setup: withSecret, req: request{method: "POST", path: "/peers", body: validAdd, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
+		{name: "metrics token on remove", setup: withSecret, req: request{method: "DELETE", path: "/peers", body: `{"id":2}`, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
+		{name: "metrics token on propose", setup: withSecret, req: request{method: "POST", path: "/internal/propose", body: string(EncodeProposals([][]byte{[]byte("x")})), auth: "Bearer " + testMetricsToken()}, wantCode: 401},
+		{name: "metrics token on readindex", setup: withSecret, req: request{method: "GET", path: "/internal/readindex", auth: "Bearer " + testMetricsToken()}, wantCode: 401},
+		{name: "metrics token HEAD healthz", setup: withSecret, req: request{method: "HEAD", path: "/healthz", auth: "Bearer " + testMetricsToken()}, wantCode: 401},
+		{name: "basic auth", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Basic czNjcmV0"}, wantCode: 401, wantMsg: `unsupported Authorization scheme "Basic"`},
+		{name: "no scheme", setup: withSecret, req: request{method: "GET", path: "/status", auth: "s3cret"}, wantCode: 401, wantMsg: "unsupported Authorization scheme"},
+		{name: "malformed signature", setup: withSecret, req: request{method: "GET", path: "/status", auth: AuthScheme + " t=1,n=abc"}, wantCode: 401, wantMsg: "malformed Canoe-HMAC-SHA256 Authorization header: n must be"},
+		{name: "oversized header", setup: withSecret, req: request{method: "GET", path: "/status", auth: AuthScheme + " " + strings.Repeat("t", 600)}, wantCode: 401, wantMsg: "over 512 bytes"},
+		{name: "wrong secret", setup: withSecret, req: request{method: "DELETE", path: "/peers", body: `{"id":2}`, sign: otherSigner}, wantCode: 401, wantMsg: "bad signature"},
+		{name: "signed unknown path", setup: withSecret, req: request{method: "GET", path: "/nope", sign: testSigner}, wantCode: 404},
+		{name: "short secret", setup: func(_ *fakeNode, c *Config) { c.Secret = []byte("s3cret") }, req: request{method: "GET", path: "/healthz", sign: testSigner}, wantCode: 500, wantMsg: "authentication misconfigured: keys: cluster secret too short: 6 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,8 +180,15 @@ func TestHandlerErrors(t *testing.T) {
 			if got := rec.Header().Get("Allow"); got != tt.wantAllow {
 				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
 			}
-			if got, want := rec.Header().Get("WWW-Authenticate"), map[bool]string{true: "Bearer"}[rec.Code == 401]; got != want {
-				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+			var wantAuth []string
+			if rec.Code == 401 {
+				wantAuth = []string{AuthScheme}
+				if tt.req.method == "GET" && (tt.req.path == "/metrics" || tt.req.path == "/healthz") {
+					wantAuth = append(wantAuth, "Bearer")
+				}
+			}
+			if got := rec.Header().Values("WWW-Authenticate"); fmt.Sprint(got) != fmt.Sprint(wantAuth) {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, wantAuth)
 			}
 			var nle *NotLeaderError
 			if f.err != nil && errors.As(f.err, &nle) && eb.LeaderID != nle.LeaderID {
@@ -186,7 +206,35 @@ func panicWith(msg string) func(*fakeNode, *Config) {
 	return func(f *fakeNode, _ *Config) { f.panicMsg = msg }
 }
 
-func withSecret(_ *fakeNode, c *Config) { c.Secret = []byte("s3cret") }
+// The cluster of the authentication tests.
+var (
+	testSecret           = []byte("0123456789abcdef0123456789abcdef")
+	testClusterID uint64 = 7
+)
+
+func withSecret(_ *fakeNode, c *Config) { c.Secret, c.ClusterID = testSecret, testClusterID }
+
+// testSigner signs for the test cluster, otherSigner with another secret.
+var (
+	testSigner  = mustSigner(testSecret, testClusterID)
+	otherSigner = mustSigner([]byte("fedcba9876543210fedcba9876543210"), testClusterID)
+)
+
+func mustSigner(secret []byte, clusterID uint64) *Signer {
+	s, err := NewSigner(secret, clusterID)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func testMetricsToken() string {
+	tok, err := MetricsToken(testSecret, testClusterID)
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
 
 // TestHandlerOK covers every successful answer.
 func TestHandlerOK(t *testing.T) {
@@ -194,7 +242,6 @@ func TestHandlerOK(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_, _ = io.WriteString(w, "canoe_up 1\n")
 	})
-	binarySecret := []byte{0, 1, 2, 0xff, ' ', 'x'}
 	tests := []struct {
 		name     string
 		setup    func(*fakeNode, *Config)
@@ -278,21 +325,29 @@ func TestHandlerOK(t *testing.T) {
 			wantBody: "canoe_up 1\n",
 		},
 		{name: "options", req: request{method: "OPTIONS", path: "/peers"}, wantCode: 204},
-		{name: "right token", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer s3cret"}, wantBody: `{"status":"ok"}`},
-		{name: "right token lower-case scheme", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "bearer s3cret"}, wantBody: `{"status":"ok"}`},
-		{name: "base64 token of printable secret", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer " + base64.RawURLEncoding.EncodeToString([]byte("s3cret"))}, wantBody: `{"status":"ok"}`},
+		{name: "metrics token healthz", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer " + testMetricsToken()}, wantBody: `{"status":"ok"}`},
+		{name: "metrics token lower-case scheme", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "bearer  " + testMetricsToken() + " "}, wantBody: `{"status":"ok"}`},
 		{
-			name:     "base64 token of binary secret",
-			setup:    func(_ *fakeNode, c *Config) { c.Secret = binarySecret },
-			req:      request{method: "GET", path: "/healthz", auth: "Bearer " + BearerToken(binarySecret)},
-			wantBody: `{"status":"ok"}`,
-		},
-		{
-			name:     "right token metrics",
+			name:     "metrics token metrics",
 			setup:    func(f *fakeNode, c *Config) { withSecret(f, c); c.Metrics = metrics },
-			req:      request{method: "GET", path: "/metrics", auth: "Bearer s3cret"},
+			req:      request{method: "GET", path: "/metrics", auth: "Bearer " + testMetricsToken()},
 			wantBody: "canoe_up 1\n",
 		},
+		{
+			name:     "signed metrics",
+			setup:    func(f *fakeNode, c *Config) { withSecret(f, c); c.Metrics = metrics },
+			req:      request{method: "GET", path: "/metrics", sign: testSigner},
+			wantBody: "canoe_up 1\n",
+		},
+		{name: "signed status", setup: func(f *fakeNode, c *Config) { withSecret(f, c); f.peers = []Peer{f.self} }, req: request{method: "GET", path: "/status", sign: testSigner},
+			wantBody: `{"id":1,"state":"Leader","leader_id":1,"term":3,"commit_index":40,"applied_index":39,"last_index":41,"members":[{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter"}]}`},
+		{
+			name:     "signed remove",
+			setup:    withSecret,
+			req:      request{method: "DELETE", path: "/peers", body: `{"id":2}`, sign: testSigner},
+			wantBody: `{"removed":2}`,
+		},
+		{name: "signed options", setup: withSecret, req: request{method: "OPTIONS", path: "/peers", sign: testSigner}, wantCode: 204},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -455,30 +510,11 @@ func TestHandlerAbortPanic(t *testing.T) {
 func TestConfigNotShared(t *testing.T) {
 	f := newFakeNode()
 	cfg := f.config()
-	cfg.Secret = []byte("s3cret")
+	cfg.Secret, cfg.ClusterID = bytes.Clone(testSecret), testClusterID
 	h := NewHandler(cfg)
 	cfg.Secret[0] = 'X'
-	if rec := serve(h, request{method: "GET", path: "/healthz", auth: "Bearer s3cret"}); rec.Code != 200 {
-		t.Errorf("status = %d, want 200", rec.Code)
-	}
-}
-
-func TestBearerToken(t *testing.T) {
-	tests := []struct {
-		name   string
-		secret []byte
-		want   string
-	}{
-		{"printable", []byte("abc~!"), "abc~!"},
-		{"space", []byte("a b"), "YSBi"},
-		{"binary", []byte{0xff, 0, 1}, "_wAB"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := BearerToken(tt.secret); got != tt.want {
-				t.Errorf("BearerToken(%q) = %q, want %q", tt.secret, got, tt.want)
-			}
-		})
+	if rec := serve(h, request{method: "GET", path: "/healthz", sign: testSigner}); rec.Code != 200 {
+		t.Errorf("status = %d, want 200; body %s", rec.Code, rec.Body)
 	}
 }
 

@@ -41,7 +41,7 @@ func startServer(t *testing.T, cfg Config, useTLS bool) (*Server, string, *Clien
 	s := NewServer(cfg, ln, serverTLS)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve() }()
-	c := NewClient(clientTLS, cfg.Secret)
+	c := NewClient(clientTLS, cfg.Secret, cfg.ClusterID)
 	t.Cleanup(func() {
 		c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -56,7 +56,7 @@ func TestServerServeShutdown(t *testing.T) {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			f := newFakeNode()
 			cfg := f.config()
-			cfg.Secret = []byte("s3cret")
+			withSecret(f, &cfg)
 			s, base, c, errc := startServer(t, cfg, useTLS)
 			if !strings.HasPrefix(s.Addr().String(), "127.0.0.1:") {
 				t.Errorf("Addr = %v, want 127.0.0.1:port", s.Addr())

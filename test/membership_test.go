@@ -33,7 +33,7 @@ func TestJoinByURLWithDeadFirstPeer(t *testing.T) {
 // survivors elect a leader and keep serving. Removing an unknown id is a 404.
 func TestDeleteMemberThenLeader(t *testing.T) {
 	c := newCluster(t, 4, clusterOpts{})
-	client := httpconfig.NewClient(nil, nil)
+	client := httpconfig.NewClient(nil, nil, 0)
 	t.Cleanup(client.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

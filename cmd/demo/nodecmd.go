@@ -68,7 +68,7 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 	fs.StringVar(&o.Join, "join", "", "comma-separated `members` to join through: canoe API URLs (http://10.0.0.1:7001) or gossip addresses (10.0.0.1:7946)")
 	fs.IntVar(&o.Expect, "expect", 0, "found a new cluster together once `N` nodes (all started with -expect N) see each other by gossip; -join lists gossip addresses")
 	fs.DurationVar(&o.DeadNode, "dead-node-timeout", 0, "remove a member whose gossip has failed this `long` (while a quorum stays); 0 never removes")
-	fs.StringVar(&o.Secret, "secret", "", "shared cluster `secret` of 16, 24 or 32 bytes that every canoe API call must carry; empty means none (prefer CANOE_SECRET)")
+	fs.StringVar(&o.Secret, "secret", "", "shared cluster `secret` of 16, 24 or 32 bytes that signs every canoe API call; empty means none (prefer CANOE_SECRET)")
 	fs.BoolVar(&o.Verbose, "v", false, "debug logging (canoe and raft internals)")
 	if err := parseFlags(fs, args, nodeUsage, stderr, lookupEnv); err != nil {
 		return o, err
@@ -186,7 +186,11 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) error
 		kvURL = "http://" + net.JoinHostPort(advertisedHost(o), port)
 	}
 	events := newEventLog(logger.Named("cluster"))
-	client := httpconfig.NewClient(nil, cfg.ClusterSecret)
+	clusterID := cfg.ClusterID
+	if clusterID == 0 {
+		clusterID = canoe.DefaultClusterID
+	}
+	client := httpconfig.NewClient(nil, cfg.ClusterSecret, clusterID)
 	defer client.Close()
 	srv := &http.Server{
 		Handler: (&server{

@@ -112,7 +112,7 @@ func newCluster(t testing.TB, bin, dir string, n, run int, seed int64) *cluster 
 	c := &cluster{
 		t: t, bin: bin, dir: dir, run: run, net: newFaultNet(seed),
 		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
-		api:     httpconfig.NewClient(nil, nil),
+		api:     httpconfig.NewClient(nil, nil, 0),
 		leaders: map[uint64]map[uint64]bool{},
 		start:   time.Now(),
 	}
