@@ -2,9 +2,6 @@ package canoe
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -368,7 +365,7 @@ func (n *Node) openTransport() (*transport.Progress, Peer, error) {
 		Listener:  ln,
 		Advertise: advertise,
 		TLS:       c.TLSConfig,
-		Key:       raftKey(c.ClusterSecret, c.ClusterID),
+		Key:       n.raftKey(),
 		ClusterID: c.ClusterID,
 		Logger:    n.logger.Named("raft-net"),
 	})
@@ -574,6 +571,14 @@ func (b *broadcast) fire() {
 	b.mu.Unlock()
 }
 
+// raftKey returns the raft handshake key, nil without a ClusterSecret.
+func (n *Node) raftKey() []byte {
+	if n.keys == nil {
+		return nil
+	}
+	return n.keys.Raft[:]
+}
+
 // nudgeShim is the node as its Nudger sees it.
 type nudgeShim struct{ rt *runtime }
 
@@ -594,18 +599,4 @@ func (s nudgeShim) Servers() []raft.Server {
 		return nil
 	}
 	return cfg.Servers
-}
-
-// raftKey derives the raft handshake key from the cluster secret (nil
-// without one).
-func raftKey(secret []byte, clusterID uint64) []byte {
-	if len(secret) == 0 {
-		return nil
-	}
-	info := binary.BigEndian.AppendUint64([]byte("canoe raft handshake key v1 cluster "), clusterID)
-	k, err := hkdf.Key(sha256.New, secret, nil, string(info), 32)
-	if err != nil {
-		panic(err) // 32 bytes of SHA-256 output never fail
-	}
-	return k
 }
