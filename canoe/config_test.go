@@ -2,9 +2,12 @@ package canoe
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/httpconfig"
 )
 
 func TestNewNodeRejectsBadConfig(t *testing.T) {
@@ -219,4 +222,33 @@ func TestInitBackoffValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzBootstrapPeer(f *testing.F) {
+	for _, s := range []string{"http://h:7001", "https://[::1]:1/", "h:7946", "[fe80::1%eth0]:7946",
+		"http//h:1", "http:/h:1", "h:1#x", "u@h:1", ":1", "h:0", "", "\xff:1", "http://h:1?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseBootstrapPeer(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), bootstrapPeerForms) {
+				t.Errorf("error %q does not name the accepted forms", err)
+			}
+			return
+		}
+		switch {
+		case p.url != nil && p.gossip == "":
+			if _, err := httpconfig.ParseBaseURL(p.url.String()); err != nil || p.url.Path != "" {
+				t.Errorf("accepted %q as URL %v, which does not parse back: %v", s, p.url, err)
+			}
+		case p.url == nil && p.gossip == s:
+			host, port, err := net.SplitHostPort(s)
+			if err != nil || host == "" || port == "0" || strings.ContainsAny(s, "/?#@ ") {
+				t.Errorf("accepted %q as a gossip address", s)
+			}
+		default:
+			t.Errorf("parseBootstrapPeer(%q) = %+v: want exactly one of url and gossip", s, p)
+		}
+	})
 }
