@@ -289,16 +289,19 @@ func TestJoinFailsAtOnce(t *testing.T) {
 }
 
 // TestJoinRetriesTransientFailures: a member that answers "no leader" is
-// asked again until InitBackoff.MaxElapsedTime.
+// asked again until InitBackoff.MaxElapsedTime; a server that is not canoe,
+// listed too, is asked once.
 func TestJoinRetriesTransientFailures(t *testing.T) {
 	api := noLeaderAPI(t)
+	web := newFakeAPI(t, 404, "text/html", htmlPage)
 	c := &cluster{t: t, logger: newLogger(t)}
-	cfg := c.config(false, api.URL)
+	cfg := c.config(false, web.URL, api.URL)
 	cfg.InitBackoff = pacedBackoff(1500 * time.Millisecond)
 	n := newNode(t, cfg)
 	begin := time.Now()
 	err := waitResult(t, startAsync(n), 20*time.Second, "Start")
 	d := time.Since(begin)
+	t.Logf("Start failed after %v: %v", d.Round(time.Millisecond), err)
 	if err == nil || !strings.Contains(err.Error(), "no leader") || !strings.Contains(err.Error(), "1.5s") {
 		t.Errorf("Start: got %v, want a failure after 1.5s quoting the last answer (no leader)", err)
 	}
@@ -308,7 +311,10 @@ func TestJoinRetriesTransientFailures(t *testing.T) {
 	if got := api.requests.Load(); got < 3 {
 		t.Errorf("%d join attempts, want retries", got)
 	}
-	if strings.Count(err.Error(), "no leader") > 4 {
-		t.Errorf("error repeats itself: %v", err)
+	if strings.Count(err.Error(), "no leader") > 4 || strings.Count(err.Error(), "<!DOCTYPE") != 1 {
+		t.Errorf("error does not name each failure once: %v", err)
+	}
+	if got := web.requests.Load(); got != 1 {
+		t.Errorf("the server that is not canoe was asked %d times, want once", got)
 	}
 }
