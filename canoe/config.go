@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/discovery"
+	"github.com/canoe-raft/canoe/httpconfig"
 	"github.com/canoe-raft/canoe/snapshotpolicy"
 )
 
@@ -46,6 +48,8 @@ type NodeConfig struct {
 	// BootstrapPeers are members to join through: http(s)://host:port URLs
 	// of their HTTP API (the node asks to be added), or bare host:port gossip
 	// addresses (the node joins the gossip pool and the leader adds it).
+	// Nothing else is accepted (no path, query, fragment or user info; a
+	// port in 1-65535); CheckBootstrapPeer checks one entry.
 	// With state in DataDir no join is needed: a restarted member comes back,
 	// and gossip seeds only help it find the pool again.
 	BootstrapPeers []string
@@ -61,7 +65,7 @@ type NodeConfig struct {
 	DataDir string
 
 	// InitBackoff paces retries while joining a cluster. nil means
-	// DefaultInitializationBackoffArgs.
+	// DefaultInitializationBackoffArgs, and so does each zero field.
 	InitBackoff *InitializationBackoffArgs
 
 	// SnapshotConfig sets when snapshots are taken and how many are kept.
@@ -195,17 +199,73 @@ func (c *SnapshotConfig) policy() snapshotpolicy.Config {
 // InitializationBackoffArgs paces the attempts to join a cluster: the first
 // retry waits InitialInterval, each next one Multiplier times longer (at most
 // MaxInterval), each randomized by +-RandomizationFactor, and joining fails
-// once MaxElapsedTime has passed.
+// once MaxElapsedTime has passed. A join that cannot succeed (a wrong
+// ClusterSecret, another ClusterID, a server that is not canoe) fails at
+// once instead.
+//
+// Every zero field takes DefaultInitializationBackoffArgs' value, except a
+// zero MaxInterval, which is at least InitialInterval. So a Multiplier of 0
+// means the default 2 (use 1 for a constant interval), and a
+// RandomizationFactor of 0 means the default 0.5 (use a tiny one such as
+// 1e-9 for practically no randomization).
 type InitializationBackoffArgs struct {
-	InitialInterval     time.Duration
-	Multiplier          float64
-	MaxInterval         time.Duration
-	MaxElapsedTime      time.Duration
-	RandomizationFactor float64
+	InitialInterval     time.Duration // first wait; must not exceed MaxInterval
+	Multiplier          float64       // growth of each next wait; at least 1
+	MaxInterval         time.Duration // longest wait
+	MaxElapsedTime      time.Duration // give up joining after this long
+	RandomizationFactor float64       // each wait is randomized by +-this fraction, in [0, 1]
+}
+
+// withDefaults returns b (nil: none) with every zero field defaulted.
+func (b *InitializationBackoffArgs) withDefaults() InitializationBackoffArgs {
+	d := *DefaultInitializationBackoffArgs
+	if b == nil {
+		return d
+	}
+	out := *b
+	if out.InitialInterval == 0 {
+		out.InitialInterval = d.InitialInterval
+	}
+	if out.Multiplier == 0 {
+		out.Multiplier = d.Multiplier
+	}
+	if out.MaxInterval == 0 {
+		out.MaxInterval = max(d.MaxInterval, out.InitialInterval)
+	}
+	if out.MaxElapsedTime == 0 {
+		out.MaxElapsedTime = d.MaxElapsedTime
+	}
+	if out.RandomizationFactor == 0 {
+		out.RandomizationFactor = d.RandomizationFactor
+	}
+	return out
+}
+
+// problems lists what is wrong with defaulted backoff arguments.
+func (b InitializationBackoffArgs) problems() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"InitialInterval", b.InitialInterval}, {"MaxInterval", b.MaxInterval}, {"MaxElapsedTime", b.MaxElapsedTime}} {
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("InitBackoff.%s %v is negative", f.name, f.d))
+		}
+	}
+	if b.InitialInterval > 0 && b.MaxInterval >= 0 && b.MaxInterval < b.InitialInterval {
+		errs = append(errs, fmt.Errorf("InitBackoff.MaxInterval %v is below InitialInterval %v", b.MaxInterval, b.InitialInterval))
+	}
+	if b.Multiplier < 1 {
+		errs = append(errs, fmt.Errorf("InitBackoff.Multiplier %v must be at least 1", b.Multiplier))
+	}
+	if b.RandomizationFactor < 0 || b.RandomizationFactor > 1 {
+		errs = append(errs, fmt.Errorf("InitBackoff.RandomizationFactor %v must be in [0, 1]", b.RandomizationFactor))
+	}
+	return errs
 }
 
 // DefaultInitializationBackoffArgs is used when NodeConfig.InitBackoff is
-// nil (the original canoe's values).
+// nil, and for each of its zero fields (the original canoe's values).
 var DefaultInitializationBackoffArgs = &InitializationBackoffArgs{
 	InitialInterval:     500 * time.Millisecond,
 	RandomizationFactor: .5,
@@ -319,18 +379,10 @@ func (c *NodeConfig) Validate() error {
 	if c.LogStore < LogStoreAuto || c.LogStore > LogStoreWAL {
 		bad("LogStore %d is not LogStoreAuto, LogStoreBolt or LogStoreWAL", int(c.LogStore))
 	}
-	for _, p := range c.BootstrapPeers {
-		var err error
-		if isPeerURL(p) {
-			_, err = parsePeerURL(p)
-			if err == nil && c.BootstrapExpect > 0 {
-				err = fmt.Errorf("BootstrapPeers entry %q is a URL, but BootstrapExpect needs gossip addresses (host:port)", p)
-			}
-		} else {
-			_, _, err = splitHostPort(p)
-			if err != nil {
-				err = fmt.Errorf("BootstrapPeers entry %q is neither an http(s):// URL nor a host:port gossip address", p)
-			}
+	for _, s := range c.BootstrapPeers {
+		p, err := parseBootstrapPeer(s)
+		if err == nil && p.url != nil && c.BootstrapExpect > 0 {
+			err = fmt.Errorf("BootstrapPeers entry %q is a URL, but BootstrapExpect needs gossip addresses (host:port)", s)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -347,17 +399,7 @@ func (c *NodeConfig) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if b := c.InitBackoff; b != nil {
-		if b.InitialInterval < 0 || b.MaxInterval < 0 || b.MaxElapsedTime < 0 {
-			bad("InitBackoff durations must not be negative")
-		}
-		if b.Multiplier != 0 && b.Multiplier < 1 {
-			bad("InitBackoff.Multiplier %v must be at least 1", b.Multiplier)
-		}
-		if b.RandomizationFactor < 0 || b.RandomizationFactor > 1 {
-			bad("InitBackoff.RandomizationFactor %v must be in [0, 1]", b.RandomizationFactor)
-		}
-	}
+	errs = append(errs, c.InitBackoff.withDefaults().problems()...)
 	t := c.Timing.withDefaults()
 	if t.HeartbeatTimeout < 5*time.Millisecond || t.ElectionTimeout < 5*time.Millisecond || t.LeaderLeaseTimeout < 5*time.Millisecond {
 		bad("Timing: heartbeat, election and leader lease timeouts must be at least 5ms")
@@ -392,13 +434,7 @@ func (c *NodeConfig) withDefaults() NodeConfig {
 	if d.ClusterID == 0 {
 		d.ClusterID = DefaultClusterID
 	}
-	if d.InitBackoff == nil {
-		d.InitBackoff = DefaultInitializationBackoffArgs
-	}
-	b := *d.InitBackoff
-	if b.Multiplier == 0 {
-		b.Multiplier = 1
-	}
+	b := c.InitBackoff.withDefaults()
 	d.InitBackoff = &b
 	if d.SnapshotConfig == nil {
 		d.SnapshotConfig = DefaultSnapshotConfig
@@ -415,24 +451,97 @@ func (c *NodeConfig) withDefaults() NodeConfig {
 	return d
 }
 
-// isPeerURL tells a BootstrapPeers URL from a gossip address.
-func isPeerURL(s string) bool { return strings.Contains(s, "://") }
+// bootstrapPeer is one BootstrapPeers entry: the base URL of a member's
+// HTTP API, or a member's gossip address.
+type bootstrapPeer struct {
+	url    *url.URL // http(s)://host:port with an empty path; nil for a gossip address
+	gossip string   // host:port; "" for a URL
+}
 
-// parsePeerURL checks a BootstrapPeers entry: an http(s)://host:port URL.
-func parsePeerURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("BootstrapPeers entry %q is not an http(s)://host:port URL", s)
+// bootstrapPeerForms names the accepted forms in errors.
+const bootstrapPeerForms = "want http(s)://host:port (a member's API) or host:port (a member's gossip address)"
+
+// parseBootstrapPeer parses a BootstrapPeers entry. It is the only parser
+// of BootstrapPeers: Validate and the joins use it.
+func parseBootstrapPeer(s string) (bootstrapPeer, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("BootstrapPeers entry %q %s; %s", s, fmt.Sprintf(format, args...), bootstrapPeerForms)
 	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
-		return nil, fmt.Errorf("BootstrapPeers entry %q must be a bare http(s)://host:port URL", s)
+	if s == "" {
+		return bootstrapPeer{}, bad("is empty")
 	}
-	_, port, err := net.SplitHostPort(u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("BootstrapPeers entry %q has no port", s)
+	if strings.Contains(s, "://") {
+		u, err := httpconfig.ParseBaseURL(s)
+		if be := (*httpconfig.BaseURLError)(nil); errors.As(err, &be) {
+			return bootstrapPeer{}, bad("is not a valid URL: %s", be.Reason)
+		} else if err != nil {
+			return bootstrapPeer{}, bad("is not a valid URL: %v", err)
+		}
+		return bootstrapPeer{url: u}, nil
+	}
+	// Whatever has a path, query, fragment or user info but no "://" is a
+	// mistyped URL ("http//h:7001", "http:/h:7001"), not a gossip address.
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || strings.ContainsAny(s, "/?#@") {
+		return bootstrapPeer{}, bad("is neither an http(s):// URL nor a host:port gossip address")
+	}
+	if host == "" {
+		return bootstrapPeer{}, bad("has no host")
+	}
+	if !validHost(host) {
+		return bootstrapPeer{}, bad("has a host that is neither an IP address nor a host name")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("BootstrapPeers entry %q has a bad port", s)
+		return bootstrapPeer{}, bad("has a bad port %q (want 1-65535)", port)
 	}
-	return u, nil
+	return bootstrapPeer{gossip: s}, nil
+}
+
+// CheckBootstrapPeer reports what is wrong with s as a BootstrapPeers
+// entry, with the accepted forms: http(s)://host:port (a member's HTTP
+// API) or host:port (a member's gossip address). NewNode checks every entry
+// this way.
+func CheckBootstrapPeer(s string) error {
+	_, err := parseBootstrapPeer(s)
+	return err
+}
+
+// validHost reports whether h is an IP address (IPv6 possibly with a zone)
+// or a host name of letters, digits, '-', '_' and '.'.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// bootstrapURLs returns the API base URLs among BootstrapPeers, without a
+// trailing slash.
+func (c *NodeConfig) bootstrapURLs() []string {
+	var out []string
+	for _, s := range c.BootstrapPeers {
+		if p, err := parseBootstrapPeer(s); err == nil && p.url != nil {
+			out = append(out, p.url.String())
+		}
+	}
+	return out
+}
+
+// bootstrapGossip returns the gossip addresses among BootstrapPeers.
+func (c *NodeConfig) bootstrapGossip() []string {
+	var out []string
+	for _, s := range c.BootstrapPeers {
+		if p, err := parseBootstrapPeer(s); err == nil && p.gossip != "" {
+			out = append(out, p.gossip)
+		}
+	}
+	return out
 }

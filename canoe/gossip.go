@@ -24,7 +24,7 @@ type gossip struct {
 
 	mu      sync.Mutex // guards failed, joinErr
 	failed  map[uint64]time.Time
-	joinErr error // why the last join attempt failed, nil once joined
+	joinErr error // why the last join attempt failed (permanent: given up), nil once joined
 }
 
 func (g *gossip) setJoinErr(err error) {
@@ -95,13 +95,8 @@ func (n *Node) watchGossip(rt *runtime) {
 // gossipSeeds returns the bare host:port entries of BootstrapPeers, and the
 // gossip addresses of the members this node knows from its replicated state
 // (so a restarted member finds the others again).
-func (n *Node) gossipSeeds(rt *runtime) []string {
-	var seeds []string
-	for _, p := range n.cfg.BootstrapPeers {
-		if !isPeerURL(p) {
-			seeds = append(seeds, p)
-		}
-	}
+func (n *Node) gossipSeeds() []string {
+	seeds := n.cfg.bootstrapGossip()
 	for id, m := range n.fsm.Peers() {
 		if id != n.id && m.GossipPort != 0 {
 			seeds = append(seeds, net.JoinHostPort(m.Host, strconv.Itoa(m.GossipPort)))
@@ -110,15 +105,23 @@ func (n *Node) gossipSeeds(rt *runtime) []string {
 	return seeds
 }
 
+// gossipRefusals is how many joins in a row every seed must refuse (see
+// discovery.JoinError.Refused) before joinGossip gives up: a seed that
+// drops the connection once may just be busy.
+const gossipRefusals = 2
+
 // joinGossip is the gossip join goroutine: it joins the seeds, retrying with
-// InitBackoff until one answers (seeds may start after this node).
+// InitBackoff until one answers (seeds may start after this node). A node
+// that is not a member yet gives up once every seed has refused it
+// gossipRefusals times in a row (a SecretKey or ClusterID mismatch), and
+// records a permanent error for awaitGossipAdmission; a member (restarted
+// from DataDir) keeps trying, as its seeds are known members.
 func (n *Node) joinGossip(rt *runtime) {
-	b := n.cfg.InitBackoff
-	wait := b.InitialInterval
-	for {
-		seeds := n.gossipSeeds(rt)
+	refusals := 0
+	_ = retry(rt.ctx, *n.cfg.InitBackoff, func() error {
+		seeds := n.gossipSeeds()
 		if len(seeds) == 0 {
-			return
+			return nil
 		}
 		ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Second)
 		joined, err := rt.gossip.d.Join(ctx, seeds)
@@ -126,17 +129,25 @@ func (n *Node) joinGossip(rt *runtime) {
 		if joined > 0 {
 			rt.gossip.setJoinErr(nil)
 			n.logger.Info("joined gossip", "members", len(rt.gossip.d.Members()))
-			return
+			return nil
+		}
+		if je := (*discovery.JoinError)(nil); errors.As(err, &je) && je.Refused {
+			refusals++
+		} else {
+			refusals = 0
+		}
+		if refusals >= gossipRefusals && !n.wasMember.Load() {
+			err = permanent(err)
+			rt.gossip.setJoinErr(err)
+			n.logger.Error("every gossip seed refused this node; not retrying", "seeds", seeds, "error", err)
+			return err
 		}
 		rt.gossip.setJoinErr(err)
-		n.logger.Warn("gossip join failed; retrying", "seeds", seeds, "error", err)
-		select {
-		case <-time.After(jitter(wait, b.RandomizationFactor)):
-		case <-rt.stop:
-			return
+		if rt.ctx.Err() == nil {
+			n.logger.Warn("gossip join failed; retrying", "seeds", seeds, "error", err)
 		}
-		wait = min(time.Duration(float64(wait)*b.Multiplier), b.MaxInterval)
-	}
+		return err
+	})
 }
 
 // bootstrapExpect is the goroutine of a BootstrapExpect node with no state:

@@ -72,6 +72,10 @@ func (a apiShim) Peers() []httpconfig.Peer {
 }
 
 func (a apiShim) AddPeer(ctx context.Context, p httpconfig.Peer) error {
+	if p.ClusterID != 0 && p.ClusterID != a.n.cfg.ClusterID {
+		return fmt.Errorf("%w: the node to add belongs to ClusterID %d, this cluster is ClusterID %d",
+			httpconfig.ErrConflict, p.ClusterID, a.n.cfg.ClusterID)
+	}
 	return toHTTPError(a.n.AddPeer(ctx, fromHTTPPeer(p)))
 }
 

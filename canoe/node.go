@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,9 +31,11 @@ type Node struct {
 	observers observer.Registry
 	leaderBC  broadcast // fires on every leader change
 
-	// lifeMu serializes Start, Stop and Destroy, and guards memStores.
+	// lifeMu serializes Start, Stop and Destroy (but not the join a Start
+	// waits for), and guards memStores and joining.
 	lifeMu    sync.Mutex
 	memStores *storage.Stores // in-memory stores kept across Stop/Start (DataDir "")
+	joining   *pendingStart   // the Start waiting for its join, nil if none
 
 	rt        atomic.Pointer[runtime] // nil unless running
 	removed   atomic.Bool             // the cluster removed this node
@@ -157,6 +158,23 @@ func (n *Node) LeaderID() uint64 {
 	return id
 }
 
+// pendingStart is a Start waiting for its join.
+type pendingStart struct {
+	cancel context.CancelCauseFunc // ends the join; the cause is a *startInterrupted
+	done   chan struct{}           // closed when that Start returns
+	err    error                   // what it returned; set before done is closed
+}
+
+// startInterrupted is what a Start returns when Stop or Destroy ended its
+// join. It matches ErrNotRunning.
+type startInterrupted struct{ by string }
+
+func (e *startInterrupted) Error() string {
+	return fmt.Sprintf("%v: Start was interrupted by %s before the node joined the cluster", ErrNotRunning, e.by)
+}
+
+func (e *startInterrupted) Is(target error) bool { return target == ErrNotRunning }
+
 // Start starts the node: it opens DataDir (restoring the FSM from the newest
 // snapshot and log if there is state: the FSM then holds at least every
 // entry it held when the node stopped, or, after a crash, a fraction of a
@@ -165,8 +183,18 @@ func (n *Node) LeaderID() uint64 {
 // as the member it was. Start does not wait for other nodes to start: a
 // bootstrap node returns once its listeners are up. Starting a running node
 // does nothing.
+//
+// A joining Start returns once the cluster has added the node. Stop or
+// Destroy meanwhile end the join at once, and Start then returns an error
+// matching ErrNotRunning that says so. A Start called while another one is
+// joining waits for it and returns what it returns.
 func (n *Node) Start() error {
 	n.lifeMu.Lock()
+	if p := n.joining; p != nil {
+		n.lifeMu.Unlock()
+		<-p.done
+		return p.err
+	}
 	defer n.lifeMu.Unlock()
 	if n.removed.Load() {
 		return ErrorRemovedFromCluster
@@ -183,14 +211,54 @@ func (n *Node) Start() error {
 		return nil
 	}
 	join := n.join
-	if !slices.ContainsFunc(n.cfg.BootstrapPeers, isPeerURL) {
+	if len(n.cfg.bootstrapURLs()) == 0 {
 		join = n.awaitGossipAdmission
 	}
-	if err := join(rt); err != nil {
+	// Join without lifeMu, so that Stop and Destroy can interrupt.
+	ctx, cancel := context.WithCancelCause(rt.ctx)
+	p := &pendingStart{cancel: cancel, done: make(chan struct{})}
+	n.joining = p
+	n.lifeMu.Unlock()
+	err = join(ctx, rt)
+	n.lifeMu.Lock()
+	var si *startInterrupted
+	switch cause := context.Cause(ctx); {
+	case errors.As(cause, &si):
+		// The interrupter tears the runtime down, and clears n.joining.
+		err = cause
+	case n.rt.Load() != rt: // removed and stopped meanwhile
+		n.joining = nil
+		if _, err = n.current(); err == nil {
+			err = ErrNotRunning
+		}
+	case err != nil:
+		n.joining = nil
 		n.stopLocked(false)
-		return err
+	default:
+		n.joining = nil
 	}
-	return nil
+	cancel(nil)
+	p.err = err
+	close(p.done)
+	return err
+}
+
+// interruptStart ends the join of a pending Start, if there is one, and
+// waits for that Start to return. Called with lifeMu held, it returns with
+// lifeMu held again, the runtime left for the caller to tear down, and no
+// Start pending.
+func (n *Node) interruptStart(by string) {
+	p := n.joining
+	if p == nil {
+		return
+	}
+	p.cancel(&startInterrupted{by: by})
+	n.lifeMu.Unlock()
+	<-p.done
+	n.lifeMu.Lock()
+	if n.joining == p {
+		n.joining = nil
+	}
 }
 
 func (n *Node) start() (_ *runtime, hasState bool, err error) {
@@ -410,12 +478,14 @@ func splitHostPort(addr string) (string, int, error) {
 
 // Stop shuts the node down but keeps it a member: it still counts toward
 // quorum, and a Start (or a new process on the same DataDir) brings it back.
-// A leader hands leadership to another live voter first. Stop waits for
-// the node's goroutines (except a waiter left on a raft future that raft
-// dropped at shutdown, see await); it is idempotent and safe before Start.
+// A leader hands leadership to another live voter first. A Start still
+// joining is interrupted (see Start). Stop waits for the node's goroutines
+// (except a waiter left on a raft future that raft dropped at shutdown, see
+// await); it is idempotent and safe before Start.
 func (n *Node) Stop() error {
 	n.lifeMu.Lock()
 	defer n.lifeMu.Unlock()
+	n.interruptStart("Stop")
 	return n.stopLocked(true)
 }
 
@@ -466,10 +536,12 @@ func (n *Node) stopLocked(handover bool) error {
 // Destroy removes the node from the cluster (waiting until the removal is
 // committed), stops it, and deletes canoe's files from DataDir. A destroyed
 // node cannot be started again; a node the cluster already removed is just
-// stopped and deleted.
+// stopped and deleted. A Start still joining is interrupted (see Start); if
+// the cluster had not added the node yet, there is nothing to leave.
 func (n *Node) Destroy() error {
 	n.lifeMu.Lock()
 	defer n.lifeMu.Unlock()
+	n.interruptStart("Destroy")
 	rt := n.rt.Load()
 	if rt == nil && !n.removed.Load() {
 		return fmt.Errorf("%w: Destroy must leave the cluster, so the node must be running", ErrNotRunning)

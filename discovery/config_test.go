@@ -127,3 +127,23 @@ func TestEventKindString(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinHintIgnoresSeedNames(t *testing.T) {
+	for _, tt := range []struct {
+		err     string
+		seeds   []string
+		hint    string
+		refused bool
+	}{
+		{"failed to join label-eof.example:7946: dial tcp: connect: connection refused", []string{"label-eof.example:7946"}, "no seed reachable", false},
+		{"failed to join 10.0.0.1:7946: EOF", []string{"10.0.0.1:7946"}, "dropped the connection", true},
+		{"failed to join 10.0.0.1:7946: read: connection reset by peer", []string{"10.0.0.1:7946"}, "dropped the connection", false},
+		{"failed to join 10.0.0.1:7946: no installed keys could decrypt the message", []string{"10.0.0.1:7946"}, "SecretKey mismatch", true},
+		{"failed to join 10.0.0.1:7946: something new", []string{"10.0.0.1:7946"}, "", false},
+	} {
+		hint, refused := joinHint(errors.New(tt.err), tt.seeds...)
+		if !strings.Contains(hint, tt.hint) || tt.hint == "" && hint != "" || refused != tt.refused {
+			t.Errorf("joinHint(%q) = %q, %v; want %q, %v", tt.err, hint, refused, tt.hint, tt.refused)
+		}
+	}
+}

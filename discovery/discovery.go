@@ -120,7 +120,8 @@ func New(cfg Config) (*Discovery, error) {
 // likely cause when it can tell (unreachable seed, SecretKey or ClusterID
 // mismatch). Seeds are tried one after another; ctx is checked between
 // them, and each attempt is bounded by the profile's TCP timeout (1 s Local,
-// 10 s LAN). Join fails with ErrLeft after Leave and ErrShutdown after
+// 10 s LAN). JoinError.Refused tells a join that asking again cannot fix
+// (see there). Join fails with ErrLeft after Leave and ErrShutdown after
 // Shutdown.
 func (d *Discovery) Join(ctx context.Context, seeds []string) (int, error) {
 	d.opMu.RLock()
@@ -132,16 +133,21 @@ func (d *Discovery) Join(ctx context.Context, seeds []string) (int, error) {
 		return 0, &JoinError{Err: errors.New("no seeds given")}
 	}
 	joined := 0
+	refused := true // every seed turned this node away
 	var errs []error
 	for _, seed := range seeds {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
+			refused = false
 			break
 		}
 		n, err := d.ml.Join([]string{seed})
 		joined += n
 		if err != nil {
 			errs = append(errs, flatten(err)...)
+			if _, r := joinHint(err, seed); !r {
+				refused = false
+			}
 		}
 	}
 	if joined > 0 {
@@ -151,7 +157,8 @@ func (d *Discovery) Join(ctx context.Context, seeds []string) (int, error) {
 		return joined, nil
 	}
 	err := errors.Join(errs...)
-	return 0, &JoinError{Seeds: slices.Clone(seeds), Hint: joinHint(err), Err: err}
+	hint, _ := joinHint(err, seeds...)
+	return 0, &JoinError{Seeds: slices.Clone(seeds), Hint: hint, Err: err, Refused: refused}
 }
 
 // Events returns the channel of membership changes of other members (the

@@ -230,6 +230,9 @@ func TestOtherClusterRejected(t *testing.T) {
 			if !strings.Contains(err.Error(), "join failed") || !strings.Contains(err.Error(), tt.hint) {
 				t.Errorf("Join error %q does not mention %q", err, tt.hint)
 			}
+			if !je.Refused {
+				t.Errorf("Join error %q is not marked Refused", err)
+			}
 			t.Logf("join error: %v", err)
 
 			// The other direction fails too.

@@ -40,6 +40,14 @@ type JoinError struct {
 	Seeds []string // the seeds that were tried
 	Hint  string   // likely reason, "" when it cannot be told
 	Err   error    // per-seed errors (errors.Join)
+	// Refused reports that every seed was reached and turned this node
+	// away: a SecretKey or ClusterID mismatch, or a connection dropped
+	// without an answer, which is how a seed with another ClusterID (gossip
+	// label) or key treats it. Asking again fails the same way unless a
+	// seed's configuration changes; a dropped connection is also what a seed
+	// overloaded or shutting down at that moment does, so a caller should
+	// see a refusal twice before giving up.
+	Refused bool
 }
 
 // Error implements error.
@@ -64,31 +72,40 @@ func (e *JoinError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrJoinFailed.
 func (e *JoinError) Is(target error) bool { return target == ErrJoinFailed }
 
-// joinHint guesses why a join failed. memberlist formats the underlying
-// errors with %v, so their types are lost and only the text is left: this is
-// used for the human-readable hint only, never for control flow.
-func joinHint(err error) string {
+// joinHint guesses why a join of seeds failed, and whether the seeds
+// refused this node (see JoinError.Refused). memberlist formats the
+// underlying errors with %v, so their types are lost and only the text is
+// left; the texts are memberlist v0.6.0's, and the tests of this package pin
+// them. The seeds' names are left out of the match.
+func joinHint(err error, seeds ...string) (hint string, refused bool) {
 	if err == nil {
-		return ""
+		return "", false
 	}
-	s := strings.ToLower(err.Error())
+	s := err.Error()
+	for _, seed := range seeds {
+		s = strings.ReplaceAll(s, seed, "")
+	}
+	s = strings.ToLower(s)
 	switch {
 	case strings.Contains(s, strings.ToLower(strings.TrimPrefix(ErrClusterMismatch.Error(), "discovery: "))):
-		return "the seed belongs to a different cluster (ClusterID mismatch)"
+		return "the seed belongs to a different cluster (ClusterID mismatch)", true
 	case strings.Contains(s, "decrypt"), strings.Contains(s, "encrypt"):
-		return "SecretKey mismatch (the nodes use different gossip keys, or only one has a key)"
+		return "SecretKey mismatch (the nodes use different gossip keys, or only one has a key)", true
 	case strings.Contains(s, "label"), strings.Contains(s, "eof"),
-		strings.Contains(s, "connection reset"), strings.Contains(s, "broken pipe"),
-		strings.Contains(s, "closed pipe"):
-		return "the seed dropped the connection: it probably has a different ClusterID " +
-			"(gossip label) or SecretKey"
+		strings.Contains(s, "closed pipe"): // EOF on an in-memory transport
+		return droppedHint, true
+	case strings.Contains(s, "connection reset"), strings.Contains(s, "broken pipe"):
+		return droppedHint, false
 	case strings.Contains(s, "connection refused"), strings.Contains(s, "no route"),
 		strings.Contains(s, "no such host"), strings.Contains(s, "i/o timeout"),
 		strings.Contains(s, "unreachable"):
-		return "no seed reachable (not running, wrong address or port, or a firewall)"
+		return "no seed reachable (not running, wrong address or port, or a firewall)", false
 	}
-	return ""
+	return "", false
 }
+
+const droppedHint = "the seed dropped the connection: it probably has a different ClusterID " +
+	"(gossip label) or SecretKey"
 
 // flatten replaces memberlist's multierror (whose text spans several lines)
 // by its parts, so that errors.Join gives one line per seed.

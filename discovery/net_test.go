@@ -86,6 +86,9 @@ func TestRealNetworkMismatchRefused(t *testing.T) {
 			if msg := err.Error(); !strings.Contains(msg, "join failed") || !strings.Contains(msg, tt.hint) {
 				t.Errorf("Join error %q does not say %q", msg, tt.hint)
 			}
+			if je := (*JoinError)(nil); !errors.As(err, &je) || !je.Refused {
+				t.Errorf("Join error %q is not marked Refused", err)
+			}
 			t.Logf("join error: %v", err)
 			// Let a third, legitimate node join a, so some gossip has
 			// happened; b must still be absent on both sides.
@@ -127,6 +130,15 @@ func TestJoinUnreachableAndCanceled(t *testing.T) {
 	if !errors.Is(err, ErrJoinFailed) || !strings.Contains(err.Error(), "no seed reachable") {
 		t.Errorf("Join of a closed port: got %v, want ErrJoinFailed saying no seed is reachable", err)
 	}
+	if je := (*JoinError)(nil); !errors.As(err, &je) || je.Refused {
+		t.Errorf("Join of a closed port: %v is marked Refused; retrying may help", err)
+	}
+	// One seed refusing and one unreachable: not every seed refused.
+	other := realNodeIn(t, cluster+1, 2, nil)
+	_, err = nd.Join(ctxTimeout(t, 5*time.Second), []string{other.AdvertiseAddr(), dead})
+	if je := (*JoinError)(nil); !errors.As(err, &je) || je.Refused {
+		t.Errorf("Join of another cluster's seed and a closed port: got %v, want a JoinError not marked Refused", err)
+	}
 	if _, err := nd.Join(ctxTimeout(t, time.Second), nil); !errors.Is(err, ErrJoinFailed) {
 		t.Errorf("Join with no seeds: got %v, want ErrJoinFailed", err)
 	}
@@ -134,5 +146,7 @@ func TestJoinUnreachableAndCanceled(t *testing.T) {
 	cancel()
 	if _, err := nd.Join(ctx, []string{dead}); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrJoinFailed) {
 		t.Errorf("Join with a canceled ctx: got %v, want ErrJoinFailed and context.Canceled", err)
+	} else if je := (*JoinError)(nil); errors.As(err, &je) && je.Refused {
+		t.Errorf("Join with a canceled ctx: %v is marked Refused", err)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	maxErrorAnswer  = 64 << 10  // an error body
 	maxDrain        = 256 << 10 // left-over body read to reuse the connection
 	maxErrorMessage = 512       // bytes of a non-JSON error body kept in Message
+	maxExcerpt      = 200       // bytes of an unexpected answer quoted in an error
 )
 
 // Client calls the HTTP API of other nodes. It is safe for concurrent use.
@@ -83,8 +84,8 @@ func (c *Client) Peers(ctx context.Context, base string) (PeersResponse, error) 
 	return out, err
 }
 
-// AddPeer calls POST /peers with p's id, host, raft_port, config_port and
-// gossip_port (Suffrage is not sent) and returns the answering node's view
+// AddPeer calls POST /peers with p's id, host, raft_port, config_port,
+// gossip_port and cluster_id (Suffrage is not sent) and returns the answering node's view
 // once the change is committed. An empty Host lets the server use the
 // address the request comes from.
 func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersResponse, error) {
@@ -94,6 +95,7 @@ func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersRespons
 		RaftPort:   p.RaftPort,
 		ConfigPort: p.ConfigPort,
 		GossipPort: p.GossipPort,
+		ClusterID:  p.ClusterID,
 	}
 	var out PeersResponse
 	err := c.doJSON(ctx, http.MethodPost, base, PathPeers, req, &out)
@@ -173,7 +175,8 @@ func (c *Client) doJSON(ctx context.Context, method, base, path string, in, out 
 		return fmt.Errorf("httpconfig: %s %s: reading answer: %w", method, path, err)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("httpconfig: %s %s: decoding answer: %v", method, path, err)
+		return fmt.Errorf("%w: %s %s: decoding answer: %v (Content-Type %q, body %q)", ErrUnexpectedAnswer,
+			method, path, err, truncate(resp.Header.Get("Content-Type"), 64), excerpt(b))
 	}
 	return nil
 }
@@ -227,6 +230,7 @@ func statusError(resp *http.Response) *StatusError {
 		se.Message, se.LeaderID = eb.Error, eb.LeaderID
 		return se
 	}
+	se.Foreign = true
 	msg := strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
 	switch {
 	case msg == "":
@@ -237,6 +241,16 @@ func statusError(resp *http.Response) *StatusError {
 		se.Message = msg
 	}
 	return se
+}
+
+// excerpt returns the start of an answer's body for an error message: at
+// most maxExcerpt bytes, valid UTF-8, "..." marking a cut.
+func excerpt(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > maxExcerpt {
+		return strings.ToValidUTF8(s[:maxExcerpt], "") + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
 }
 
 // readLimited reads all of r, failing if it holds more than limit bytes.
@@ -261,11 +275,9 @@ func drain(body io.ReadCloser) {
 // ParseBaseURL parses and checks the base URL of a node's API:
 // scheme http or https, a host with a port in 1..65535, no user info,
 // query or fragment, and no path but "/". The returned URL has an empty
-// path.
+// path. Its errors are *BaseURLError.
 func ParseBaseURL(s string) (*url.URL, error) {
-	bad := func(why string) error {
-		return fmt.Errorf("httpconfig: bad API base URL %q: %s", truncate(s, 256), why)
-	}
+	bad := func(why string) error { return &BaseURLError{URL: s, Reason: why} }
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, bad(err.Error())
@@ -286,10 +298,23 @@ func ParseBaseURL(s string) (*url.URL, error) {
 	case u.Path != "" && u.Path != "/":
 		return nil, bad("path not allowed")
 	}
+	if u.Port() == "" {
+		return nil, bad("missing port")
+	}
 	port, err := strconv.Atoi(u.Port())
 	if err != nil || port < 1 || port > 65535 {
 		return nil, bad("port must be in 1..65535")
 	}
 	u.Path, u.RawPath = "", ""
 	return u, nil
+}
+
+// BaseURLError is what ParseBaseURL finds wrong with a base URL.
+type BaseURLError struct {
+	URL    string // the URL as given
+	Reason string // what is wrong with it, e.g. "fragment not allowed"
+}
+
+func (e *BaseURLError) Error() string {
+	return fmt.Sprintf("httpconfig: bad API base URL %q: %s", truncate(e.URL, 256), e.Reason)
 }

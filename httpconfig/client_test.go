@@ -59,7 +59,7 @@ func TestClientRoundTrip(t *testing.T) {
 				t.Errorf("Peers = %+v, want self %+v and remote peers 2, 3", pr, f.self)
 			}
 
-			newPeer := Peer{ID: 9, Host: "10.0.0.9", RaftPort: 7009, ConfigPort: 8009, GossipPort: 9009, Suffrage: Voter}
+			newPeer := Peer{ID: 9, Host: "10.0.0.9", RaftPort: 7009, ConfigPort: 8009, GossipPort: 9009, Suffrage: Voter, ClusterID: 0x100}
 			pr, err = c.AddPeer(ctx, base, newPeer)
 			if err != nil {
 				t.Fatalf("AddPeer: %v", err)
@@ -429,7 +429,7 @@ func TestParseBaseURL(t *testing.T) {
 		{in: "http://[::1]:65535", want: "http://[::1]:65535"},
 		{in: "127.0.0.1:8080", wantErr: "bad API base URL"},
 		{in: "ftp://h:21", wantErr: "scheme"},
-		{in: "http://h", wantErr: "port"},
+		{in: "http://h", wantErr: "missing port"},
 		{in: "http://h:", wantErr: "port"},
 		{in: "http://h:0", wantErr: "port"},
 		{in: "http://h:65536", wantErr: "port"},
@@ -489,4 +489,62 @@ func sentinelOr(err error) error {
 		return errors.New("other")
 	}
 	return fmt.Errorf("wrapped: %w", err)
+}
+
+// TestClientTellsForeignAnswers: answers that canoe's API never gives are
+// marked, so that a caller can tell a server that is not canoe.
+func TestClientTellsForeignAnswers(t *testing.T) {
+	page := "<!DOCTYPE html><html>" + strings.Repeat("<p>lorem ipsum</p>", 100) + "</html>"
+	for _, tt := range []struct {
+		name       string
+		handler    http.HandlerFunc
+		foreign    bool // a *StatusError with Foreign set
+		unexpected bool // an error matching ErrUnexpectedAnswer
+	}{
+		{"canoe error", func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "no leader", 0)
+		}, false, false},
+		{"HTML 404", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, page)
+		}, true, false},
+		{"JSON without error", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"message":"nope"}`)
+		}, true, false},
+		{"HTML 200", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = io.WriteString(w, page)
+		}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base, c, _ := rawServer(t, tt.handler)
+			_, err := c.AddPeer(context.Background(), base, Peer{ID: 1, RaftPort: 1, ConfigPort: 2})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var se *StatusError
+			if got := errors.As(err, &se) && se.Foreign; got != tt.foreign {
+				t.Errorf("%v: Foreign = %v, want %v", err, got, tt.foreign)
+			}
+			if got := errors.Is(err, ErrUnexpectedAnswer); got != tt.unexpected {
+				t.Errorf("%v: matches ErrUnexpectedAnswer = %v, want %v", err, got, tt.unexpected)
+			}
+			if tt.unexpected {
+				if msg := err.Error(); !strings.Contains(msg, "text/html") || !strings.Contains(msg, "<!DOCTYPE html>") || len(msg) > 500 {
+					t.Errorf("error %q should name the Content-Type and quote at most 200 bytes of the body", msg)
+				}
+			}
+		})
+	}
+}
+
+func TestParseBaseURLErrorType(t *testing.T) {
+	_, err := ParseBaseURL("http://h:1#frag")
+	var be *BaseURLError
+	if !errors.As(err, &be) || be.URL != "http://h:1#frag" || be.Reason != "fragment not allowed" {
+		t.Fatalf("got %#v, want a *BaseURLError for the fragment", err)
+	}
 }

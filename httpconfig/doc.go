@@ -15,7 +15,7 @@
 //	GET     /peers               -                            200 PeersResponse
 //	POST    /peers               {"id","raft_port",           200 PeersResponse, once committed
 //	                              "config_port"[,"host",
-//	                              "gossip_port"]}
+//	                              "gossip_port","cluster_id"]}
 //	DELETE  /peers               {"id"}                       200 {"removed": id}, once committed
 //	POST    /internal/propose    binary proposals (codec.go)  200 binary results
 //	GET     /internal/readindex  -                            200 {"index": N}
@@ -24,7 +24,8 @@
 //	GET     /metrics             -                            Config.Metrics (Prometheus)
 //
 // A POST /peers without "host" adds the peer at the address the request came
-// from, as the original canoe did. JSON request bodies are limited to
+// from, as the original canoe did; one with "cluster_id" is refused (409)
+// by a node of another cluster. JSON request bodies are limited to
 // Config.MaxBodyBytes (1 MiB) and proposal bodies to Config.MaxProposalBytes
 // (64 MiB). Answers are JSON except for /internal/propose
 // (application/octet-stream) and /metrics.
@@ -47,7 +48,8 @@
 //	                              also any unknown path, and routes whose Config
 //	                              component is nil
 //	405  -                        known path, wrong method; sets "Allow"
-//	409  ErrConflict              the node refused a conflicting membership change
+//	409  ErrConflict              the node refused a conflicting membership change,
+//	                              or a new member of another cluster
 //	410  ErrRemoved               the node was removed from the cluster
 //	413  ErrTooLarge              body over the limit
 //	421  ErrNotLeader             leader-only call on a follower (NotLeaderError)

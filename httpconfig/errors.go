@@ -32,6 +32,10 @@ var (
 	ErrNotLeader = errors.New("httpconfig: not the leader")
 	// ErrNoLeader means the cluster has no known leader right now (503).
 	ErrNoLeader = errors.New("httpconfig: no leader")
+	// ErrUnexpectedAnswer is a 2xx answer that the Client cannot decode:
+	// the server is most likely not a canoe node. The error quotes the
+	// start of the body.
+	ErrUnexpectedAnswer = errors.New("httpconfig: unexpected answer (not a canoe API?)")
 )
 
 // NotLeaderError is an ErrNotLeader that names the current leader.
@@ -66,6 +70,10 @@ type StatusError struct {
 	Message string
 	// LeaderID is the leader the server named in a 421 answer, 0 if none.
 	LeaderID uint64
+	// Foreign reports that the body was not the JSON error object that
+	// canoe's API always sends ({"error": ...}): the answer most likely
+	// comes from another server, or a proxy in front of the node.
+	Foreign bool
 }
 
 func (e *StatusError) Error() string {

@@ -31,6 +31,8 @@ func FuzzPeersRequest(f *testing.F) {
 		`{"id":4,"raft_port":1,"config_port":1}{}`,
 		`{"id":4,"host":"fe80::1%eth0","raft_port":1,"config_port":1}`,
 		`{"id":4,"host":"a..b","raft_port":1,"config_port":1}`,
+		`{"id":4,"raft_port":1,"config_port":1,"cluster_id":256}`,
+		`{"id":4,"raft_port":1,"config_port":1,"cluster_id":-1}`,
 		`null`, `[]`, `"x"`, ``, `{`, "\xff\xfe",
 	} {
 		f.Add([]byte(s))

@@ -18,6 +18,7 @@ type addPeerRequest struct {
 	RaftPort   int    `json:"raft_port"`
 	ConfigPort int    `json:"config_port"`
 	GossipPort int    `json:"gossip_port,omitempty"`
+	ClusterID  uint64 `json:"cluster_id,omitempty"`
 }
 
 // removePeerRequest is the body of DELETE /peers.
@@ -53,6 +54,7 @@ func decodeAddPeer(body io.Reader) (Peer, error) {
 		RaftPort:   req.RaftPort,
 		ConfigPort: req.ConfigPort,
 		GossipPort: req.GossipPort,
+		ClusterID:  req.ClusterID,
 	}, nil
 }
 

@@ -22,6 +22,10 @@ type Peer struct {
 	GossipPort int `json:"gossip_port,omitempty"`
 	// Suffrage is Voter or Nonvoter, "" if unknown.
 	Suffrage string `json:"suffrage,omitempty"`
+	// ClusterID is, in a POST /peers request, the cluster the new member
+	// belongs to: a node of another cluster refuses it (ErrConflict). 0
+	// means unchecked; answers leave it 0.
+	ClusterID uint64 `json:"cluster_id,omitempty"`
 }
 
 // PeersResponse answers GET /peers and POST /peers: the answering node's own

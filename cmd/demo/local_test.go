@@ -179,6 +179,8 @@ func TestParseFlagsEnv(t *testing.T) {
 		{"bad env", nil, map[string]string{"CANOE_RAFT_PORT": "lots"}, "CANOE_RAFT_PORT"},
 		{"bootstrap and join", []string{"-bootstrap", "-join", "http://127.0.0.1:7001"}, nil, "one of them"},
 		{"bad join", []string{"-join", "ftp://x:1"}, nil, "-join"},
+		{"join URL typo", []string{"-join", "http//127.0.0.1:7001"}, nil, "http(s)://host:port"},
+		{"join URL with fragment", []string{"-join", "http://127.0.0.1:7001#x"}, nil, "fragment"},
 		{"bad bind", []string{"-bind", "localhost"}, nil, "-bind"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 	} {

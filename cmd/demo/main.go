@@ -44,6 +44,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, shut down cleanly; a second one kills the
+	// process at once (the default behavior, which stop restores).
+	context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	var ue usageError
 	switch {

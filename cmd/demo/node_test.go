@@ -272,3 +272,38 @@ func TestNodeProcessesExpect(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeInterruptWhileJoining: the first Ctrl-C ends a node that is
+// still trying to join, at once.
+func TestNodeInterruptWhileJoining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	bin, err := buildDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := freePort(t) // nothing listens there
+	procs := nodeProcs(t, 1, func(int, [][3]int) []string {
+		return []string{"-join", "http://127.0.0.1:" + strconv.Itoa(dead)}
+	})
+	p := procs[0]
+	p.start(t, bin)
+	waitFor(t, 20*time.Second, "a failed join attempt in the log", func() bool {
+		b, _ := os.ReadFile(p.log)
+		return strings.Contains(string(b), "join attempt failed")
+	})
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Errorf("exited with %v after SIGINT", p.err)
+		}
+		t.Logf("exited %v after SIGINT", time.Since(begin).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5s after SIGINT while joining")
+	}
+}

@@ -111,14 +111,10 @@ func (o *nodeOptions) validate() error {
 		}
 	}
 	for _, u := range o.joinURLs() {
-		if strings.Contains(u, "://") {
-			if _, err := httpconfig.ParseBaseURL(u); err != nil {
-				errs = append(errs, fmt.Errorf("-join: %v", err))
-			} else if o.Expect > 0 {
-				errs = append(errs, fmt.Errorf("-join %s: -expect needs gossip addresses (host:port), not API URLs", u))
-			}
-		} else if _, _, err := net.SplitHostPort(u); err != nil {
-			errs = append(errs, fmt.Errorf("-join %q is neither an http(s):// URL nor a host:port gossip address", u))
+		if err := canoe.CheckBootstrapPeer(u); err != nil {
+			errs = append(errs, fmt.Errorf("-join: %v", err))
+		} else if o.Expect > 0 && strings.Contains(u, "://") {
+			errs = append(errs, fmt.Errorf("-join %s: -expect needs gossip addresses (host:port), not API URLs", u))
 		}
 	}
 	if len(errs) > 0 {
