@@ -32,14 +32,9 @@ type backend func() (*canoe.Node, *kvStore)
 // JSON endpoints.
 type server struct {
 	backend backend
-	cluster clusterSource
+	monitor *monitor
 	control nodeControl // nil: no stop/start buttons (node mode)
 	logger  hclog.Logger
-}
-
-// clusterSource describes the whole cluster for the dashboard.
-type clusterSource interface {
-	Cluster(ctx context.Context) clusterView
 }
 
 // nodeControl stops and starts nodes (one-process mode only).
@@ -64,6 +59,9 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("/kv", methodNotAllowed("GET"))
 	mux.HandleFunc("GET /api/cluster", s.clusterInfo)
 	mux.HandleFunc("/api/cluster", methodNotAllowed("GET"))
+	mux.HandleFunc("GET /api/dashboard", s.dashboard)
+	mux.HandleFunc("/api/dashboard", methodNotAllowed("GET"))
+	mux.HandleFunc("GET /static/{name}", serveAsset)
 	mux.HandleFunc("POST /api/nodes/{id}/{action}", s.nodeAction)
 	mux.HandleFunc("/api/nodes/{id}/{action}", methodNotAllowed("POST"))
 	mux.HandleFunc("GET /{$}", serveDashboard)
@@ -269,15 +267,22 @@ func (s *server) canoeError(w http.ResponseWriter, what string, err error) {
 }
 
 func (s *server) clusterInfo(w http.ResponseWriter, r *http.Request) {
+	v := s.view(r)
+	v.Events = s.monitor.events.recent()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, v)
+}
+
+// view is the monitor's latest view of the cluster, as this server shows it.
+func (s *server) view(r *http.Request) clusterView {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	v := s.cluster.Cluster(ctx)
+	v := s.monitor.current(ctx)
 	v.Controls = s.control != nil
 	if node, _ := s.backend(); node != nil {
 		v.Self = strconv.FormatUint(node.UniqueID(), 10)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, v)
+	return v
 }
 
 func (s *server) nodeAction(w http.ResponseWriter, r *http.Request) {
@@ -309,6 +314,7 @@ func (s *server) nodeAction(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
+		s.monitor.kick()
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
 }

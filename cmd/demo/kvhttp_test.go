@@ -52,7 +52,7 @@ func singleNode(t *testing.T) (*canoe.Node, *kvStore, string) {
 	waitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
 	s := &server{
 		backend: func() (*canoe.Node, *kvStore) { return node, kv },
-		cluster: &remoteCluster{node: node, events: newEventLog(testLogger(t))},
+		monitor: newMonitor(&remoteCluster{node: node, kv: kv}, newEventLog(testLogger(t))),
 		logger:  testLogger(t),
 	}
 	ts := httptest.NewServer(s.handler())
@@ -166,8 +166,12 @@ func TestClusterEndpoint(t *testing.T) {
 		t.Fatal("node mode offers stop/start controls")
 	}
 	code, body = do(t, "GET", url+"/", "")
-	if code != 200 || !strings.Contains(body, "/api/cluster") {
+	if code != 200 || !strings.Contains(body, `src="/static/dashboard.js"`) {
 		t.Fatalf("dashboard: %d %.100s", code, body)
+	}
+	code, body = do(t, "GET", url+"/static/dashboard.js", "")
+	if code != 200 || !strings.Contains(body, "/api/dashboard?") {
+		t.Fatalf("dashboard script: %d %.100s", code, body)
 	}
 }
 
