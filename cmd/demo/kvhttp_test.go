@@ -33,6 +33,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // singleNode starts a one-node canoe cluster and a demo server for it.
 func singleNode(t *testing.T) (*canoe.Node, *kvStore, string) {
 	t.Helper()
+	node, kv, _, url := singleNodeServer(t)
+	return node, kv, url
+}
+
+// singleNodeServer is singleNode that also returns the demo server.
+func singleNodeServer(t *testing.T) (*canoe.Node, *kvStore, *server, string) {
+	t.Helper()
 	kv := newKVStore()
 	node, err := canoe.NewNode(&canoe.NodeConfig{
 		FSM:           kv,
@@ -57,7 +64,7 @@ func singleNode(t *testing.T) (*canoe.Node, *kvStore, string) {
 	}
 	ts := httptest.NewServer(s.handler())
 	t.Cleanup(ts.Close)
-	return node, kv, ts.URL
+	return node, kv, s, ts.URL
 }
 
 func errorOf(t *testing.T, body string) string {
