@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -48,6 +50,9 @@ func artifactDir(t *testing.T) string {
 type browser struct {
 	t   *testing.T
 	ctx context.Context
+
+	mu     sync.Mutex // guards errors
+	errors []string   // uncaught JavaScript exceptions of the page
 }
 
 func newBrowser(t *testing.T, path string) *browser {
@@ -74,7 +79,29 @@ func newBrowser(t *testing.T, path string) *browser {
 		cancelCtx()
 		cancelAlloc()
 	})
-	return &browser{t: t, ctx: ctx}
+	b := &browser{t: t, ctx: ctx}
+	err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok && e.ExceptionDetails != nil {
+			text := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				text += " " + e.ExceptionDetails.Exception.Description
+			}
+			b.mu.Lock()
+			b.errors = append(b.errors, text)
+			b.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, e := range b.errors {
+			t.Errorf("JavaScript exception on the page: %s", e)
+		}
+	})
+	return b
 }
 
 func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
