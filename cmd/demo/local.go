@@ -273,13 +273,7 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 	}
 	// The monitor samples the cluster for the dashboards until the demo
 	// ends; it stops before the servers and nodes do.
-	monCtx, stopMonitor := context.WithCancel(context.Background())
-	var monWG sync.WaitGroup
-	monWG.Go(func() { mon.run(monCtx) })
-	defer func() {
-		stopMonitor()
-		monWG.Wait()
-	}()
+	defer mon.start()()
 
 	if err := waitUntil(ctx, 30*time.Second, func() bool { return c.ready(opt.Nodes) }); err != nil {
 		if ctx.Err() != nil {

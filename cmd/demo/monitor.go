@@ -88,6 +88,21 @@ func newMonitor(source clusterSource, events *eventLog) *monitor {
 	return m
 }
 
+// start runs the monitor in a goroutine until stop is called; stop waits
+// for it.
+func (m *monitor) start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // run samples until ctx ends.
 func (m *monitor) run(ctx context.Context) {
 	tick := time.NewTicker(m.interval)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -58,13 +57,7 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) (err 
 	}
 	defer func() { err = errors.Join(err, exitNode(node, o, logger)) }()
 
-	monCtx, stopMonitor := context.WithCancel(context.Background())
-	var monWG sync.WaitGroup
-	monWG.Go(func() { mon.run(monCtx) })
-	defer func() {
-		stopMonitor()
-		monWG.Wait()
-	}()
+	defer mon.start()()
 	printNode(stdout, node.Self(), kvURL)
 
 	select {
