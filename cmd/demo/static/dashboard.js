@@ -411,10 +411,11 @@ function renderTimeline(t0, t1) {
     let label = "";
     if (e.kind === "node") label = e.what === "stopped" ? "stop " + e.node : e.what === "unreachable" ? "lost " + e.node : "start " + e.node;
     else if (e.kind === "leader") label = e.node ? "★" + e.node : "no leader";
-    const tx = Math.max(labelEnd + 4, Math.min(cx + 7, W - MARGIN.r - label.length * 6));
-    if (label && tx + label.length * 6 <= W && tx < cx + 40) {
+    const width = label.length * 6 + 6; // a generous guess at 10px text
+    const tx = Math.max(labelEnd + 4, Math.min(cx + 7, W - MARGIN.r - width));
+    if (label && tx + width <= W && tx < cx + 40) {
       g.append(s("text", { x: tx, y: 48, style: "font-size:10px", text: label }));
-      labelEnd = tx + label.length * 6;
+      labelEnd = tx + width;
     }
     svg.append(g);
   }
