@@ -23,24 +23,37 @@ type clusterView struct {
 	Term     uint64       `json:"term"`      // the leader's term, else the highest seen
 	Controls bool         `json:"controls"`  // stop/start buttons available
 	Nodes    []nodeView   `json:"nodes"`
-	Events   []eventEntry `json:"events"` // recent cluster events, newest last
+	Events   []eventEntry `json:"events"` // recent cluster events, oldest first
 }
 
 // nodeView is one member.
 type nodeView struct {
 	ID           string `json:"id"`
-	State        string `json:"state"` // leader, follower, candidate, stopped, unreachable
-	Voter        bool   `json:"voter"`
+	State        string `json:"state"`     // leader, follower, candidate, stopped, unreachable
+	Voter        bool   `json:"voter"`     // suffrage in the cluster's configuration, kept while stopped
 	LeaderID     string `json:"leader_id"` // the leader this node knows of
 	Term         uint64 `json:"term"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
-	Raft         string `json:"raft"`             // host:port of the raft transport
-	Gossip       string `json:"gossip,omitempty"` // host:port of gossip
-	API          string `json:"api"`              // canoe's HTTP API base URL
-	KV           string `json:"kv,omitempty"`     // demo HTTP base URL, when known
-	Error        string `json:"error,omitempty"`  // why the status is missing
+	// Stale says Term and the indexes are the last ones seen, at LastSeen
+	// (Unix milliseconds), because the node is stopped or unreachable.
+	Stale    bool   `json:"stale,omitempty"`
+	LastSeen int64  `json:"last_seen,omitempty"`
+	Raft     string `json:"raft"`             // host:port of the raft transport
+	Gossip   string `json:"gossip,omitempty"` // host:port of gossip
+	API      string `json:"api"`              // canoe's HTTP API base URL
+	KV       string `json:"kv,omitempty"`     // demo HTTP base URL, when known
+	Error    string `json:"error,omitempty"`  // why the status is missing
+	// Writes counts the commands the node's store applied since the node
+	// started; nil when this process cannot see that store.
+	Writes    *uint64 `json:"writes,omitempty"`
+	writesGen uint64  // the store Writes counts in (a restart makes a new one)
+}
+
+// running reports whether the node answered as a raft member.
+func (v nodeView) running() bool {
+	return v.State != "stopped" && v.State != "unreachable"
 }
 
 func idString(id uint64) string {
@@ -119,8 +132,8 @@ type remoteCluster struct {
 	node   *canoe.Node
 	client *httpconfig.Client
 	scheme string
-	kvURL  string // this node's demo HTTP URL
-	events *eventLog
+	kvURL  string   // this node's demo HTTP URL
+	kv     *kvStore // this node's store
 }
 
 func (c *remoteCluster) Cluster(ctx context.Context) clusterView {
@@ -128,7 +141,13 @@ func (c *remoteCluster) Cluster(ctx context.Context) clusterView {
 	self := viewOf(st)
 	peerAddrs(&self, c.node.Self())
 	self.KV = c.kvURL
-	v := clusterView{Nodes: []nodeView{self}, Events: c.events.recent()}
+	if c.node.IsRunning() {
+		w := c.kv.Writes()
+		self.Writes, self.writesGen = &w, c.kv.gen
+	} else {
+		self.State = "stopped"
+	}
+	v := clusterView{Nodes: []nodeView{self}}
 	var mu sync.Mutex // guards v.Nodes
 	var wg sync.WaitGroup
 	for _, m := range st.Members {
@@ -138,23 +157,7 @@ func (c *remoteCluster) Cluster(ctx context.Context) clusterView {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nv := nodeView{ID: idString(m.ID), Voter: m.Voter}
-			peerAddrs(&nv, m)
-			nv.API = strings.Replace(nv.API, "http://", c.scheme+"://", 1)
-			if nv.API == "" {
-				nv.State, nv.Error = "unreachable", "API address not known yet"
-			} else {
-				rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				rs, err := c.client.Status(rctx, nv.API)
-				cancel()
-				if err != nil {
-					nv.State, nv.Error = "unreachable", err.Error()
-				} else {
-					nv.State = stateName(rs.State)
-					nv.LeaderID = idString(rs.LeaderID)
-					nv.Term, nv.CommitIndex, nv.AppliedIndex, nv.LastIndex = rs.Term, rs.CommitIndex, rs.AppliedIndex, rs.LastIndex
-				}
-			}
+			nv := c.peerView(ctx, m)
 			mu.Lock()
 			v.Nodes = append(v.Nodes, nv)
 			mu.Unlock()
@@ -163,4 +166,26 @@ func (c *remoteCluster) Cluster(ctx context.Context) clusterView {
 	wg.Wait()
 	v.finish()
 	return v
+}
+
+// peerView asks member m for its status (GET /status on its canoe API).
+func (c *remoteCluster) peerView(ctx context.Context, m canoe.Peer) nodeView {
+	nv := nodeView{ID: idString(m.ID), Voter: m.Voter}
+	peerAddrs(&nv, m)
+	nv.API = strings.Replace(nv.API, "http://", c.scheme+"://", 1)
+	if nv.API == "" {
+		nv.State, nv.Error = "unreachable", "API address not known yet"
+		return nv
+	}
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	rs, err := c.client.Status(rctx, nv.API)
+	cancel()
+	if err != nil {
+		nv.State, nv.Error = "unreachable", err.Error()
+		return nv
+	}
+	nv.State = stateName(rs.State)
+	nv.LeaderID = idString(rs.LeaderID)
+	nv.Term, nv.CommitIndex, nv.AppliedIndex, nv.LastIndex = rs.Term, rs.CommitIndex, rs.AppliedIndex, rs.LastIndex
+	return nv
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -11,11 +10,27 @@ import (
 	"github.com/canoe-raft/canoe/canoe"
 )
 
-const maxEvents = 20 // events kept for the dashboard
+const maxEvents = 200 // events kept for the dashboard
+
+// Event kinds, as the dashboard's timeline groups them.
+const (
+	kindLeader   = "leader"   // Node is the new leader, "" for none
+	kindMember   = "member"   // Node joined, was promoted or was removed
+	kindNode     = "node"     // Node stopped, started, became unreachable or answered again
+	kindSnapshot = "snapshot" // Node took or restored a snapshot
+)
 
 // eventEntry is one cluster event as the dashboard lists it.
 type eventEntry struct {
-	Time string `json:"time"` // HH:MM:SS.mmm
+	Seq  uint64 `json:"seq"`  // 1, 2, ...: the cursor of GET /api/dashboard?events_after=
+	T    int64  `json:"t"`    // Unix milliseconds
+	Time string `json:"time"` // HH:MM:SS.mmm, local time
+	Kind string `json:"kind"` // leader, member, node or snapshot
+	// What is the change within Kind: leads, none (leader); added,
+	// promoted, removed (member); stopped, started, unreachable, answers
+	// (node); taken, restored (snapshot).
+	What string `json:"what"`
+	Node string `json:"node"` // the node the event is about; "" for "no leader"
 	Text string `json:"text"`
 }
 
@@ -28,39 +43,66 @@ type eventLog struct {
 	// (one-process mode: every node reports them, and a restarted node
 	// replays old ones from its log).
 	leaderOnly bool
+	now        func() time.Time
 
-	mu      sync.Mutex // guards entries, leaders
+	mu      sync.Mutex // guards entries, seq, leaders, onAdd
+	onAdd   func()     // called after each new event, outside mu; see notify
 	entries []eventEntry
+	seq     uint64
 	leaders map[[2]uint64]bool // (term, leader) pairs already logged
 }
 
 func newEventLog(logger hclog.Logger) *eventLog {
-	return &eventLog{logger: logger, leaders: map[[2]uint64]bool{}}
+	return &eventLog{logger: logger, leaders: map[[2]uint64]bool{}, now: time.Now}
 }
 
-func (l *eventLog) recent() []eventEntry {
+// recent returns every kept event, oldest first.
+func (l *eventLog) recent() []eventEntry { return l.since(0) }
+
+// since returns the kept events after sequence number seq, oldest first.
+func (l *eventLog) since(seq uint64) []eventEntry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]eventEntry{}, l.entries...)
-}
-
-func (l *eventLog) add(text string, args ...any) {
-	l.logger.Info(text, args...)
-	for i := 0; i+1 < len(args); i += 2 {
-		text += fmt.Sprintf(" %v=%v", args[i], args[i+1])
+	out := []eventEntry{}
+	for _, e := range l.entries {
+		if e.Seq > seq {
+			out = append(out, e)
+		}
 	}
+	return out
+}
+
+// add records an event and logs msg with args.
+func (l *eventLog) add(kind, what, node, text, msg string, args ...any) {
+	l.logger.Info(msg, args...)
+	now := l.now()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.entries = append(l.entries, eventEntry{Time: time.Now().Format("15:04:05.000"), Text: text})
+	l.seq++
+	l.entries = append(l.entries, eventEntry{
+		Seq: l.seq, T: now.UnixMilli(), Time: now.Format("15:04:05.000"),
+		Kind: kind, What: what, Node: node, Text: text,
+	})
 	if len(l.entries) > maxEvents {
-		l.entries = l.entries[len(l.entries)-maxEvents:]
+		l.entries = append(l.entries[:0:0], l.entries[len(l.entries)-maxEvents:]...)
 	}
+	onAdd := l.onAdd
+	l.mu.Unlock()
+	if onAdd != nil {
+		onAdd()
+	}
+}
+
+// notify makes f be called after each new event. f must not block.
+func (l *eventLog) notify(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onAdd = f
 }
 
 // observe logs one observation reported by node id; leader says whether
 // that node leads now.
 func (l *eventLog) observe(id uint64, leader bool, o canoe.Observation) {
-	node := strconv.FormatUint(id, 10)
+	node := idString(id)
 	switch o.(type) {
 	case canoe.PeerAdded, canoe.PeerRemoved, canoe.PeerPromoted:
 		if l.leaderOnly && !leader {
@@ -80,21 +122,34 @@ func (l *eventLog) observe(id uint64, leader bool, o canoe.Observation) {
 		if seen {
 			return
 		}
+		term := strconv.FormatUint(ev.Term, 10)
 		if ev.LeaderID == 0 {
-			l.add("no leader", "seen_by", node, "term", ev.Term)
+			l.add(kindLeader, "none", "", "no leader (term "+term+", seen by node "+node+")",
+				"no leader", "seen_by", node, "term", ev.Term)
 		} else {
-			l.add("leader elected", "leader", strconv.FormatUint(ev.LeaderID, 10), "term", ev.Term)
+			leaderID := idString(ev.LeaderID)
+			l.add(kindLeader, "leads", leaderID, "node "+leaderID+" leads (term "+term+")",
+				"leader elected", "leader", leaderID, "term", ev.Term)
 		}
 	case canoe.PeerAdded:
-		l.add("peer added", "peer", strconv.FormatUint(ev.ID, 10), "voter", ev.Voter, "by", node)
+		peer, as := idString(ev.ID), "non-voter"
+		if ev.Voter {
+			as = "voter"
+		}
+		l.add(kindMember, "added", peer, "node "+peer+" added as "+as,
+			"peer added", "peer", peer, "voter", ev.Voter, "by", node)
 	case canoe.PeerRemoved:
-		l.add("peer removed", "peer", strconv.FormatUint(ev.ID, 10), "by", node)
+		peer := idString(ev.ID)
+		l.add(kindMember, "removed", peer, "node "+peer+" removed", "peer removed", "peer", peer, "by", node)
 	case canoe.PeerPromoted:
-		l.add("peer promoted to voter", "peer", strconv.FormatUint(ev.ID, 10), "by", node)
+		peer := idString(ev.ID)
+		l.add(kindMember, "promoted", peer, "node "+peer+" promoted to voter", "peer promoted to voter", "peer", peer, "by", node)
 	case canoe.SnapshotTaken:
-		l.add("snapshot taken", "node", node, "index", ev.Index, "term", ev.Term)
+		l.add(kindSnapshot, "taken", node, "node "+node+" took a snapshot at index "+strconv.FormatUint(ev.Index, 10),
+			"snapshot taken", "node", node, "index", ev.Index, "term", ev.Term)
 	case canoe.SnapshotRestored:
-		l.add("snapshot restored", "node", node, "index", ev.Index, "term", ev.Term)
+		l.add(kindSnapshot, "restored", node, "node "+node+" restored a snapshot at index "+strconv.FormatUint(ev.Index, 10),
+			"snapshot restored", "node", node, "index", ev.Index, "term", ev.Term)
 	case canoe.StateChanged:
 		l.logger.Debug("state changed", "node", node, "from", ev.From, "to", ev.To)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/canoe-raft/canoe/canoe"
 )
@@ -106,15 +107,27 @@ func decodeCommand(b []byte) (command, error) {
 	return c, nil
 }
 
-// kvStore is the demo's canoe.FSM.
+// kvStore is the demo's canoe.FSM. Beside the data it keeps, for the
+// dashboard, counters and the keys changed last; these are this store's
+// own (a restarted node's store starts them again) and are not replicated.
 type kvStore struct {
-	mu   sync.RWMutex // guards data
-	data map[string][]byte
+	gen uint64 // tells this store from the stores of earlier starts
+
+	mu      sync.RWMutex // guards data, bytes, writes, version, recent
+	data    map[string][]byte
+	bytes   int64      // sum of the lengths of every key and value
+	writes  uint64     // commands applied since this store was created
+	version uint64     // bumped by every change, Restore included
+	recent  recentKeys // the keys changed last
 }
 
 var _ canoe.FSM = (*kvStore)(nil)
 
-func newKVStore() *kvStore { return &kvStore{data: map[string][]byte{}} }
+var storeGen atomic.Uint64
+
+func newKVStore() *kvStore {
+	return &kvStore{gen: storeGen.Add(1), data: map[string][]byte{}}
+}
 
 // Apply applies one committed command. A malformed command changes nothing
 // and returns an error (to the proposer); it never panics.
@@ -125,12 +138,21 @@ func (s *kvStore) Apply(data canoe.LogData) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old, had := s.data[c.key]
+	if had {
+		s.bytes -= int64(len(c.key) + len(old))
+	}
 	switch c.op {
 	case opPut:
 		s.data[c.key] = c.value
+		s.bytes += int64(len(c.key) + len(c.value))
+		s.recent.touch(c.key)
 	case opDelete:
 		delete(s.data, c.key)
+		s.recent.remove(c.key)
 	}
+	s.writes++
+	s.version++
 	return nil
 }
 
@@ -142,15 +164,29 @@ func (s *kvStore) Snapshot() (canoe.SnapshotData, error) {
 }
 
 // Restore replaces the store with a snapshot's content. A malformed
-// snapshot leaves the store unchanged.
+// snapshot leaves the store unchanged. The recent keys become the
+// snapshot's first keys in key order: a snapshot does not say which keys
+// changed last.
 func (s *kvStore) Restore(snap canoe.SnapshotData) error {
 	m, err := decodeSnapshot(snap)
 	if err != nil {
 		return err
 	}
+	var size int64
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		size += int64(len(k) + len(v))
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	s.mu.Lock()
-	s.data = m
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.data, s.bytes = m, size
+	s.recent = recentKeys{}
+	for i := len(keys[:min(len(keys), maxRecentKeys)]) - 1; i >= 0; i-- {
+		s.recent.touch(keys[i])
+	}
+	s.version++
 	return nil
 }
 
@@ -171,6 +207,13 @@ func (s *kvStore) All() map[string][]byte {
 		out[k] = v
 	}
 	return out
+}
+
+// Writes returns the number of commands this store has applied.
+func (s *kvStore) Writes() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.writes
 }
 
 func encodeSnapshot(m map[string][]byte) []byte {

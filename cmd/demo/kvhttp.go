@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,14 +32,9 @@ type backend func() (*canoe.Node, *kvStore)
 // JSON endpoints.
 type server struct {
 	backend backend
-	cluster clusterSource
+	monitor *monitor
 	control nodeControl // nil: no stop/start buttons (node mode)
 	logger  hclog.Logger
-}
-
-// clusterSource describes the whole cluster for the dashboard.
-type clusterSource interface {
-	Cluster(ctx context.Context) clusterView
 }
 
 // nodeControl stops and starts nodes (one-process mode only).
@@ -53,23 +49,50 @@ var (
 	errConflict    = errors.New("conflict")
 )
 
+// handler routes the demo's HTTP API. Paths under /kv/ are routed here
+// rather than by http.ServeMux, which would redirect keys with empty or dot
+// segments (a//b, ./x, ../x) to a cleaned path: the key is the rest of the
+// path, percent-decoded and otherwise taken as sent.
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /kv", s.list)
-	mux.HandleFunc("GET /kv/{key...}", s.get)
-	mux.HandleFunc("PUT /kv/{key...}", s.put)
-	mux.HandleFunc("DELETE /kv/{key...}", s.del)
 	mux.HandleFunc("/kv", methodNotAllowed("GET"))
-	mux.HandleFunc("/kv/{key...}", methodNotAllowed("GET, PUT, DELETE"))
 	mux.HandleFunc("GET /api/cluster", s.clusterInfo)
 	mux.HandleFunc("/api/cluster", methodNotAllowed("GET"))
+	mux.HandleFunc("GET /api/dashboard", s.dashboard)
+	mux.HandleFunc("/api/dashboard", methodNotAllowed("GET"))
+	mux.HandleFunc("GET /static/{name}", serveAsset)
 	mux.HandleFunc("POST /api/nodes/{id}/{action}", s.nodeAction)
 	mux.HandleFunc("/api/nodes/{id}/{action}", methodNotAllowed("POST"))
 	mux.HandleFunc("GET /{$}", serveDashboard)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path+" (try / , /kv/{key} or /api/cluster)")
 	})
-	return mux
+	kvRoutes := map[string]func(http.ResponseWriter, *http.Request, string){
+		http.MethodGet:    s.get,
+		http.MethodPut:    s.put,
+		http.MethodDelete: s.del,
+	}
+	const kvAllow = "GET, PUT, DELETE"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, isKV := strings.CutPrefix(r.URL.Path, "/kv/")
+		if !isKV {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		route := kvRoutes[r.Method]
+		if r.Method == http.MethodHead {
+			route = s.get
+		}
+		if route == nil {
+			methodNotAllowed(kvAllow)(w, r)
+			return
+		}
+		if !checkKey(w, key) {
+			return
+		}
+		route(w, r, key)
+	})
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
@@ -113,24 +136,20 @@ func (s *server) barrier(w http.ResponseWriter, r *http.Request, node *canoe.Nod
 	return true
 }
 
-func keyOf(w http.ResponseWriter, r *http.Request) (string, bool) {
-	key := r.PathValue("key")
+// checkKey answers 400 for a key the store does not take.
+func checkKey(w http.ResponseWriter, key string) bool {
 	switch {
 	case key == "":
 		writeError(w, http.StatusBadRequest, "empty key: use /kv/{key}")
-		return "", false
+		return false
 	case len(key) > maxKeyLen:
 		writeError(w, http.StatusBadRequest, "key longer than "+strconv.Itoa(maxKeyLen)+" bytes")
-		return "", false
+		return false
 	}
-	return key, true
+	return true
 }
 
-func (s *server) get(w http.ResponseWriter, r *http.Request) {
-	key, ok := keyOf(w, r)
-	if !ok {
-		return
-	}
+func (s *server) get(w http.ResponseWriter, r *http.Request, key string) {
 	node, kv, ok := s.running(w)
 	if !ok || !s.barrier(w, r, node) {
 		return
@@ -190,11 +209,7 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-func (s *server) put(w http.ResponseWriter, r *http.Request) {
-	key, ok := keyOf(w, r)
-	if !ok {
-		return
-	}
+func (s *server) put(w http.ResponseWriter, r *http.Request, key string) {
 	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -208,11 +223,7 @@ func (s *server) put(w http.ResponseWriter, r *http.Request) {
 	s.propose(w, r, encodePut(key, value))
 }
 
-func (s *server) del(w http.ResponseWriter, r *http.Request) {
-	key, ok := keyOf(w, r)
-	if !ok {
-		return
-	}
+func (s *server) del(w http.ResponseWriter, r *http.Request, key string) {
 	s.propose(w, r, encodeDelete(key))
 }
 
@@ -256,15 +267,22 @@ func (s *server) canoeError(w http.ResponseWriter, what string, err error) {
 }
 
 func (s *server) clusterInfo(w http.ResponseWriter, r *http.Request) {
+	v := s.view(r)
+	v.Events = s.monitor.events.recent()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, v)
+}
+
+// view is the monitor's latest view of the cluster, as this server shows it.
+func (s *server) view(r *http.Request) clusterView {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	v := s.cluster.Cluster(ctx)
+	v := s.monitor.current(ctx)
 	v.Controls = s.control != nil
 	if node, _ := s.backend(); node != nil {
 		v.Self = strconv.FormatUint(node.UniqueID(), 10)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, v)
+	return v
 }
 
 func (s *server) nodeAction(w http.ResponseWriter, r *http.Request) {
@@ -296,6 +314,7 @@ func (s *server) nodeAction(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
+		s.monitor.kick()
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
 }

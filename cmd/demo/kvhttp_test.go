@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,6 +33,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // singleNode starts a one-node canoe cluster and a demo server for it.
 func singleNode(t *testing.T) (*canoe.Node, *kvStore, string) {
 	t.Helper()
+	node, kv, _, url := singleNodeServer(t)
+	return node, kv, url
+}
+
+// singleNodeServer is singleNode that also returns the demo server.
+func singleNodeServer(t *testing.T) (*canoe.Node, *kvStore, *server, string) {
+	t.Helper()
 	kv := newKVStore()
 	node, err := canoe.NewNode(&canoe.NodeConfig{
 		FSM:           kv,
@@ -51,12 +59,12 @@ func singleNode(t *testing.T) (*canoe.Node, *kvStore, string) {
 	waitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
 	s := &server{
 		backend: func() (*canoe.Node, *kvStore) { return node, kv },
-		cluster: &remoteCluster{node: node, events: newEventLog(testLogger(t))},
+		monitor: newMonitor(&remoteCluster{node: node, kv: kv}, newEventLog(testLogger(t))),
 		logger:  testLogger(t),
 	}
 	ts := httptest.NewServer(s.handler())
 	t.Cleanup(ts.Close)
-	return node, kv, ts.URL
+	return node, kv, s, ts.URL
 }
 
 func errorOf(t *testing.T, body string) string {
@@ -165,8 +173,12 @@ func TestClusterEndpoint(t *testing.T) {
 		t.Fatal("node mode offers stop/start controls")
 	}
 	code, body = do(t, "GET", url+"/", "")
-	if code != 200 || !strings.Contains(body, "/api/cluster") {
+	if code != 200 || !strings.Contains(body, `src="/static/dashboard.js"`) {
 		t.Fatalf("dashboard: %d %.100s", code, body)
+	}
+	code, body = do(t, "GET", url+"/static/dashboard.js", "")
+	if code != 200 || !strings.Contains(body, "/api/dashboard?") {
+		t.Fatalf("dashboard script: %d %.100s", code, body)
 	}
 }
 
@@ -226,5 +238,60 @@ func TestKVNoLeader(t *testing.T) {
 	s.handler().ServeHTTP(w, r)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("PUT without a leader: %d %s, want 503", w.Code, w.Body)
+	}
+}
+
+// TestKVKeysNotCleaned: a key is the rest of the path after /kv/, taken as
+// sent. Keys with empty or dot segments used to get a 307 redirect to a
+// cleaned path, and nothing was stored under the key asked for.
+func TestKVKeysNotCleaned(t *testing.T) {
+	_, kv, url := singleNode(t)
+	noRedirect := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	send := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		path, key string
+	}{
+		{"/kv/a//b", "a//b"},
+		{"/kv/a%2F%2Fb%2F", "a//b/"},
+		{"/kv/./x", "./x"},
+		{"/kv/x/../y", "x/../y"},
+		{"/kv/%2E%2E", ".."},
+		{"/kv/..%2Fetc", "../etc"},
+		{"/kv/sp%20ace", "sp ace"},
+		{"/kv//lead", "/lead"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			if code, body := send("PUT", tc.path, "v:"+tc.key); code != 204 {
+				t.Fatalf("PUT %s: %d %s, want 204", tc.path, code, body)
+			}
+			if v, ok := kv.Get(tc.key); !ok || string(v) != "v:"+tc.key {
+				t.Fatalf("PUT %s stored %q (found %v) under %q, want %q", tc.path, v, ok, tc.key, "v:"+tc.key)
+			}
+			if code, body := send("GET", tc.path, ""); code != 200 || body != "v:"+tc.key {
+				t.Fatalf("GET %s: %d %q", tc.path, code, body)
+			}
+			if code, body := send("DELETE", tc.path, ""); code != 204 {
+				t.Fatalf("DELETE %s: %d %s", tc.path, code, body)
+			}
+			if _, ok := kv.Get(tc.key); ok {
+				t.Fatalf("DELETE %s left %q", tc.path, tc.key)
+			}
+		})
 	}
 }

@@ -38,11 +38,12 @@ type slot struct {
 
 	life sync.Mutex // serializes start and stop
 
-	mu      sync.Mutex // guards node, kv, watcher, self
+	mu      sync.Mutex // guards node, kv, watcher, self, voter
 	node    *canoe.Node
 	kv      *kvStore
 	watcher *watcher
 	self    canoe.Peer // addresses, kept while the node is stopped
+	voter   bool       // last known suffrage, kept while the node is stopped
 
 	kvURL string // set once before serving
 }
@@ -143,26 +144,52 @@ func (c *localCluster) StartNode(_ context.Context, id uint64) error {
 	return c.start(s)
 }
 
-// Cluster describes every node; stopped nodes keep their addresses.
+// Cluster describes every node. A stopped node keeps its addresses and
+// the suffrage the running nodes' configuration gives it (the monitor adds
+// its last known indexes).
 func (c *localCluster) Cluster(context.Context) clusterView {
-	v := clusterView{Events: c.events.recent()}
+	suffrage := c.suffrage()
+	var v clusterView
 	for _, s := range c.slots {
-		node, _ := s.current()
+		node, kv := s.current()
 		self := s.addrs()
 		nv := nodeView{ID: idString(s.id), State: "stopped"}
-		if node != nil {
+		if node != nil && node.IsRunning() {
 			nv = viewOf(node.Status())
-			if node.IsRunning() {
-				self.Voter = node.Self().Voter
-			}
+			w := kv.Writes()
+			nv.Writes, nv.writesGen = &w, kv.gen
 		}
-		nv.Voter = self.Voter
+		s.mu.Lock()
+		if voter, ok := suffrage[s.id]; ok {
+			s.voter = voter
+		}
+		nv.Voter = s.voter
+		s.mu.Unlock()
 		peerAddrs(&nv, self)
 		nv.KV = s.kvURL
 		v.Nodes = append(v.Nodes, nv)
 	}
 	v.finish()
 	return v
+}
+
+// suffrage returns each member's suffrage in the configuration of the
+// leader, else of any running node; nil when no node runs.
+func (c *localCluster) suffrage() map[uint64]bool {
+	var from *canoe.Node
+	for _, s := range c.slots {
+		if n, _ := s.current(); n != nil && n.IsRunning() && (from == nil || n.IsLeader()) {
+			from = n
+		}
+	}
+	if from == nil {
+		return nil
+	}
+	out := map[uint64]bool{}
+	for _, p := range from.Peers() {
+		out[p.ID] = p.Voter
+	}
+	return out
 }
 
 // ready reports whether one running node leads and every running node knows
@@ -226,19 +253,58 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 		opt.Nodes = 3
 	}
 	logger := newLogger(stderr, opt.Verbose)
-	dataDir, keep := opt.DataDir, true
-	if dataDir == "" {
-		keep = false
-		if dataDir, err = os.MkdirTemp("", "canoe-demo-"); err != nil {
-			return err
-		}
-		defer func() {
-			if rmErr := os.RemoveAll(dataDir); rmErr != nil {
-				err = errors.Join(err, rmErr)
-			}
-		}()
+	dataDir, keep, removeDataDir, err := localDataDir(opt.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, removeDataDir()) }()
+
+	c := newLocalCluster(logger, opt, dataDir)
+	defer func() { err = errors.Join(err, c.stopAll()) }()
+	if err := c.startAll(); err != nil {
+		return err
 	}
 
+	mon := newMonitor(c, c.events)
+	shutdown, err := c.serve(opt.HTTPPort, mon)
+	defer shutdown()
+	if err != nil {
+		return err
+	}
+	// The monitor samples the cluster for the dashboards until the demo
+	// ends; it stops before the servers and nodes do.
+	defer mon.start()()
+
+	if err := waitUntil(ctx, 30*time.Second, func() bool { return c.ready(opt.Nodes) }); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return fmt.Errorf("cluster did not form: %w", err)
+	}
+	printLocal(stdout, c, dataDir, keep)
+	if opt.ready != nil {
+		opt.ready(c)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nshutting down...")
+	return nil
+}
+
+// localDataDir returns the directory for the nodes' data: dir, or a new
+// temporary one that remove deletes (remove does nothing for dir).
+func localDataDir(dir string) (_ string, keep bool, remove func() error, err error) {
+	if dir != "" {
+		return dir, true, func() error { return nil }, nil
+	}
+	if dir, err = os.MkdirTemp("", "canoe-demo-"); err != nil {
+		return "", false, nil, err
+	}
+	return dir, false, func() error { return os.RemoveAll(dir) }, nil
+}
+
+// newLocalCluster prepares opt.Nodes nodes on 127.0.0.1 with their data
+// under dataDir; node 1 founds the cluster.
+func newLocalCluster(logger hclog.Logger, opt localOptions, dataDir string) *localCluster {
 	c := &localCluster{logger: logger, verbose: opt.Verbose, events: newEventLog(logger.Named("cluster"))}
 	c.events.leaderOnly = true
 	backoff := &canoe.InitializationBackoffArgs{
@@ -258,87 +324,82 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 			InitBackoff:   backoff,
 		}})
 	}
-	defer func() {
-		if stopErr := c.stopAll(); stopErr != nil {
-			err = errors.Join(err, stopErr)
-		}
-	}()
+	c.slots[0].cfg.BootstrapNode = true
+	return c
+}
 
-	// Node 1 founds the cluster; the others join through its HTTP API.
+// startAll starts the founder, then the other nodes at once, each joining
+// through the founder's canoe API.
+func (c *localCluster) startAll() error {
 	first := c.slots[0]
-	first.cfg.BootstrapNode = true
 	if err := c.start(first); err != nil {
 		return err
 	}
 	join := fmt.Sprintf("http://127.0.0.1:%d", first.addrs().ConfigPort)
 	var wg sync.WaitGroup
-	startErrs := make([]error, len(c.slots))
+	errs := make([]error, len(c.slots))
 	for i, s := range c.slots[1:] {
 		s.cfg.BootstrapPeers = []string{join}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			startErrs[i] = c.start(s)
-		}()
+		wg.Go(func() { errs[i] = c.start(s) })
 	}
 	wg.Wait()
-	if err := errors.Join(startErrs...); err != nil {
-		return err
-	}
+	return errors.Join(errs...)
+}
 
-	// One demo HTTP server per node.
+// serve starts one demo HTTP server per node, on firstPort and the ports
+// after it (0: free ports). shutdown stops them and waits; call it even
+// when serve fails.
+func (c *localCluster) serve(firstPort int, mon *monitor) (shutdown func(), err error) {
 	var servers []*http.Server
-	var serveWG sync.WaitGroup
-	defer func() {
-		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	var wg sync.WaitGroup
+	shutdown = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, srv := range servers {
-			_ = srv.Shutdown(shutCtx)
+			_ = srv.Shutdown(ctx)
 		}
-		serveWG.Wait()
+		wg.Wait()
+	}
+	// Every node's URL is set before any server runs: the dashboards show
+	// them all.
+	lns := make([]net.Listener, 0, len(c.slots))
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+		}
 	}()
 	for i, s := range c.slots {
 		port := 0
-		if opt.HTTPPort != 0 {
-			port = opt.HTTPPort + i
+		if firstPort != 0 {
+			port = firstPort + i
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return fmt.Errorf("demo HTTP server of node %d: %w", s.id, err)
+			return shutdown, fmt.Errorf("demo HTTP server of node %d (change -http-port): %w", s.id, err)
 		}
+		lns = append(lns, ln)
 		s.kvURL = "http://" + ln.Addr().String()
+	}
+	for i, s := range c.slots {
 		srv := &http.Server{
 			Handler: (&server{
 				backend: s.current,
-				cluster: c,
+				monitor: mon,
 				control: c,
-				logger:  logger.Named("http").With("node", s.id),
+				logger:  c.logger.Named("http").With("node", s.id),
 			}).handler(),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		servers = append(servers, srv)
-		serveWG.Add(1)
-		go func() {
-			defer serveWG.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("demo HTTP server failed", "node", s.id, "error", err)
+		wg.Go(func() {
+			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				c.logger.Error("demo HTTP server failed", "node", s.id, "error", err)
 			}
-		}()
+		})
 	}
-
-	if err := waitUntil(ctx, 30*time.Second, func() bool { return c.ready(opt.Nodes) }); err != nil {
-		if ctx.Err() != nil {
-			return nil // interrupted while starting
-		}
-		return fmt.Errorf("cluster did not form: %w", err)
-	}
-	printLocal(stdout, c, dataDir, keep)
-	if opt.ready != nil {
-		opt.ready(c)
-	}
-	<-ctx.Done()
-	fmt.Fprintln(stdout, "\nshutting down...")
-	return nil
+	return shutdown, nil
 }
 
 // waitUntil polls cond until it holds, ctx ends or timeout passes.

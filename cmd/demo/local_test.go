@@ -139,6 +139,37 @@ func TestLocalCluster(t *testing.T) {
 	if code, body := do(t, "POST", url(1)+"/api/nodes/9/stop", ""); code != 404 {
 		t.Fatalf("stop unknown node: %d %s", code, body)
 	}
+
+	// A stopped follower stays a voter and shows the term and indexes it
+	// had, marked stale (it used to show Voter no, Term 0, Commit 0).
+	v = clusterOf(t, url(1))
+	var follower nodeView
+	for _, n := range v.Nodes {
+		if n.ID != v.LeaderID && n.State == "follower" && n.CommitIndex > 0 {
+			follower = n
+		}
+	}
+	if follower.ID == "" {
+		t.Fatalf("no follower with a commit index in %+v", v)
+	}
+	if code, body := do(t, "POST", url(1)+"/api/nodes/"+follower.ID+"/stop", ""); code != 200 {
+		t.Fatalf("stop follower: %d %s", code, body)
+	}
+	var stopped nodeView
+	waitFor(t, 5*time.Second, "the follower shown stopped", func() bool {
+		for _, n := range clusterOf(t, url(1)).Nodes {
+			if n.ID == follower.ID {
+				stopped = n
+			}
+		}
+		return stopped.State == "stopped"
+	})
+	if !stopped.Voter || stopped.Term < follower.Term || stopped.CommitIndex < follower.CommitIndex || !stopped.Stale || stopped.LastSeen == 0 {
+		t.Fatalf("stopped follower shown as %+v; it was %+v: want a voter with its last term and indexes, marked stale", stopped, follower)
+	}
+	if code, body := do(t, "POST", url(1)+"/api/nodes/"+follower.ID+"/start", ""); code != 200 {
+		t.Fatalf("start follower: %d %s", code, body)
+	}
 }
 
 func parseID(t *testing.T, s string) uint64 {

@@ -8,23 +8,34 @@
 //	GET    /kv/{key}   local read; ?consistent=true reads after a ReadBarrier
 //	DELETE /kv/{key}
 //	GET    /kv         every pair, as JSON
-//	GET    /           a dashboard: members, roles, terms, indexes, with
-//	                   Stop and Start buttons to watch failover
-//	GET    /api/cluster the dashboard's JSON
+//	GET    /           a dashboard: the cluster, who replicates to whom,
+//	                   writes/s and commit index per node, a timeline of
+//	                   leader and membership changes, Stop and Start buttons
+//	GET    /api/cluster    every member's role, suffrage and indexes, as JSON
+//	GET    /api/dashboard  what the dashboard polls: the cluster, and the
+//	                   history, events and keys since the cursors it sends
+//
+// A key is the rest of the path after /kv/, percent-decoded and otherwise
+// taken as sent: a//b, ./x and ../x are keys like any other (send dot
+// segments as %2E if your client removes them, as curl does without
+// --path-as-is). Keys are 1 to 4096 bytes.
 //
 // "demo node" runs one node per process, one process per machine:
 //
-//	demo node -id 1 -bind 10.0.0.1 -data /var/lib/canoe -bootstrap
-//	demo node -id 2 -bind 10.0.0.2 -data /var/lib/canoe -join http://10.0.0.1:7001
-//	demo node -id 3 -bind 10.0.0.3 -data /var/lib/canoe -join 10.0.0.1:7946
+//	demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -bootstrap
+//	demo node -id 2 -bind 10.0.0.2 -data /var/lib/kv -join http://10.0.0.1:7001
+//	demo node -id 3 -bind 10.0.0.3 -data /var/lib/kv -join http://10.0.0.1:7001
 //
-// or, with no founder, each of three nodes started with
+// or, with no founder, all three started with the same seeds (each with its
+// own -id and -bind):
 //
-//	demo node -expect 3 -bind 10.0.0.N -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
+//	demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 //
-// Every flag can also be set with a CANOE_* environment variable (-raft-port
-// is CANOE_RAFT_PORT); a flag on the command line wins. Run "demo -h" and
-// "demo node -h" for the full list.
+// Ctrl-C stops a node and it stays a member; with -leave-on-exit it leaves
+// the cluster for good and deletes its raft data. Every flag can also be set
+// with a CANOE_* environment variable (-raft-port is CANOE_RAFT_PORT); a flag
+// on the command line wins. Run "demo -h" and "demo node -h" for the full
+// list.
 package main
 
 import (

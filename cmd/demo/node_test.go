@@ -41,6 +41,7 @@ type proc struct {
 	args []string
 	log  string
 	kv   string
+	data string // -data
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
@@ -64,6 +65,22 @@ func (p *proc) start(t *testing.T, bin string) {
 		f.Close()
 		close(p.done)
 	}()
+}
+
+// interrupt sends SIGINT and waits for a clean exit.
+func (p *proc) interrupt(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("node %d exited with %v after SIGINT", p.id, p.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node %d still running 30s after SIGINT", p.id)
+	}
 }
 
 func (p *proc) kill() {
@@ -206,8 +223,9 @@ func nodeProcs(t *testing.T, n int, extra func(id int, ports [][3]int) []string)
 			"-http", "127.0.0.1:" + strconv.Itoa(httpPort),
 			"-data", filepath.Join(dir, "node"+strconv.Itoa(id))}
 		procs = append(procs, &proc{id: id, args: append(args, extra(id, ports)...),
-			log: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
-			kv:  "http://127.0.0.1:" + strconv.Itoa(httpPort)})
+			log:  filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
+			kv:   "http://127.0.0.1:" + strconv.Itoa(httpPort),
+			data: filepath.Join(dir, "node"+strconv.Itoa(id))})
 	}
 	return procs
 }
@@ -241,7 +259,8 @@ func waitVoters(t *testing.T, p *proc, want int) {
 }
 
 // TestNodeProcessesExpect forms a cluster with no founder: three processes
-// started with -expect 3 find each other by gossip.
+// started with -expect 3 find each other by gossip. As in the README, every
+// node is given the same seeds, its own address among them.
 func TestNodeProcessesExpect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
@@ -252,10 +271,8 @@ func TestNodeProcessesExpect(t *testing.T) {
 	}
 	procs := nodeProcs(t, 3, func(id int, ports [][3]int) []string {
 		var seeds []string
-		for i, p := range ports {
-			if i != id-1 {
-				seeds = append(seeds, "127.0.0.1:"+strconv.Itoa(p[2]))
-			}
+		for _, p := range ports {
+			seeds = append(seeds, "127.0.0.1:"+strconv.Itoa(p[2]))
 		}
 		return []string{"-expect", "3", "-join", strings.Join(seeds, ",")}
 	})

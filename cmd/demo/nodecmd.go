@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/canoe-raft/canoe/canoe"
-	"github.com/canoe-raft/canoe/httpconfig"
 )
 
 // nodeOptions are the flags of "demo node".
@@ -31,6 +29,7 @@ type nodeOptions struct {
 	Expect     int
 	DeadNode   time.Duration
 	Secret     string
+	Leave      bool // -leave-on-exit
 	Verbose    bool
 }
 
@@ -39,18 +38,22 @@ const nodeUsage = `Usage: demo node [flags]
 Runs one canoe node of a replicated key-value store: one process per machine.
 Form a cluster in one of two ways:
 
-  one founder, the others join it (any member's canoe API URL, or any
-  member's gossip address host:port):
-    demo node -id 1 -bind 10.0.0.1 -bootstrap
-    demo node -id 2 -bind 10.0.0.2 -join http://10.0.0.1:7001
-    demo node -id 3 -bind 10.0.0.3 -join 10.0.0.1:7946
+  one founder, the others join through its canoe API (or a gossip seed:
+  -join 10.0.0.1:7946):
+    demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -bootstrap
+    demo node -id 2 -bind 10.0.0.2 -data /var/lib/kv -join http://10.0.0.1:7001
+    demo node -id 3 -bind 10.0.0.3 -data /var/lib/kv -join http://10.0.0.1:7001
 
-  N nodes found it together once they see each other by gossip:
-    demo node -id 1 -bind 10.0.0.1 -expect 3 -join 10.0.0.2:7946,10.0.0.3:7946
-    (the same on 10.0.0.2 and 10.0.0.3, each listing the others)
+  no designated first node: start all three with the same seeds, each with
+  its own -id and -bind:
+    demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 
 A node restarted on the same -data comes back as the member it was; -bootstrap
-and -expect are then ignored and -join only helps it find the gossip pool.`
+and -expect are then ignored and -join only helps it find the gossip pool.
+Ctrl-C (or SIGTERM) stops the node and it stays a member, counted in the
+quorum. To take a node out for good, stop it once with -leave-on-exit: it
+leaves the cluster and deletes its raft data from -data. A dead machine's
+node is removed from any member: curl -X DELETE -d '{"id":3}' http://10.0.0.1:7001/peers`
 
 func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) (nodeOptions, error) {
 	var o nodeOptions
@@ -69,6 +72,7 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 	fs.IntVar(&o.Expect, "expect", 0, "found a new cluster together once `N` nodes (all started with -expect N) see each other by gossip; -join lists gossip addresses")
 	fs.DurationVar(&o.DeadNode, "dead-node-timeout", 0, "remove a member whose gossip has failed this `long` (while a quorum stays); 0 never removes")
 	fs.StringVar(&o.Secret, "secret", "", "shared cluster `secret` of 16, 24 or 32 bytes that signs every canoe API call; empty means none (prefer CANOE_SECRET)")
+	fs.BoolVar(&o.Leave, "leave-on-exit", false, "on Ctrl-C or SIGTERM leave the cluster for good and delete the raft data in -data, instead of stopping as a member that may come back")
 	fs.BoolVar(&o.Verbose, "v", false, "debug logging (canoe and raft internals)")
 	if err := parseFlags(fs, args, nodeUsage, stderr, lookupEnv); err != nil {
 		return o, err
@@ -98,6 +102,9 @@ func (o *nodeOptions) validate() error {
 		if !portOK(p.port) {
 			errs = append(errs, fmt.Errorf("%s %d is not a TCP port (0-65535)", p.name, p.port))
 		}
+	}
+	if err := o.samePorts(); err != nil {
+		errs = append(errs, err)
 	}
 	if net.ParseIP(o.Bind) == nil {
 		errs = append(errs, fmt.Errorf("-bind %q is not an IP address", o.Bind))
@@ -145,121 +152,26 @@ func (o *nodeOptions) httpAddr() string {
 	return net.JoinHostPort(o.Bind, "8080")
 }
 
-// runNode runs one node until ctx ends.
-func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) error {
-	logger := newLogger(stderr, o.Verbose)
-	kv := newKVStore()
-	cfg := canoe.NodeConfig{
-		ID:                o.ID,
-		ClusterID:         o.ClusterID,
-		FSM:               kv,
-		RaftPort:          o.RaftPort,
-		ConfigurationPort: o.ConfigPort,
-		BootstrapPeers:    o.joinURLs(),
-		BootstrapNode:     o.Bootstrap,
-		BootstrapExpect:   o.Expect,
-		GossipPort:        o.GossipPort,
-		DeadNodeTimeout:   o.DeadNode,
-		DataDir:           o.DataDir,
-		Logger:            canoeLogger(logger, o.Verbose),
-		BindAddr:          o.Bind,
-		AdvertiseAddr:     o.Advertise,
-		Timing:            canoe.LANProfile(),
-		ClusterSecret:     []byte(o.Secret),
-	}
-	node, err := canoe.NewNode(&cfg)
-	if err != nil {
-		return err
-	}
-
-	// Listen first, so a busy port fails before the node joins anything.
-	ln, err := net.Listen("tcp", o.httpAddr())
-	if err != nil {
-		return fmt.Errorf("demo HTTP server: %w", err)
-	}
-	kvURL := "http://" + ln.Addr().String()
-	if host, port, _ := net.SplitHostPort(ln.Addr().String()); net.ParseIP(host).IsUnspecified() {
-		kvURL = "http://" + net.JoinHostPort(advertisedHost(o), port)
-	}
-	events := newEventLog(logger.Named("cluster"))
-	clusterID := cfg.ClusterID
-	if clusterID == 0 {
-		clusterID = canoe.DefaultClusterID
-	}
-	client := httpconfig.NewClient(nil, cfg.ClusterSecret, clusterID)
-	defer client.Close()
-	srv := &http.Server{
-		Handler: (&server{
-			backend: func() (*canoe.Node, *kvStore) { return node, kv },
-			cluster: &remoteCluster{node: node, client: client, scheme: "http", kvURL: kvURL, events: events},
-			logger:  logger.Named("http"),
-		}).handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	defer func() {
-		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutCtx)
-		<-serveErr
-	}()
-
-	w := events.watch(node)
-	defer w.stop()
-	switch {
-	case o.Expect > 0:
-		logger.Info("waiting for the other nodes by gossip before founding the cluster (-expect)", "expect", o.Expect)
-	case !o.Bootstrap && o.Join == "":
-		logger.Info("neither -bootstrap, -join nor -expect: restarting from -data, or waiting for a member to add this node (POST /peers)")
-	}
-	started := make(chan error, 1)
-	go func() { started <- node.Start() }()
-	select {
-	case err := <-started:
-		if err != nil {
-			return err
+// samePorts reports two listeners given the same TCP port.
+func (o *nodeOptions) samePorts() error {
+	named := []struct {
+		name string
+		port int
+	}{{"-raft-port", o.RaftPort}, {"-config-port", o.ConfigPort}, {"-gossip-port", o.GossipPort}}
+	if _, p, err := net.SplitHostPort(o.httpAddr()); err == nil {
+		if port, err := strconv.Atoi(p); err == nil {
+			named = append(named, struct {
+				name string
+				port int
+			}{"-http", port})
 		}
-	case <-ctx.Done():
-		// Start is joining; Stop makes it give up.
-		_ = node.Stop()
-		<-started
-		return nil
 	}
-	defer func() {
-		if err := node.Stop(); err != nil {
-			logger.Error("stop", "error", err)
+	for i, a := range named {
+		for _, b := range named[i+1:] {
+			if a.port != 0 && a.port == b.port {
+				return fmt.Errorf("%s and %s are both port %d: give each its own", a.name, b.name, a.port)
+			}
 		}
-	}()
-
-	self := node.Self()
-	fmt.Fprintf(stdout, `
-canoe demo node %d
-  raft      %s:%d
-  canoe API http://%[2]s:%[4]d   (GET /status, /peers; join others through it)
-  gossip    %[2]s:%[6]d
-  KV + dashboard %[5]s/
-
-Try:
-  curl -i -X PUT --data-binary 'world' %[5]s/kv/hello
-  curl '%[5]s/kv/hello?consistent=true'
-  curl %[5]s/api/cluster
-`, self.ID, self.Host, self.RaftPort, self.ConfigPort, kvURL, self.GossipPort)
-
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-		return nil
-	case err := <-serveErr:
-		serveErr <- err // for the deferred shutdown
-		return fmt.Errorf("demo HTTP server: %w", err)
 	}
-}
-
-// advertisedHost is the host shown in URLs when listening on all interfaces.
-func advertisedHost(o nodeOptions) string {
-	if o.Advertise != "" {
-		return o.Advertise
-	}
-	return "127.0.0.1"
+	return nil
 }
