@@ -234,8 +234,10 @@ func TestJoinFailsAtOnce(t *testing.T) {
 	}{
 		{"wrong secret", func(*testing.T) string { return leader.url }, func(cfg *canoe.NodeConfig) { cfg.ClusterSecret = randomSecret(t) },
 			[]string{"401", "ClusterSecret"}},
+		// Keys are bound to the cluster ID: another cluster's signature
+		// does not verify.
 		{"another cluster by URL", func(*testing.T) string { return leader.url }, func(cfg *canoe.NodeConfig) { cfg.ClusterID = 0xbad },
-			[]string{"409", "ClusterID", "2989"}},
+			[]string{"401", "ClusterID"}},
 		{"another cluster by gossip", func(*testing.T) string { return gossipAddr(leader) }, func(cfg *canoe.NodeConfig) { cfg.ClusterID = 0xbad },
 			[]string{"ClusterID"}},
 		{"wrong secret by gossip", func(*testing.T) string { return gossipAddr(leader) }, func(cfg *canoe.NodeConfig) { cfg.ClusterSecret = randomSecret(t) },
@@ -285,6 +287,33 @@ func TestJoinFailsAtOnce(t *testing.T) {
 	}
 	if got := len(leader.node.Peers()); got != 1 {
 		t.Errorf("the cluster has %d members after the refused joins, want 1", got)
+	}
+}
+
+// TestJoinOtherClusterByURL: without a secret, a member of another cluster
+// answers a join by URL with 409, and Start fails at once saying so.
+func TestJoinOtherClusterByURL(t *testing.T) {
+	c := newCluster(t, 1, clusterOpts{})
+	leader := c.leader()
+	cfg := c.config(false, leader.url)
+	cfg.ClusterID = 0xbad
+	cfg.InitBackoff = pacedBackoff(20 * time.Second)
+	n := newNode(t, cfg)
+	begin := time.Now()
+	err := waitResult(t, startAsync(n), 30*time.Second, "Start")
+	if err == nil {
+		t.Fatal("a node of another cluster joined")
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("Start took %v to fail, want it to fail at once", d)
+	}
+	for _, w := range []string{"409", "ClusterID", "2989"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	if got := len(leader.node.Peers()); got != 1 {
+		t.Errorf("the cluster has %d members after the refused join, want 1", got)
 	}
 }
 
