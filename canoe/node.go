@@ -40,7 +40,7 @@ type Node struct {
 	rt        atomic.Pointer[runtime]   // nil unless running
 	props     atomic.Pointer[proposals] // the running runtime's, for the adapter's hooks
 	removed   atomic.Bool               // the cluster removed this node
-	wasMember atomic.Bool             // a configuration held this node (kept in DataDir)
+	wasMember atomic.Bool               // a configuration held this node (kept in DataDir)
 
 	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
@@ -59,10 +59,10 @@ type runtime struct {
 	obs       *raft.Observer
 	self      Peer
 	props     *proposals
-	proposals chan proposal      // to the leader's batcher
-	forwards  chan proposal      // to the follower's forwarder
-	fwdClient *forwardClient     // the follower's connection to the leader
-	reads     *reads             // read-index rounds
+	proposals chan proposal  // to the leader's batcher
+	forwards  chan proposal  // to the follower's forwarder
+	fwdClient *forwardClient // the follower's connection to the leader
+	reads     *reads         // read-index rounds
 	confirm   *transport.Confirmer
 	visible   visible
 	ctx       context.Context // cancelled when Stop begins
