@@ -74,6 +74,7 @@ type runtime struct {
 	kick      chan struct{}     // wakes the manager early
 	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
 	nudge     *transport.Nudger // tells followers about commits they wait for
+	futures   futureWaiters     // goroutines waiting on raft futures
 
 	// transferMu is held by leadership transfers: raft refuses new entries
 	// while one is under way, so the batcher waits (read-locked) meanwhile.
@@ -539,6 +540,9 @@ func (n *Node) stopLocked(handover bool) error {
 	if err := n.stopHTTP(rt); err != nil {
 		errs = append(errs, fmt.Errorf("canoe: stop HTTP API: %w", err))
 	}
+	if left := rt.futures.wait(2 * n.cfg.Timing.ElectionTimeout); left > 0 {
+		n.logger.Warn("raft operations still unanswered at Stop; their waiting goroutines may outlive it", "operations", left)
+	}
 	if err := rt.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("canoe: shut raft down: %w", err))
 	}
@@ -636,7 +640,11 @@ var errStopped = errors.New("canoe: node stopped while waiting for raft")
 // An error that matches ErrTimeout means the operation may still happen.
 func (n *Node) await(ctx context.Context, rt *runtime, f raft.Future) error {
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	rt.futures.add()
+	go func() {
+		defer rt.futures.done()
+		done <- f.Error()
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -651,6 +659,54 @@ func (n *Node) await(ctx context.Context, rt *runtime, f raft.Future) error {
 			return errStopped
 		}
 	}
+}
+
+// futureWaiters counts the goroutines waiting on raft futures (await).
+// Stop lets them finish before it shuts raft down: raft answers at
+// Shutdown the futures of entries it has not committed, but drops those of
+// committed entries its FSM has not applied yet.
+type futureWaiters struct {
+	mu   sync.Mutex // guards n, idle
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (w *futureWaiters) add() {
+	w.mu.Lock()
+	if w.n == 0 {
+		w.idle = make(chan struct{})
+	}
+	w.n++
+	w.mu.Unlock()
+}
+
+func (w *futureWaiters) done() {
+	w.mu.Lock()
+	w.n--
+	if w.n == 0 {
+		close(w.idle)
+	}
+	w.mu.Unlock()
+}
+
+// wait waits until no goroutine waits on a future, or d passes; it reports
+// how many still do.
+func (w *futureWaiters) wait(d time.Duration) int {
+	w.mu.Lock()
+	n, idle := w.n, w.idle
+	w.mu.Unlock()
+	if n == 0 {
+		return 0
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
 }
 
 // current returns the runtime of a running node.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -159,18 +160,32 @@ func (r *reads) round(batch []readRequest) (uint64, error) {
 	return rt.visible.at(rt, commit), nil
 }
 
-// ensureLeaderReady commits a barrier once per term, so that the leader's
-// commit index covers every entry committed by earlier leaders.
+// ensureLeaderReady waits until this leader has committed an entry of its
+// own term (raft appends a no-op when it takes over), so that its commit
+// index covers every entry committed by earlier leaders.
 func (n *Node) ensureLeaderReady(ctx context.Context, rt *runtime) error {
-	term := rt.raft.CurrentTerm()
-	if rt.readyTerm.Load() == term {
-		return nil
+	pause := time.Millisecond
+	for {
+		term := rt.raft.CurrentTerm()
+		if rt.readyTerm.Load() == term {
+			return nil
+		}
+		if rt.raft.State() != raft.Leader {
+			return &NotLeaderError{LeaderID: n.LeaderID()}
+		}
+		if t, ok := n.entryTerm(rt, rt.raft.CommitIndex()); ok && t == term {
+			rt.readyTerm.Store(term)
+			return nil
+		}
+		timer := time.NewTimer(pause)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%w: waiting for this leader's first commit: %w", ErrTimeout, ctx.Err())
+		}
+		pause = min(2*pause, n.cfg.Timing.HeartbeatTimeout/10)
 	}
-	if err := n.await(ctx, rt, rt.raft.Barrier(0)); err != nil {
-		return n.raftErr(err)
-	}
-	rt.readyTerm.Store(term)
-	return nil
 }
 
 // waitApplied waits until the FSM holds the effects of the entry at index
