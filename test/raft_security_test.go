@@ -221,3 +221,44 @@ func TestWrongSecretNodeCannotCatchUp(t *testing.T) {
 	mustPropose(t, c.leader(), "still-serving")
 	waitSameState(t, 10*time.Second, 2, c.running()...)
 }
+
+// TestOpenNodeSaysSo: a node bound beyond loopback with neither a secret
+// nor TLS says once, at WARN, that anyone who reaches it may use it; bound
+// to loopback, or with a secret, it says nothing of the kind.
+func TestOpenNodeSaysSo(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bind   string
+		secret []byte
+		warns  int
+	}{
+		{"all interfaces, no secret", "", nil, 1},
+		{"loopback, no secret", "127.0.0.1", nil, 0},
+		{"all interfaces, secret", "", randomSecret(t), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out lockedBuffer
+			cfg := canoe.NodeConfig{
+				FSM:           newFSM(),
+				BootstrapNode: true,
+				DataDir:       t.TempDir(),
+				BindAddr:      tc.bind,
+				AdvertiseAddr: "127.0.0.1",
+				Timing:        canoe.LocalProfile(),
+				ClusterSecret: tc.secret,
+				Logger:        hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &out}),
+			}
+			n, err := canoe.NewNode(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer n.Stop()
+			if got := strings.Count(out.String(), "accept anyone who can reach them"); got != tc.warns {
+				t.Errorf("%d warnings about an open node, want %d; log:\n%s", got, tc.warns, out.String())
+			}
+		})
+	}
+}
