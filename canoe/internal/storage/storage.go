@@ -140,6 +140,8 @@ type Stores struct {
 // Open opens DataDir's stores, or in-memory ones when dir is "". want is
 // the configured format; a DataDir that already holds a log keeps its own,
 // and asking for the other format is an error matching ErrFormatMismatch.
+// A DataDir whose stores are open (a running node) is refused with an
+// error matching ErrInUse (see CheckNotInUse) instead of waiting for them.
 func Open(dir string, want Kind, snap snapshotpolicy.Config, logger hclog.Logger) (*Stores, error) {
 	if dir == "" {
 		mem := raft.NewInmemStore()
@@ -147,6 +149,9 @@ func Open(dir string, want Kind, snap snapshotpolicy.Config, logger hclog.Logger
 	}
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("canoe: create DataDir: %w", err)
+	}
+	if err := CheckNotInUse(dir); err != nil {
+		return nil, err
 	}
 	kind, err := chooseLogStore(dir, want)
 	if err != nil {
