@@ -450,3 +450,57 @@ func TestParseMembers(t *testing.T) {
 		t.Errorf("ParseMembers with two bad entries: %v, want both named", err)
 	}
 }
+
+// TestRecoverClusterTwoSurvivors loses three of five nodes: the two
+// survivors, each recovered with both as members, elect a leader between
+// them and serve.
+func TestRecoverClusterTwoSurvivors(t *testing.T) {
+	root := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 5, func(cfg *NodeConfig) {
+			cfg.DataDir = filepath.Join(root, fmt.Sprint(cfg.ID))
+		})
+		for i := range 20 {
+			propose(t, c.running()[i%5], fmt.Sprintf("e%02d", i))
+		}
+		want := c.waitConverged(20)
+		cfgs := map[uint64]NodeConfig{1: c.node(1).cfg, 2: c.node(2).cfg}
+		for _, n := range c.running() {
+			if err := n.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Minute) // see stopAll
+		members := []Peer{{ID: 1, Host: "127.0.0.1", RaftPort: 10001}, {ID: 2, Host: "127.0.0.1", RaftPort: 10002}}
+		for id, cfg := range cfgs {
+			cfg.ID, cfg.BootstrapNode, cfg.FSM = 0, false, &testFSM{}
+			if err := RecoverCluster(&cfg, members); err != nil {
+				t.Fatalf("RecoverCluster on node %d: %v", id, err)
+			}
+			fsm := &testFSM{}
+			cfg.FSM = fsm
+			n, err := NewNode(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.heal(id)
+			if err := n.Start(); err != nil {
+				t.Fatal(err)
+			}
+			c.mu.Lock()
+			c.nodes[id], c.fsms[id] = n, fsm
+			c.mu.Unlock()
+		}
+		l := c.leader()
+		if l.id != 1 && l.id != 2 {
+			t.Fatalf("leader %d, want a survivor", l.id)
+		}
+		if ps := l.Peers(); len(ps) != 2 || !ps[0].Voter || !ps[1].Voter {
+			t.Errorf("members after the recovery: %+v, want the two survivors, voters", ps)
+		}
+		propose(t, c.node(3-l.id), "after")
+		if got := c.waitConverged(21); !slices.Equal(got, append(slices.Clone(want), "after")) {
+			t.Errorf("FSMs hold %q, want the 20 entries and one more", got)
+		}
+	})
+}
