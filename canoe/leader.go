@@ -46,9 +46,14 @@ func (n *Node) TransferLeadershipTo(ctx context.Context, id uint64) error {
 		return fmt.Errorf("%w: %d is a non-voter and cannot lead", ErrInvalidPeer, id)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
-	if err := n.await(rt, rt.raft.LeadershipTransferToServer(target.ID, target.Address)); err != nil {
+	// As transferLeadership: raft refuses new entries while a transfer is
+	// under way, so the batcher waits.
+	rt.transferMu.Lock()
+	err = n.await(ctx, rt, rt.raft.LeadershipTransferToServer(target.ID, target.Address))
+	rt.transferMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("canoe: leadership transfer to %d: %w", id, n.raftErr(err))
 	}
 	n.awaitOtherLeader(ctx)
