@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,14 +282,21 @@ func (n *Node) checkRecoveryMembers(members []Peer) error {
 	}
 	self := members[slices.IndexFunc(members, func(p Peer) bool { return p.ID == n.id })]
 	host, port := advertiseHost(n.cfg.AdvertiseAddr, n.cfg.BindAddr), n.cfg.RaftPort
+	hosts := []string{host}
 	if n.cfg.transport != nil {
 		h, p, err := splitHostPort(string(n.cfg.transport.LocalAddr()))
 		if err != nil {
 			return err
 		}
-		host, port = h, p
+		host, port, hosts = h, p, []string{h}
+	} else if net.ParseIP(host) == nil {
+		// A host name: raft's configuration holds the address openTransport
+		// resolves it to (what canoe peers shows), and either will do.
+		if a, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, "0")); err == nil {
+			hosts = append(hosts, a.IP.String())
+		}
 	}
-	if self.Host != host || port != 0 && self.RaftPort != port {
+	if !slices.Contains(hosts, self.Host) || port != 0 && self.RaftPort != port {
 		want := host + ":" + strconv.Itoa(port)
 		if port == 0 {
 			want = host + " (the port is picked at Start)"

@@ -504,3 +504,31 @@ func TestRecoverClusterTwoSurvivors(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoveryMembersSelfAddress: this node's entry must be at the address
+// it advertises: AdvertiseAddr (a host name, or the address it resolves
+// to, which raft's configuration holds), else BindAddr, and its RaftPort.
+func TestRecoveryMembersSelfAddress(t *testing.T) {
+	for _, tc := range []struct {
+		advertise, bind, host string
+		port                  int
+		ok                    bool
+	}{
+		{"", "10.1.2.3", "10.1.2.3", 7000, true},
+		{"", "10.1.2.3", "10.1.2.4", 7000, false},
+		{"", "10.1.2.3", "10.1.2.3", 7001, false},
+		{"10.9.9.9", "0.0.0.0", "10.9.9.9", 7000, true},
+		{"localhost", "", "localhost", 7000, true},
+		{"localhost", "", "127.0.0.1", 7000, true},
+		{"localhost", "", "10.1.2.3", 7000, false},
+	} {
+		n, err := NewNode(&NodeConfig{ID: 5, FSM: &testFSM{}, AdvertiseAddr: tc.advertise, BindAddr: tc.bind, RaftPort: 7000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.checkRecoveryMembers([]Peer{{ID: 5, Host: tc.host, RaftPort: tc.port}})
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, ErrInvalidPeer) {
+			t.Errorf("AdvertiseAddr %q, BindAddr %q, entry %s:%d: got %v, want ok %v", tc.advertise, tc.bind, tc.host, tc.port, err, tc.ok)
+		}
+	}
+}
