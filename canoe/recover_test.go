@@ -532,3 +532,28 @@ func TestRecoveryMembersSelfAddress(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseMembers: no input makes ParseMembers panic, and what it accepts
+// are valid peers that print back to a list it reads the same.
+func FuzzParseMembers(f *testing.F) {
+	for _, s := range []string{"1@10.0.0.1:7000", "1@h:1, 2@[::1]:2", "", "x@", "1@a:b:c", "0@h:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		peers, err := ParseMembers(s)
+		if err != nil {
+			return
+		}
+		var parts []string
+		for _, p := range peers {
+			if err := p.validate(); err != nil || !validHost(p.Host) {
+				t.Fatalf("ParseMembers(%q) accepted %+v: %v", s, p, err)
+			}
+			parts = append(parts, fmt.Sprintf("%d@%s", p.ID, p.raftAddr()))
+		}
+		again, err := ParseMembers(strings.Join(parts, ","))
+		if err != nil || !slices.Equal(again, peers) {
+			t.Fatalf("ParseMembers(%q) = %+v, but its printed form reads as %+v, %v", s, peers, again, err)
+		}
+	})
+}
