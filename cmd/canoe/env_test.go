@@ -31,3 +31,26 @@ func TestConnectionFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestFamilies: a command registered under a two-word name runs with the
+// arguments after both words, and shows in the command list.
+func TestFamilies(t *testing.T) {
+	var got []string
+	register(&command{name: "zz sub", args: "FILE", summary: "a family member", setup: noFlags(func(_ context.Context, _ *env, args []string) error {
+		got = args
+		return nil
+	})})
+	t.Cleanup(func() { delete(commands, "zz sub") })
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"zz", "sub", "-json", "f.bin"}, &stdout, &stderr, func(string) (string, bool) { return "", false }); code != exitOK || len(got) != 1 || got[0] != "f.bin" {
+		t.Errorf("canoe zz sub -json f.bin: exit %d, args %q, stderr %q", code, got, stderr.String())
+	}
+	if code := run(context.Background(), []string{"zz", "other"}, &stdout, &stderr, func(string) (string, bool) { return "", false }); code != exitUsage {
+		t.Errorf("canoe zz other: exit %d, want 2", code)
+	}
+	stdout.Reset()
+	run(context.Background(), []string{"help"}, &stdout, &stderr, nil)
+	if !strings.Contains(stdout.String(), "zz sub FILE") {
+		t.Errorf("the command list misses the family member:\n%s", stdout.String())
+	}
+}

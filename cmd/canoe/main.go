@@ -32,9 +32,10 @@
 // node, or refused or failed the operation: the message says which); 2 the
 // command line is wrong (unknown command or flag, bad argument).
 //
-// Each command (or family of subcommands, such as a "snapshot" family
-// with save, restore and inspect) lives in its own file and registers
-// itself in init with register.
+// Each command lives in a file of its own (a family of subcommands, such
+// as snapshot save, restore and inspect, in one file) and registers itself
+// in init with register; a family's commands are registered under two-word
+// names ("snapshot save"), so that each may be online or offline.
 package main
 
 import (
@@ -108,26 +109,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		usage(stderr)
 		return exitUsage
 	}
-	name := args[0]
-	switch name {
+	switch args[0] {
 	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				newEnv(c, stdout, stderr, lookupEnv).fs.Usage()
-				return exitOK
-			}
+		if c, _ := lookup(args[1:]); c != nil {
+			newEnv(c, stdout, stderr, lookupEnv).fs.Usage()
+			return exitOK
 		}
 		usage(stdout)
 		return exitOK
 	}
-	c, ok := commands[name]
-	if !ok {
-		fmt.Fprintf(stderr, "canoe: unknown command %q\n\n", name)
+	c, rest := lookup(args)
+	if c == nil {
+		fmt.Fprintf(stderr, "canoe: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
 		usage(stderr)
 		return exitUsage
 	}
 	e := newEnv(c, stdout, stderr, lookupEnv)
-	err := e.do(ctx, args[1:])
+	err := e.do(ctx, rest)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -141,6 +139,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		fmt.Fprintf(stderr, "canoe %s: %v\n", c.name, err)
 		return exitFailed
 	}
+}
+
+// lookup finds the command args start with: a family's two-word name
+// ("snapshot save") first, then a one-word name. It returns the arguments
+// after the name; nil when there is no such command.
+func lookup(args []string) (*command, []string) {
+	if len(args) > 1 {
+		if c, ok := commands[args[0]+" "+args[1]]; ok {
+			return c, args[2:]
+		}
+	}
+	if len(args) > 0 {
+		if c, ok := commands[args[0]]; ok {
+			return c, args[1:]
+		}
+	}
+	return nil, nil
 }
 
 func usage(w io.Writer) {
