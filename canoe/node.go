@@ -420,6 +420,10 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
 	}
+	if layer != nil && c.ClusterSecret == nil && c.TLSConfig == nil && !isLoopback(c.BindAddr) {
+		n.logger.Warn("this node has neither ClusterSecret nor TLSConfig: its raft, gossip and HTTP API ports accept anyone who can reach them",
+			"bind", bindName(c.BindAddr))
+	}
 	n.logger.Info("started", "raft", trans.LocalAddr(), "restarted", hasState)
 	return rt, hasState, nil
 }
@@ -486,6 +490,19 @@ func (n *Node) openTransport() (*transport.Progress, *transport.Layer, Peer, err
 		Logger:  n.logger.Named("raft-net"),
 	})
 	return transport.NewProgress(nt), layer, self, nil
+}
+
+// isLoopback reports whether bind (a BindAddr) reaches this machine only.
+func isLoopback(bind string) bool {
+	ip := net.ParseIP(bind)
+	return ip != nil && ip.IsLoopback()
+}
+
+func bindName(bind string) string {
+	if bind == "" {
+		return "all interfaces"
+	}
+	return bind
 }
 
 // advertiseHost picks the host peers use to reach this node.

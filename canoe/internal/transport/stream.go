@@ -380,6 +380,7 @@ func (l *Layer) serverSide(raw net.Conn) (net.Conn, Channel, error) {
 	case first[0] <= 5: // a raft RPC type: raft's protocol, no handshake
 		if l.cfg.Key != nil {
 			_, _ = c.Write(legacyRefusal)
+			drain(raw, br)
 			return nil, 0, errors.New("it sent raft traffic without the handshake (no ClusterSecret, or a canoe older than the handshake)")
 		}
 		raw.SetDeadline(time.Time{})
@@ -405,6 +406,17 @@ func (l *Layer) serverSide(raw net.Conn) (net.Conn, Channel, error) {
 	}
 	raw.SetDeadline(time.Time{})
 	return c, Channel(chb[0]), nil
+}
+
+// drain reads and discards what the peer sends for a moment, so that
+// closing the connection does not reset it before the peer has read the
+// refusal written to it (a close with unread data sends a TCP reset).
+func drain(raw net.Conn, r io.Reader) {
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	raw.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	_, _ = io.CopyN(io.Discard, r, 1<<20)
 }
 
 func isTimeout(err error) bool {
