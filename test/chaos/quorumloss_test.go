@@ -68,9 +68,10 @@ func TestQuorumLoss(t *testing.T) {
 	// The loss: the leader and one follower, while clients write.
 	stopLoad := load("before")
 	time.Sleep(1500 * time.Millisecond)
-	leader := c.leader()
-	if leader < 0 {
-		t.Fatal("no leader under load")
+	// Under load on a small machine a leader may step down for a moment.
+	leader := -1
+	if !waitFor(10*time.Second, func() bool { leader = c.leader(); return leader >= 0 }) {
+		t.Fatal("no leader under load for 10s")
 	}
 	survivor := c.proc((leader + 1) % 3)
 	var lost []*proc
@@ -144,9 +145,7 @@ func TestQuorumLoss(t *testing.T) {
 		t.Errorf("the survivor's log says nothing of the recovery")
 	}
 	for _, k := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		op := kv.do(ctx, h.clientID(), opLinGet, survivor.idx, k, "")
-		cancel()
+		op := kv.linGet(survivor.idx, k)
 		if op.Out != outOK || !isPrefix(held[k], op.Values) {
 			t.Errorf("after the recovery %s holds %v (%s), want what the survivor had applied, %v, first", k, op.Values, okOr(op), held[k])
 		}
@@ -177,9 +176,7 @@ func TestQuorumLoss(t *testing.T) {
 	}
 	for j, i := range members {
 		for _, k := range keys {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			op := kv.do(ctx, h.clientID(), opLinGet, i, k, "")
-			cancel()
+			op := kv.linGet(i, k)
 			switch {
 			case op.Out != outOK:
 				problem("final linearizable read of %s at node %d: %s %s", k, i, op.ErrKind, op.ErrMsg)
@@ -229,6 +226,20 @@ func TestQuorumLoss(t *testing.T) {
 	for _, p := range problems {
 		t.Error(p)
 	}
+}
+
+// linGet reads key at node idx linearizably, trying again for up to 10s
+// while the read fails (a leader stepping down for a moment under load);
+// it returns the last attempt. Every attempt is in the history.
+func (k *kvClient) linGet(idx int, key string) histOp {
+	var op histOp
+	waitFor(10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		op = k.do(ctx, k.h.clientID(), opLinGet, idx, key, "")
+		return op.Out == outOK
+	})
+	return op
 }
 
 // isPrefix reports whether a is a prefix of b.
