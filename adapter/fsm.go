@@ -66,6 +66,7 @@ type Config struct {
 // Delivery is what applying one tagged entry produced for this node.
 type Delivery struct {
 	Index   uint64
+	Term    uint64       // the entry's term
 	Batch   Tag          // the batch's tag: the leader that wrote it
 	Results []ItemResult // the results of this node's proposals, in entry order
 }
@@ -222,7 +223,7 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		if err != nil {
 			return a.malformed(l, err)
 		}
-		a.applyTagged(l.Index, t)
+		a.applyTagged(l.Index, l.Term, t)
 		return nil
 	case KindProposal, KindBatch:
 		items, err := DecodeProposals(l.Data)
@@ -274,7 +275,7 @@ func (a *Adapter) malformed(l *raft.Log, err error) interface{} {
 }
 
 // applyTagged applies a tagged batch and hands this node's results over.
-func (a *Adapter) applyTagged(index uint64, t Tagged) {
+func (a *Adapter) applyTagged(index, term uint64, t Tagged) {
 	start := time.Now()
 	n := 0
 	var results []ItemResult
@@ -295,7 +296,7 @@ func (a *Adapter) applyTagged(index uint64, t Tagged) {
 		a.notify.Notify(observer.EntryApplied{Index: index, Count: n})
 	}
 	if a.deliver != nil && (results != nil || a.owns != nil && a.owns(t.Batch.Session)) {
-		a.deliver(Delivery{Index: index, Batch: t.Batch, Results: results})
+		a.deliver(Delivery{Index: index, Term: term, Batch: t.Batch, Results: results})
 	}
 }
 

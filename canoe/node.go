@@ -59,6 +59,7 @@ type runtime struct {
 	obs       *raft.Observer
 	self      Peer
 	props     *proposals
+	catchUp   *catchUp       // committed entries to apply before raft learns of them
 	proposals chan proposal  // to the leader's batcher
 	forwards  chan proposal  // to the follower's forwarder
 	fwdClient *forwardClient // the follower's connection to the leader
@@ -73,7 +74,6 @@ type runtime struct {
 	wg        sync.WaitGroup
 	kick      chan struct{}     // wakes the manager early
 	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
-	nudge     *transport.Nudger // tells followers about commits they wait for
 	futures   futureWaiters     // goroutines waiting on raft futures
 
 	// transferMu is held by leadership transfers: raft refuses new entries
@@ -362,7 +362,8 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	}
 	props := newProposals()
 	n.props.Store(props)
-	r, err := n.newRaft(rc, st, trans)
+	cu := newCatchUp()
+	r, err := n.newRaft(rc, st, catchUpLogs{LogStore: st.Logs, c: cu}, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
 	}
@@ -382,6 +383,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		self:      self,
 		gossip:    g,
 		props:     props,
+		catchUp:   cu,
 		proposals: make(chan proposal, maxBatchItems),
 		forwards:  make(chan proposal, maxBatchItems),
 		stop:      make(chan struct{}),
@@ -392,7 +394,6 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.fwdClient = newForwardClient(n, rt)
 	rt.reads = newReads(n, rt)
 	rt.confirm = transport.NewConfirmer(trans, rc.LocalID)
-	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
 	rt.visible.last = n.fsm.AppliedIndex()
 	rt.visible.scanned = rt.visible.last
 	if httpLn != nil {
@@ -402,11 +403,11 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.obs = raft.NewObserver(obsCh, false, nil)
 	r.RegisterObserver(rt.obs)
 
-	rt.wg.Go(func() { rt.nudge.Run(rt.stop) })
 	rt.wg.Go(func() { n.recordApplied(rt, recorded) })
 	rt.wg.Go(func() { n.observe(rt, obsCh) })
 	rt.wg.Go(func() { n.batcher(rt) })
 	rt.wg.Go(func() { n.settleBatches(rt) })
+	rt.wg.Go(func() { n.runCatchUp(rt) })
 	rt.wg.Go(rt.reads.run)
 	rt.wg.Go(func() { n.manage(rt) })
 	rt.wg.Go(func() { n.forwardLoop(rt) })
@@ -573,7 +574,7 @@ func (n *Node) stopLocked(handover bool) error {
 	rt.raft.DeregisterObserver(rt.obs)
 	rt.cancel()
 	close(rt.stop)
-	// Closing the transport ends the RPCs and dials in flight (nudges,
+	// Closing the transport ends the RPCs and dials in flight (leadership
 	// confirmations, forward connections), which could otherwise hold Stop
 	// for a dial timeout to a dead peer.
 	if err := rt.trans.Close(); err != nil {
@@ -773,28 +774,4 @@ func (n *Node) raftKey() []byte {
 		return nil
 	}
 	return n.keys.Raft[:]
-}
-
-// nudgeShim is the node as its Nudger sees it.
-type nudgeShim struct{ rt *runtime }
-
-func (s nudgeShim) CurrentTerm() uint64 { return s.rt.raft.CurrentTerm() }
-func (s nudgeShim) IsLeader() bool      { return s.rt.raft.State() == raft.Leader }
-
-func (s nudgeShim) EntryTerm(index uint64) (uint64, bool) {
-	var l raft.Log
-	if err := s.rt.stores.Logs.GetLog(index, &l); err != nil {
-		return 0, false
-	}
-	return l.Term, true
-}
-
-func (s nudgeShim) LastIndex() uint64 { return s.rt.raft.LastIndex() }
-
-func (s nudgeShim) Servers() []raft.Server {
-	cfg, _, err := configuration(s.rt)
-	if err != nil {
-		return nil
-	}
-	return cfg.Servers
 }
