@@ -72,9 +72,9 @@ type runtime struct {
 	http      *httpconfig.Server
 	gossip    *gossip // nil in in-memory test clusters
 	wg        sync.WaitGroup
-	kick      chan struct{}     // wakes the manager early
-	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
-	futures   futureWaiters     // goroutines waiting on raft futures
+	kick      chan struct{} // wakes the manager early
+	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
+	futures   futureWaiters // goroutines waiting on raft futures
 
 	// transferMu is held by leadership transfers: raft refuses new entries
 	// while one is under way, so the batcher waits (read-locked) meanwhile.
