@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,19 @@ type FSM interface {
 	Restore(data []byte) error
 }
 
+// StreamingFSM is implemented by an FSM whose snapshots are streams: the
+// adapter then calls these instead of Snapshot and Restore, and never holds
+// the whole state in memory.
+type StreamingFSM interface {
+	// SnapshotStream captures the state; Apply is not called while it
+	// runs. The returned function writes the captured state to w while
+	// later Applies go on; the adapter calls it at most once.
+	SnapshotStream() (func(w io.Writer) error, error)
+	// RestoreStream replaces the whole state with the one read from r,
+	// which ends where the state ends.
+	RestoreStream(r io.Reader) error
+}
+
 // Notifier receives observations. Notify must never block; Active reports
 // cheaply whether anyone listens, so hot paths can skip building events.
 type Notifier interface {
@@ -35,7 +49,7 @@ type Notifier interface {
 
 // Config configures an Adapter.
 type Config struct {
-	FSM      FSM          // required
+	FSM      FSM          // required; if it is also a StreamingFSM, snapshots stream
 	Notifier Notifier     // nil: no observations
 	Logger   hclog.Logger // nil: hclog.NewNullLogger()
 	// ConfigurationApplied, when set, is called on raft's FSM goroutine after
@@ -71,6 +85,7 @@ func (e *ApplyError) Unwrap() error { return e.Err }
 // members' addresses, the last applied configuration and the applied index.
 type Adapter struct {
 	fsm      FSM
+	stream   StreamingFSM // fsm as a StreamingFSM; nil if it is not one
 	notify   Notifier
 	logger   hclog.Logger
 	onConfig func([]raft.Server)
@@ -104,8 +119,10 @@ func New(cfg Config) *Adapter {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	stream, _ := cfg.FSM.(StreamingFSM)
 	return &Adapter{
 		fsm:      cfg.FSM,
+		stream:   stream,
 		notify:   cfg.Notifier,
 		logger:   logger,
 		onConfig: cfg.ConfigurationApplied,
