@@ -48,6 +48,13 @@ var (
 
 	// ErrEmptyProposal is returned by Propose for nil or empty data.
 	ErrEmptyProposal = errors.New("canoe: empty proposal")
+
+	// ErrInvalidBackup is returned for a backup that RestoreBackup,
+	// InspectBackup or RestoreFrom refuses: not a canoe backup, of an
+	// unknown format version, truncated, damaged (its checksum does not
+	// match), larger than MaxBackupBytes, or of another cluster. The error
+	// says which; nothing was changed.
+	ErrInvalidBackup = errors.New("canoe: invalid backup")
 )
 
 // NotLeaderError says which node is the leader, when it is known.

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"time"
 )
 
@@ -130,9 +131,9 @@ type Reader struct {
 }
 
 // NewReader reads the header and the membership record of the backup r
-// holds, refusing a state larger than maxState bytes. Its errors match
+// holds, refusing a backup larger than maxSize bytes. Its errors match
 // ErrInvalid, except the errors of r itself.
-func NewReader(r io.Reader, maxState int64) (*Reader, error) {
+func NewReader(r io.Reader, maxSize int64) (*Reader, error) {
 	br := &Reader{r: r, h: sha256.New()}
 	var hdr [headerSize]byte
 	n, err := io.ReadFull(br.hashed(), hdr[:])
@@ -156,10 +157,11 @@ func NewReader(r io.Reader, maxState int64) (*Reader, error) {
 	if ms > MaxMembership {
 		return nil, fmt.Errorf("%w: the header gives the membership record %d bytes, over the limit of %d: the backup is damaged", ErrInvalid, ms, MaxMembership)
 	}
-	if ss > uint64(maxState) {
-		return nil, fmt.Errorf("%w: the header gives the state %d bytes, over the limit of %d bytes (raise MaxBackupBytes if the backup is real)", ErrInvalid, ss, maxState)
+	h.MembershipSize, h.StateSize = int64(ms), int64(min(ss, math.MaxInt64/2))
+	if ss > uint64(maxSize) || h.Size() > maxSize {
+		return nil, fmt.Errorf("%w: the header gives the backup %d bytes (a state of %d), over the limit of %d bytes (raise MaxBackupBytes if the backup is real)",
+			ErrInvalid, headerSize+ms+ss+sumSize, ss, maxSize)
 	}
-	h.MembershipSize, h.StateSize = int64(ms), int64(ss)
 	br.header = h
 	br.membership = make([]byte, ms)
 	if n, err := io.ReadFull(br.hashed(), br.membership); err != nil {
