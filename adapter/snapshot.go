@@ -83,6 +83,10 @@ func (a *Adapter) membershipLocked() Membership {
 // StreamingFSM the function that will write it, and canoe's, and leaves
 // writing to Persist, which runs concurrently with later Applies.
 func (a *Adapter) Snapshot() (raft.FSMSnapshot, error) {
+	return a.capture()
+}
+
+func (a *Adapter) capture() (*fsmSnapshot, error) {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
 	s := &fsmSnapshot{a: a, index: a.applied.Load()}
@@ -102,6 +106,22 @@ func (a *Adapter) Snapshot() (raft.FSMSnapshot, error) {
 	return s, nil
 }
 
+// WriteState captures the state as Snapshot does, outside raft (for a
+// backup), and writes the user's state to w, streamed for a StreamingFSM;
+// canoe's header is not written. It returns the header the state goes
+// with (Version and Len are 0). Apply waits only while the state is
+// captured.
+func (a *Adapter) WriteState(w io.Writer) (SnapshotHeader, error) {
+	s, err := a.capture()
+	if err != nil {
+		return SnapshotHeader{}, err
+	}
+	if err := s.writeState(w); err != nil {
+		return SnapshotHeader{}, err
+	}
+	return SnapshotHeader{Index: s.index, Term: s.term, Membership: s.membership}, nil
+}
+
 type fsmSnapshot struct {
 	a           *Adapter
 	index, term uint64
@@ -117,13 +137,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		sink.Cancel()
 		return err
 	}
-	var err error
-	if s.write != nil {
-		err = runSnapshotWriter(s.write, sink)
-	} else if _, werr := sink.Write(s.data); werr != nil {
-		err = fmt.Errorf("canoe: write snapshot: %w", werr)
-	}
-	if err != nil {
+	if err := s.writeState(sink); err != nil {
 		sink.Cancel()
 		return err
 	}
@@ -132,6 +146,17 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	if s.a.notify != nil {
 		s.a.notify.Notify(observer.SnapshotTaken{Index: s.index, Term: s.term})
+	}
+	return nil
+}
+
+// writeState writes the user's state.
+func (s *fsmSnapshot) writeState(w io.Writer) error {
+	if s.write != nil {
+		return runSnapshotWriter(s.write, w)
+	}
+	if _, err := w.Write(s.data); err != nil {
+		return fmt.Errorf("canoe: write snapshot: %w", err)
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ import (
 // version, cluster ID, log index, term and sizes; canoe's membership; the
 // FSM's state as its snapshot writes it; and a SHA-256 of all of it
 // (canoe/internal/backup has the layout). Backup writes one from a fresh
-// snapshot of this node's FSM; RestoreBackup checks one in full before it
+// capture of this node's FSM; RestoreBackup checks one in full before it
 // lets raft restore it on the leader (raft's user-snapshot restore), which
 // then sends it to the followers like any snapshot.
 
@@ -33,8 +33,11 @@ import (
 // NodeConfig.MaxBackupBytes is 0: 16 GiB.
 const DefaultMaxBackupBytes int64 = 16 << 30
 
-// restoreStagePattern names the files RestoreBackup stages backups in.
-const restoreStagePattern = ".canoe-restore-*.backup"
+// Files Backup and RestoreBackup keep in DataDir while they run.
+const (
+	backupStatePattern  = ".canoe-backup-*.state"
+	restoreStagePattern = ".canoe-restore-*.backup"
+)
 
 // BackupInfo describes a backup.
 type BackupInfo struct {
@@ -105,33 +108,48 @@ func backupErr(err error) error {
 
 // Backup writes a backup of the cluster's state to w and returns the log
 // index whose state it holds. It works on any node and is linearizable:
-// it first waits for a ReadBarrier, then has raft snapshot this node's FSM
-// (as a scheduled snapshot would, so the FSM is busy only for as long as
-// Snapshot or SnapshotStream take, and the log is compacted), and streams
-// that snapshot to w: a StreamingFSM's state is never held in memory. The
-// backup thus holds every proposal committed before Backup was called, and
-// possibly later ones: the index it records is the snapshot's, at or
-// beyond the read barrier's (raft no-ops after the last entry that changed
-// the FSM may put it below that, with the same state). It ends with a
-// SHA-256 of its content. If ctx ends or w fails, Backup returns an error
-// and what w received is not a valid backup.
+// it first waits for a ReadBarrier, then captures this node's FSM as a
+// snapshot does (Apply waits only while Snapshot or SnapshotStream runs),
+// writes the state to a file in DataDir (the system's temporary directory
+// when DataDir is "") to learn its size, and streams the backup from it:
+// a StreamingFSM's state is never held in memory. The backup holds every
+// proposal committed before Backup was called, and possibly later ones;
+// the index it records is that of the last entry whose effects it holds
+// (raft's no-ops and barriers after it, if any, changed nothing). It ends
+// with a SHA-256 of its content. If ctx ends or w fails, Backup returns an
+// error and what w received is not a valid backup.
+//
+// A StreamingFSM's write function may then run while raft persists a
+// snapshot of its own with another one.
 func (n *Node) Backup(ctx context.Context, w io.Writer) (uint64, error) {
-	rt, err := n.current()
-	if err != nil {
+	if _, err := n.current(); err != nil {
 		return 0, err
 	}
 	if err := n.ReadBarrier(ctx); err != nil {
 		return 0, err
 	}
-	meta, rc, err := n.snapshotNow(ctx, rt)
+	f, err := os.CreateTemp(n.scratchDir(), backupStatePattern)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("canoe: backup: %w", err)
 	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 256<<10)
-	sh, err := adapter.ReadSnapshotHeader(br)
+	defer func() {
+		f.Close()
+		_ = os.Remove(f.Name())
+	}()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	sh, err := n.fsm.WriteState(ctxWriter{ctx, bw})
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
-		return 0, fmt.Errorf("canoe: backup: read the snapshot raft took: %w", err)
+		return 0, fmt.Errorf("canoe: backup: %w", err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("canoe: backup: %w", err)
 	}
 	membership, err := json.Marshal(sh.Membership)
 	if err != nil {
@@ -140,48 +158,25 @@ func (n *Node) Backup(ctx context.Context, w io.Writer) (uint64, error) {
 	h := backup.Header{
 		ClusterID:      n.cfg.ClusterID,
 		NodeID:         n.id,
-		Index:          meta.Index,
-		Term:           meta.Term,
+		Index:          sh.Index,
+		Term:           sh.Term,
 		Created:        time.Now(),
 		MembershipSize: int64(len(membership)),
-		StateSize:      meta.Size - sh.Len,
+		StateSize:      size,
 	}
-	if _, err := backup.Write(ctxWriter{ctx, w}, h, membership, ctxReader{ctx, br}); err != nil {
+	state := ctxReader{ctx, bufio.NewReaderSize(f, 256<<10)}
+	if _, err := backup.Write(ctxWriter{ctx, w}, h, membership, state); err != nil {
 		return 0, fmt.Errorf("canoe: backup: %w", err)
 	}
-	return meta.Index, nil
+	return sh.Index, nil
 }
 
-// snapshotNow has raft snapshot the FSM now and opens that snapshot.
-func (n *Node) snapshotNow(ctx context.Context, rt *runtime) (*raft.SnapshotMeta, io.ReadCloser, error) {
-	const tries = 5
-	for try := 1; ; try++ {
-		f := rt.raft.Snapshot()
-		err := n.await(rt, f)
-		if err == nil {
-			meta, rc, err := f.Open()
-			if err != nil {
-				return nil, nil, fmt.Errorf("canoe: backup: open the snapshot raft took: %w", err)
-			}
-			return meta, rc, nil
-		}
-		switch {
-		case errors.Is(err, raft.ErrNothingNewToSnapshot):
-			return nil, nil, fmt.Errorf("canoe: backup: this node's FSM has applied nothing yet: %w", err)
-		case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errStopped), try == tries:
-			return nil, nil, fmt.Errorf("canoe: backup: snapshot: %w", n.raftErr(err))
-		}
-		// Raft refuses while a configuration change is committed but not
-		// yet applied: a moment later it is.
-		n.logger.Debug("snapshot for a backup failed; trying again", "error", err)
-		select {
-		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("%w: backup: %w", ErrTimeout, ctx.Err())
-		case <-rt.stop:
-			return nil, nil, ErrNotRunning
-		}
+// scratchDir is where Backup and RestoreBackup keep their files.
+func (n *Node) scratchDir() string {
+	if n.cfg.DataDir == "" {
+		return os.TempDir()
 	}
+	return n.cfg.DataDir
 }
 
 // RestoreBackup replaces the state of the whole running cluster with the
@@ -224,11 +219,7 @@ type stagedBackup struct {
 // stageBackup reads the backup r holds to its end (io.EOF) into a file,
 // checks it, and returns it. It changes nothing else.
 func (n *Node) stageBackup(ctx context.Context, r io.Reader) (_ *stagedBackup, err error) {
-	dir := n.cfg.DataDir
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, restoreStagePattern)
+	f, err := os.CreateTemp(n.scratchDir(), restoreStagePattern)
 	if err != nil {
 		return nil, fmt.Errorf("canoe: stage the backup: %w", err)
 	}
@@ -375,15 +366,17 @@ func (n *Node) forwardRestore(ctx context.Context, leader uint64, s *stagedBacku
 	return fromHTTPError(err, leader)
 }
 
-// removeStagedBackups removes what RestoreBackup left staged in dir when
-// the process stopped in the middle.
+// removeStagedBackups removes what Backup and RestoreBackup left in dir
+// when the process stopped in the middle.
 func removeStagedBackups(dir string) {
 	if dir == "" {
 		return
 	}
-	names, _ := filepath.Glob(filepath.Join(dir, restoreStagePattern))
-	for _, name := range names {
-		_ = os.Remove(name)
+	for _, pattern := range []string{backupStatePattern, restoreStagePattern} {
+		names, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, name := range names {
+			_ = os.Remove(name)
+		}
 	}
 }
 

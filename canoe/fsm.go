@@ -53,8 +53,9 @@ type StreamingFSM interface {
 	// canoe then calls the function, at most once and maybe not at all
 	// (a snapshot abandoned), on another goroutine while later Applies go
 	// on: it must write the state as it was when SnapshotStream ran, and
-	// must not keep w after it returns. An error from either aborts the
-	// snapshot; canoe tries again later.
+	// must not keep w after it returns. The functions of two snapshots may
+	// run at the same time (Backup's while raft persists its own). An
+	// error from either aborts the snapshot; canoe tries again later.
 	SnapshotStream() (write func(w io.Writer) error, err error)
 
 	// RestoreStream replaces the whole state with the one read from r,
