@@ -330,7 +330,11 @@ func (n *Node) restoreLocal(ctx context.Context, rt *runtime, s *stagedBackup) e
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
 	n.logger.Info("restoring a backup", "backup_index", s.info.Index, "backup_cluster", s.info.ClusterID, "bytes", s.info.Size)
-	if err := rt.raft.Restore(meta, ctxReader{ctx, snap}, enqueueTimeout); err != nil {
+	// No timeout: raft's covers the whole restore, and one shorter than
+	// the restore of a large state fails a restore that took effect. ctx
+	// ends it while the state is copied (ctxReader), before the FSM
+	// restores it.
+	if err := rt.raft.Restore(meta, ctxReader{ctx, snap}, 0); err != nil {
 		return fmt.Errorf("canoe: restore backup: %w", n.raftErr(err))
 	}
 	n.logger.Info("restored a backup", "backup_index", s.info.Index, "index", rt.raft.LastIndex())

@@ -221,6 +221,7 @@ type clusterOpts struct {
 	streaming bool
 	newFSM    func() canoe.FSM
 	clusterID uint64
+	timing    *canoe.Timing // nil: canoe.LocalProfile()
 }
 
 // cluster is a set of real nodes on 127.0.0.1. Every node is stopped in
@@ -274,6 +275,10 @@ func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 	// Cleanups run last-in first-out: stop the nodes before dir is removed
 	// (stopAll is idempotent).
 	c.t.Cleanup(c.stopAll)
+	timing := canoe.LocalProfile()
+	if c.opts.timing != nil {
+		timing = *c.opts.timing
+	}
 	return canoe.NodeConfig{
 		FSM:            c.newFSM(),
 		ClusterID:      c.opts.clusterID,
@@ -281,7 +286,7 @@ func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 		BootstrapPeers: peers,
 		DataDir:        dir,
 		BindAddr:       "127.0.0.1",
-		Timing:         canoe.LocalProfile(),
+		Timing:         timing,
 		Logger:         c.logger,
 		ClusterSecret:  c.opts.secret,
 		TLSConfig:      c.opts.tls,
