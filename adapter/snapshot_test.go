@@ -22,8 +22,10 @@ type streamFSM struct {
 	panicRestore      bool
 }
 
-func (f *streamFSM) Snapshot() ([]byte, error) { return nil, errors.New("Snapshot called on a StreamingFSM") }
-func (f *streamFSM) Restore([]byte) error      { return errors.New("Restore called on a StreamingFSM") }
+func (f *streamFSM) Snapshot() ([]byte, error) {
+	return nil, errors.New("Snapshot called on a StreamingFSM")
+}
+func (f *streamFSM) Restore([]byte) error { return errors.New("Restore called on a StreamingFSM") }
 
 func (f *streamFSM) SnapshotStream() (func(io.Writer) error, error) {
 	f.streams++
