@@ -368,3 +368,35 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapExpectFromBackup: of three BootstrapExpect nodes, the one
+// given RestoreFrom founds the cluster from the backup at once and the
+// others, seeing a member with state, wait for it to add them: one
+// cluster, every FSM holding the backup's state.
+func TestBootstrapExpectFromBackup(t *testing.T) {
+	src := newCluster(t, 1, clusterOpts{})
+	for _, v := range []string{"x", "y", "z"} {
+		mustPropose(t, src.leader(), v)
+	}
+	var buf bytes.Buffer
+	if _, err := src.leader().node.Backup(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "src.backup")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	c := expectCluster(t, 3, func(cfg *canoe.NodeConfig) {
+		once.Do(func() { cfg.RestoreFrom = path })
+	})
+	want := memberIDs(c.leader().node)
+	for _, m := range c.running() {
+		if got := memberIDs(m.node); !slices.Equal(got, want) {
+			t.Fatalf("node %v sees members %v, the leader %v: two clusters", m, got, want)
+		}
+	}
+	waitState(t, []string{"x", "y", "z"}, c.running()...)
+	mustPropose(t, c.followers()[0], "w")
+	waitState(t, []string{"x", "y", "z", "w"}, c.running()...)
+}
