@@ -367,6 +367,13 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 			t.Fatalf("refused backups left staged files on %v: %v", m, staged)
 		}
 	}
+	// The good backup, signed, through a follower (which sends it on to
+	// the leader, signed too).
+	restoreAgain(t, c, func() error {
+		_, err := client.RestoreSnapshot(ctx, c.followers()[0].url, bytes.NewReader(good.Bytes()))
+		return err
+	})
+	waitState(t, before, c.running()...)
 }
 
 // TestBootstrapExpectFromBackup: of three BootstrapExpect nodes, the one
