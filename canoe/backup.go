@@ -268,32 +268,16 @@ func (s *stagedBackup) Restore(ctx context.Context) error {
 	n := s.n
 	n.restoreMu.Lock()
 	defer n.restoreMu.Unlock()
-	for {
-		rt, err := n.current()
-		if err != nil {
-			return err
-		}
-		changed := n.leaderBC.wait()
-		switch leader := n.LeaderID(); {
-		case leader == n.id && rt.raft.State() == raft.Leader:
-			err = n.restoreLocal(ctx, rt, s)
-		case leader != 0 && !n.canForward():
-			return fmt.Errorf("%w: this node has no HTTP API to send the backup to the leader: restore it there", &NotLeaderError{LeaderID: leader})
-		case leader != 0:
-			err = n.forwardRestore(ctx, leader, s)
-		default:
-			err = ErrNoLeader
-		}
-		if !retriable(err) {
-			return err
-		}
-		select {
-		case <-changed:
-		case <-time.After(retryPause(n.cfg.Timing)):
-		case <-ctx.Done():
-			return fmt.Errorf("%w: restore backup: %w (last: %v)", ErrTimeout, ctx.Err(), err)
-		}
-	}
+	return n.onLeader(ctx,
+		func(rt *runtime) error { return n.restoreLocal(ctx, rt, s) },
+		func(leader uint64) error {
+			if !n.canForward() {
+				// Only nodes on a test transport have no HTTP API. Not a
+				// NotLeaderError: onLeader would retry it forever.
+				return fmt.Errorf("canoe: restore backup: this follower has no HTTP API to send the backup to the leader (%d): restore it there", leader)
+			}
+			return n.forwardRestore(ctx, leader, s)
+		})
 }
 
 // restoreLocal has raft restore the staged backup on this node, the
