@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -213,40 +212,17 @@ func runStreamInstall(im impl, sp spec, r *result) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	if err := l.Propose(growEntry(sp.Payload)); err != nil {
+	if err := buildAndSnapshot(c, l, sp.Payload, r); err != nil {
 		return err
 	}
-	r.BuildMs = msSince(t0)
-	for range snapThreshold {
-		if err := l.Propose([]byte("filler")); err != nil {
-			return err
-		}
-	}
-	snaps := filepath.Join(c.dirs[l], "snapshots")
-	if err := waitFor(30*time.Minute, func() bool { return hasSnapshot(snaps, sp.Payload) }); err != nil {
-		return fmt.Errorf("no snapshot of the state in %s: %w", snaps, err)
-	}
-	r.SnapshotMs = msSince(t0)
 	r.SnapshotRSSMiB = pw.riseMiB()
-
 	if pw, err = startPeakWatch(); err != nil {
 		return err
 	}
-	t2 := time.Now()
-	n, err := c.join(sp.Dir)
-	if err != nil {
+	if err := joinAndInstall(c, sp, func(n *canoe.Node) *vblob { return fsms[n] }, r); err != nil {
 		return err
 	}
-	f := fsms[n]
-	if err := waitFor(30*time.Minute, func() bool { return f.ready.Load() == int64(sp.Payload) }); err != nil {
-		return fmt.Errorf("the new node never held the state: %w", err)
-	}
-	r.InstallMs = msSince(t2)
 	r.InstallRSSMiB = pw.riseMiB()
-	if f.restores.Load() == 0 {
-		return errors.New("the new node replayed the log instead of installing the snapshot")
-	}
 	r.How = "1 node (Bolt log: it deletes what a snapshot compacts) + NewNode+Start joining by URL; virtual state (the FSM holds none); RSS: rise of the process's peak over its RSS before each phase"
 	return nil
 }
