@@ -192,11 +192,6 @@ func writeState(w io.Writer, st kvState) error {
 	return bw.Flush()
 }
 
-// decodeState decodes a snapshot and checks what Apply would guarantee.
-func decodeState(b []byte) (kvState, error) {
-	return readState(bytes.NewReader(b))
-}
-
 // readState reads a snapshot to its end and checks what Apply would
 // guarantee.
 func readState(r io.Reader) (kvState, error) {
