@@ -229,6 +229,9 @@ func (a *Adapter) Restore(rc io.ReadCloser) error {
 	close(a.advanced)
 	a.advanced = make(chan struct{})
 	a.mu.Unlock()
+	if a.restored != nil {
+		a.restored(h.Index)
+	}
 	if a.notify != nil {
 		a.notify.Notify(observer.SnapshotRestored{Index: h.Index, Term: h.Term})
 	}

@@ -268,16 +268,17 @@ func (s *stagedBackup) Restore(ctx context.Context) error {
 	n := s.n
 	n.restoreMu.Lock()
 	defer n.restoreMu.Unlock()
-	return n.onLeader(ctx,
-		func(rt *runtime) error { return n.restoreLocal(ctx, rt, s) },
-		func(leader uint64) error {
-			if !n.canForward() {
-				// Only nodes on a test transport have no HTTP API. Not a
-				// NotLeaderError: onLeader would retry it forever.
-				return fmt.Errorf("canoe: restore backup: this follower has no HTTP API to send the backup to the leader (%d): restore it there", leader)
-			}
-			return n.forwardRestore(ctx, leader, s)
-		})
+	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+		switch {
+		case leader == n.id:
+			return n.restoreLocal(ctx, rt, s)
+		case !n.canForward():
+			// Only nodes on a test transport have no HTTP API. Not a
+			// NotLeaderError: onLeader would retry it forever.
+			return fmt.Errorf("canoe: restore backup: this follower has no HTTP API to send the backup to the leader (%d): restore it there", leader)
+		}
+		return n.forwardRestore(ctx, leader, s)
+	})
 }
 
 // restoreLocal has raft restore the staged backup on this node, the
@@ -287,7 +288,7 @@ func (n *Node) restoreLocal(ctx context.Context, rt *runtime, s *stagedBackup) e
 	// is the cluster's. (A member's addresses recorded between here and the
 	// restore are recorded again: the leader re-records its own, and
 	// gossip the others'.)
-	if err := n.await(rt, rt.raft.Barrier(enqueueTimeout)); err != nil {
+	if err := n.await(ctx, rt, rt.raft.Barrier(enqueueTimeout)); err != nil {
 		return n.raftErr(err)
 	}
 	f, err := os.Open(s.path)

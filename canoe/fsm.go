@@ -68,6 +68,18 @@ type StreamingFSM interface {
 	RestoreStream(r io.Reader) error
 }
 
+// ResultFSM is an FSM whose Apply answers the proposer with a value: a
+// compare-and-swap telling what it found, an increment returning the new
+// value, a create returning the ID it chose. When the FSM implements it,
+// canoe calls ApplyResult instead of Apply, and ProposeResult returns its
+// value on the node that proposed (the leader or a follower: each answers
+// from its own FSM, and since Apply is deterministic the answers agree).
+// The same rules as Apply hold: deterministic, no blocking calls into the
+// Node. The returned slice may be kept by canoe; do not change it after.
+type ResultFSM interface {
+	ApplyResult(LogData) ([]byte, error)
+}
+
 // fsmShim adapts a user FSM to adapter.FSM.
 type fsmShim struct{ fsm FSM }
 
@@ -75,20 +87,33 @@ func (s fsmShim) Apply(b []byte) error      { return s.fsm.Apply(LogData(b)) }
 func (s fsmShim) Snapshot() ([]byte, error) { return s.fsm.Snapshot() }
 func (s fsmShim) Restore(b []byte) error    { return s.fsm.Restore(SnapshotData(b)) }
 
-// streamShim adapts a user FSM that streams to adapter.FSM and
-// adapter.StreamingFSM.
-type streamShim struct {
+// resultShim is fsmShim for a ResultFSM: the adapter sees ApplyResult.
+type resultShim struct {
 	fsmShim
-	stream StreamingFSM
+	r ResultFSM
 }
 
-func (s streamShim) SnapshotStream() (func(io.Writer) error, error) { return s.stream.SnapshotStream() }
-func (s streamShim) RestoreStream(r io.Reader) error                { return s.stream.RestoreStream(r) }
+func (s resultShim) ApplyResult(b []byte) ([]byte, error) { return s.r.ApplyResult(LogData(b)) }
 
-// adaptFSM returns the adapter's view of the user's FSM.
-func adaptFSM(f FSM) adapter.FSM {
-	if s, ok := f.(StreamingFSM); ok {
-		return streamShim{fsmShim{f}, s}
+// shimFor returns the adapter's view of fsm.
+func shimFor(fsm FSM) adapter.FSM {
+	if r, ok := fsm.(ResultFSM); ok {
+		return resultShim{fsmShim{fsm}, r}
 	}
-	return fsmShim{f}
+	return fsmShim{fsm}
+}
+
+// streamShim adapts a user StreamingFSM to adapter.StreamingFSM.
+type streamShim struct{ s StreamingFSM }
+
+func (s streamShim) SnapshotStream() (func(io.Writer) error, error) { return s.s.SnapshotStream() }
+func (s streamShim) RestoreStream(r io.Reader) error                { return s.s.RestoreStream(r) }
+
+// streamFor returns the adapter's view of fsm as a StreamingFSM, nil if it
+// is not one.
+func streamFor(fsm FSM) adapter.StreamingFSM {
+	if s, ok := fsm.(StreamingFSM); ok {
+		return streamShim{s}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/canoe-raft/canoe/adapter"
 	"github.com/canoe-raft/canoe/canoe/internal/backup"
+	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
 )
 
@@ -33,10 +34,9 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 	api := apiShim{n}
 	rt.http = httpconfig.NewServer(httpconfig.Config{
 		Membership: api,
-		Proposer:   api,
-		Reader:     api,
 		Status:     api,
 		Snapshots:  api,
+		Leadership: api,
 		Metrics:    n.metrics.handler(),
 		Secret:     n.cfg.ClusterSecret,
 		ClusterID:  n.cfg.ClusterID,
@@ -89,24 +89,6 @@ func (a apiShim) RemovePeer(ctx context.Context, id uint64) error {
 	return toHTTPError(a.n.RemovePeer(ctx, id))
 }
 
-func (a apiShim) ProposeBatch(ctx context.Context, items [][]byte) ([]httpconfig.Result, error) {
-	res, err := a.n.serveProposals(ctx, items)
-	if err != nil {
-		return nil, toHTTPError(err)
-	}
-	a.n.metrics.forwarded.Add(float64(len(items)))
-	out := make([]httpconfig.Result, len(res))
-	for i, r := range res {
-		out[i] = httpconfig.Result{Index: r.Index, Err: r.Err}
-	}
-	return out, nil
-}
-
-func (a apiShim) ReadIndex(ctx context.Context) (uint64, error) {
-	i, err := a.n.serveReadIndex(ctx)
-	return i, toHTTPError(err)
-}
-
 func (a apiShim) Status() httpconfig.Status {
 	s := a.n.Status()
 	out := httpconfig.Status{
@@ -116,8 +98,28 @@ func (a apiShim) Status() httpconfig.Status {
 	}
 	for i, p := range s.Members {
 		out.Members[i] = toHTTPPeer(p)
+		if d, ok := s.LastContact[p.ID]; ok {
+			ms := d.Milliseconds()
+			out.Members[i].LastContactMs = &ms
+		}
 	}
 	return out
+}
+
+func (a apiShim) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	var err error
+	switch {
+	case to == 0:
+		err = a.n.TransferLeadership(ctx)
+	case to == a.n.id && a.n.IsLeader():
+		return a.n.id, nil
+	default:
+		err = a.n.TransferLeadershipTo(ctx, to)
+	}
+	if err != nil {
+		return 0, toHTTPError(err)
+	}
+	return a.n.awaitOtherLeader(ctx), nil
 }
 
 func (a apiShim) Healthy() error {
@@ -241,36 +243,22 @@ func (f *httpForwarder) base(id uint64) (string, error) {
 	return f.scheme + "://" + net.JoinHostPort(m.Host, strconv.Itoa(m.ConfigPort)), nil
 }
 
-func (f *httpForwarder) Propose(ctx context.Context, leader uint64, items [][]byte) ([]forwardResult, error) {
-	base, err := f.base(leader)
+// DialForward connects to member id's forward channel on its raft port.
+func (f *httpForwarder) DialForward(ctx context.Context, id uint64) (net.Conn, error) {
+	rt, err := f.n.current()
 	if err != nil {
 		return nil, err
 	}
-	res, err := f.client.Propose(ctx, base, items)
+	cfg, _, err := configuration(rt)
 	if err != nil {
-		return nil, fromHTTPError(err, leader)
+		return nil, err
 	}
-	out := make([]forwardResult, len(res))
-	for i, r := range res {
-		out[i] = forwardResult{Index: r.Index, Err: r.Err}
-	}
-	return out, nil
-}
-
-func (f *httpForwarder) ReadIndex(ctx context.Context, leader uint64) (uint64, error) {
-	base, err := f.base(leader)
-	if err != nil {
-		return 0, err
-	}
-	i, err := f.client.ReadIndex(ctx, base)
-	if err != nil {
-		err = fromHTTPError(err, leader)
-		if errors.Is(err, ErrUnknownOutcome) {
-			// A read changes nothing: always safe to ask again.
-			err = fmt.Errorf("%w: %v", ErrNoLeader, err)
+	for _, s := range cfg.Servers {
+		if s.ID == adapter.ServerID(id) {
+			return rt.layer.DialChannel(ctx, string(s.Address), transport.Forward)
 		}
 	}
-	return i, err
+	return nil, fmt.Errorf("%w: member %d is not in this node's configuration", ErrNoLeader, id)
 }
 
 func (f *httpForwarder) AddPeer(ctx context.Context, leader uint64, p Peer) error {
@@ -321,6 +309,10 @@ type Status struct {
 	AppliedIndex uint64 // last entry the FSM applied
 	LastIndex    uint64
 	Members      []Peer
+	// LastContact is, on the leader, how long ago each other member last
+	// answered it (heartbeats included), for the members that have; nil on
+	// other nodes.
+	LastContact map[uint64]time.Duration
 }
 
 // Status returns the node's view of the cluster. It does not block.
@@ -329,6 +321,7 @@ func (n *Node) Status() Status {
 	if rt == nil {
 		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
 	}
+	members := n.Peers()
 	return Status{
 		ID:           n.id,
 		State:        rt.raft.State().String(),
@@ -337,7 +330,8 @@ func (n *Node) Status() Status {
 		CommitIndex:  rt.raft.CommitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
 		LastIndex:    rt.raft.LastIndex(),
-		Members:      n.Peers(),
+		Members:      members,
+		LastContact:  n.lastContact(rt, members),
 	}
 }
 

@@ -42,6 +42,8 @@ type Config struct {
 	Status StatusSource
 	// Snapshots serves GET and POST /snapshot. Nil: 404.
 	Snapshots Snapshots
+	// Leadership serves POST /leader/transfer. Nil: 404.
+	Leadership LeaderTransfer
 	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
 	// Nil: 404.
 	Metrics http.Handler

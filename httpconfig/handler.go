@@ -88,6 +88,9 @@ func NewHandler(cfg Config) http.Handler {
 		r.GET(PathSnapshot, h.getSnapshot)
 		r.POST(PathSnapshot, h.postSnapshot)
 	}
+	if cfg.Leadership != nil {
+		r.POST(PathLeaderTransfer, h.transferLeader)
+	}
 	h.router = r
 	return h
 }
