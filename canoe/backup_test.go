@@ -155,7 +155,7 @@ func TestBackupAndRestore(t *testing.T) {
 // cluster keeps serving.
 func TestRestoreRefusesBadBackups(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newTestCluster(t, 3, nil)
+		c := newTestCluster(t, 3, func(cfg *NodeConfig) { cfg.MaxBackupBytes = 4096 })
 		ctx := context.Background()
 		l := c.leader()
 		proposeAll(t, l, "x", "y")
@@ -167,6 +167,12 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		flipped := bytes.Clone(good)
 		flipped[len(flipped)/2] ^= 1
 		foreign := rewriteCluster(t, good, 7)
+		var big bytes.Buffer
+		state := `["` + strings.Repeat("z", 5000) + `"]`
+		if _, err := backup.Write(&big, backup.Header{ClusterID: DefaultClusterID, MembershipSize: 2, StateSize: int64(len(state))},
+			[]byte("{}"), strings.NewReader(state)); err != nil {
+			t.Fatal(err)
+		}
 		proposeAll(t, l, "z")
 		for _, tt := range []struct {
 			name, want string
@@ -176,6 +182,7 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 			{"bit flip", "checksum mismatch", flipped},
 			{"other cluster", "backup of cluster 7, and this is cluster 256", foreign},
 			{"not a backup", "not a canoe backup", []byte("hello, world: not a backup at all")},
+			{"over MaxBackupBytes", "over the limit of 4096 bytes", big.Bytes()},
 		} {
 			for _, n := range c.running() {
 				err := n.RestoreBackup(ctx, bytes.NewReader(tt.data))

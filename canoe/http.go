@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/adapter"
-	"github.com/canoe-raft/canoe/canoe/internal/backup"
 	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
 )
@@ -41,9 +40,9 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 		Secret:     n.cfg.ClusterSecret,
 		ClusterID:  n.cfg.ClusterID,
 		Logger:     n.logger.Named("http"),
-		// A backup is checked against MaxBackupBytes as it is read; the
-		// body adds the backup's framing and membership record.
-		MaxSnapshotBytes: n.cfg.MaxBackupBytes + backup.MaxMembership + 1<<10,
+		// The body is the backup, which RestoreBackup also checks against
+		// MaxBackupBytes as it reads it.
+		MaxSnapshotBytes: n.cfg.MaxBackupBytes,
 	}, ln, n.cfg.TLSConfig)
 	rt.wg.Add(1)
 	go func() {
