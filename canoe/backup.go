@@ -296,8 +296,9 @@ func (n *Node) restoreLocal(ctx context.Context, rt *runtime, s *stagedBackup) e
 		return fmt.Errorf("canoe: restore backup: %w", err)
 	}
 	defer f.Close()
-	// Read and checked again: raft reads the state only once the restore
-	// has begun, and a failure then still changes nothing.
+	// Read and checked again as raft copies it: if the copy fails, raft
+	// restores nothing (it has already failed the proposals in flight,
+	// as unknown outcomes).
 	br, err := backup.NewReader(bufio.NewReaderSize(f, 256<<10), math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("canoe: restore backup: the staged copy: %w", backupErr(err))
