@@ -100,6 +100,17 @@ func newTestCluster(t *testing.T, size int, tweak func(*NodeConfig)) *testCluste
 // addNode creates and starts a node; bootstrap founds the cluster.
 func (c *testCluster) addNode(bootstrap bool) *Node {
 	c.t.Helper()
+	n, err := c.startNode(bootstrap)
+	if err != nil {
+		c.t.Fatalf("Start: %v", err)
+	}
+	return n
+}
+
+// startNode is addNode, returning Start's error (the node is then not
+// added).
+func (c *testCluster) startNode(bootstrap bool) (*Node, error) {
+	c.t.Helper()
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -131,12 +142,12 @@ func (c *testCluster) addNode(bootstrap bool) *Node {
 		c.t.Fatalf("NewNode: %v", err)
 	}
 	if err := n.Start(); err != nil {
-		c.t.Fatalf("Start: %v", err)
+		return nil, err
 	}
 	c.mu.Lock()
 	c.nodes[id] = n
 	c.mu.Unlock()
-	return n
+	return n, nil
 }
 
 // join adds a new node through the leader.

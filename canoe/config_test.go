@@ -27,6 +27,8 @@ func TestNewNodeRejectsBadConfig(t *testing.T) {
 		{"bad secret", &NodeConfig{FSM: fsm, ClusterSecret: []byte("short")}, []string{"ClusterSecret is 5 bytes"}},
 		{"bad timing", &NodeConfig{FSM: fsm, Timing: Timing{HeartbeatTimeout: time.Second, LeaderLeaseTimeout: 2 * time.Second}}, []string{"LeaderLeaseTimeout"}},
 		{"bad snapshot interval", &NodeConfig{FSM: fsm, SnapshotConfig: &SnapshotConfig{Interval: time.Millisecond}}, []string{"nterval"}},
+		{"RestoreFrom without founding", &NodeConfig{FSM: fsm, RestoreFrom: "b.backup", BootstrapPeers: []string{"http://h:1"}}, []string{"RestoreFrom founds a new cluster"}},
+		{"negative MaxBackupBytes", &NodeConfig{FSM: fsm, MaxBackupBytes: -1}, []string{"MaxBackupBytes -1"}},
 		{"everything at once", &NodeConfig{RaftPort: -1, ClusterSecret: []byte("x")}, []string{"FSM is nil", "RaftPort -1", "ClusterSecret"}},
 	}
 	for _, tt := range tests {

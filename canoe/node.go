@@ -42,6 +42,8 @@ type Node struct {
 	removed   atomic.Bool               // the cluster removed this node
 	wasMember atomic.Bool               // a configuration held this node (kept in DataDir)
 
+	restoreMu sync.Mutex // serializes RestoreBackup's restores
+
 	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
 	client     *httpconfig.Client // nil in in-memory test clusters
@@ -136,6 +138,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 	n.metrics = newMetrics(n)
 	n.fsm = adapter.New(adapter.Config{
 		FSM:                  shimFor(c.FSM),
+		Stream:               streamFor(c.FSM),
 		Notifier:             &n.observers,
 		Logger:               n.logger.Named("fsm"),
 		ConfigurationApplied: n.configurationApplied,
@@ -326,6 +329,17 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
 	}
+	removeStagedBackups(c.DataDir)
+	// Validate lets RestoreFrom only with BootstrapNode or BootstrapExpect.
+	founding := !hasState && (c.BootstrapNode || c.RestoreFrom != "")
+	switch {
+	case founding && c.RestoreFrom != "":
+		if _, err := n.checkRestoreFrom(); err != nil {
+			return nil, false, err
+		}
+	case hasState && c.RestoreFrom != "":
+		n.logger.Info("DataDir holds state: restarting from it, RestoreFrom is not used", "restore_from", c.RestoreFrom)
+	}
 	var httpLn net.Listener
 	var g *gossip
 	if c.transport == nil {
@@ -338,7 +352,9 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			}
 		}()
 		self.ConfigPort = httpLn.Addr().(*net.TCPAddr).Port
-		if g, err = n.startGossip(&self, c.GossipPort, hasState); err != nil {
+		// A node founding from a backup has state from the start: other
+		// BootstrapExpect nodes wait for it to add them.
+		if g, err = n.startGossip(&self, c.GossipPort, hasState || founding && c.RestoreFrom != ""); err != nil {
 			return nil, false, err
 		}
 		defer func() {
@@ -350,7 +366,12 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
 		return nil, false, err
 	}
-	if !hasState && c.BootstrapNode {
+	switch {
+	case founding && c.RestoreFrom != "":
+		if err := n.foundFromBackup(rc, st, trans, self); err != nil {
+			return nil, false, err
+		}
+	case founding:
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snaps, trans, boot); err != nil {
 			return nil, false, fmt.Errorf("canoe: bootstrap: %w", err)
@@ -417,7 +438,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if g != nil {
 		rt.wg.Go(func() { n.watchGossip(rt) })
 		rt.wg.Go(func() { n.joinGossip(rt) })
-		if !hasState && c.BootstrapExpect > 0 {
+		if !hasState && !founding && c.BootstrapExpect > 0 {
 			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
 	}
@@ -646,6 +667,10 @@ func (n *Node) raftErr(err error) error {
 		return &NotLeaderError{LeaderID: n.LeaderID()}
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: leadership lost: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrAbortedByRestore):
+		// The entry may have been applied before a backup's state replaced
+		// the FSM's.
+		return fmt.Errorf("%w: a backup was restored meanwhile: %v", ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	case errors.Is(err, errStopped):
