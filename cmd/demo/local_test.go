@@ -244,3 +244,90 @@ func TestJoinURLs(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// TestKVResultsAgree: cas and incr answer from each node's own store
+// (canoe's ProposeResult), so the leader and a follower give the same
+// answers: concurrent increments through every node get each value once,
+// and a cas or a refused incr answers the same wherever it is sent.
+func TestKVResultsAgree(t *testing.T) {
+	c := startLocal(t)
+	v := clusterOf(t, c.slots[0].kvURL)
+	leader := c.slot(parseID(t, v.LeaderID)).kvURL
+	var follower string
+	for _, s := range c.slots {
+		if s.kvURL != leader {
+			follower = s.kvURL
+			break
+		}
+	}
+
+	// Increments through all three nodes at once: every answer is a
+	// distinct value, 1..n, as if one store had answered them in order.
+	const perNode = 15
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for _, s := range c.slots {
+		for range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, body := do(t, "POST", s.kvURL+"/kv/hits/incr", "")
+				if code != 200 {
+					t.Errorf("incr on node %d: %d %s", s.id, code, body)
+					return
+				}
+				mu.Lock()
+				seen[body]++
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	n := perNode * len(c.slots)
+	for i := 1; i <= n; i++ {
+		if seen[itoa(i)] != 1 {
+			t.Errorf("incr answered %d %d times, want once (answers %v)", i, seen[itoa(i)], seen)
+		}
+	}
+	for _, s := range c.slots {
+		if code, body := do(t, "GET", s.kvURL+"/kv/hits?consistent=true", ""); code != 200 || body != itoa(n) {
+			t.Errorf("node %d: hits = %d %q, want %d", s.id, code, body, n)
+		}
+	}
+
+	// The same request on the leader and a follower, in turn.
+	if code, body := do(t, "PUT", leader+"/kv/word", "one"); code != 204 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/kv/word?cas=two", "three", 200},  // not swapped: finds one
+		{"/kv/word/incr", "", 400},          // not an integer
+		{"/kv/nobody?cas=x", "y", 200},      // not found
+		{"/kv/hits/incr?by=0", "", 200},     // the count, unchanged
+		{"/kv/hits/incr?by=1000000", "", 0}, // each a different value: checked below
+		{"/kv/word?cas=one", "two", 0},      // the first swaps, the second finds two
+	} {
+		lc, lb := do(t, "POST", leader+tc.path, tc.body)
+		fc, fb := do(t, "POST", follower+tc.path, tc.body)
+		switch {
+		case tc.code == 0:
+			// Sequential: the follower's answer follows the leader's.
+		case lc != tc.code || fc != lc || lb != fb:
+			t.Errorf("POST %s: leader answered %d %s, follower %d %s; want both %d and the same", tc.path, lc, lb, fc, fb, tc.code)
+		}
+		switch tc.path {
+		case "/kv/hits/incr?by=1000000":
+			if lb != itoa(n+1000000) || fb != itoa(n+2000000) {
+				t.Errorf("incr by 1000000: leader %s, follower %s; want %d then %d", lb, fb, n+1000000, n+2000000)
+			}
+		case "/kv/word?cas=one":
+			if compactJSON(t, lb) != `{"swapped":true,"found":true,"value":"one"}` || compactJSON(t, fb) != `{"swapped":false,"found":true,"value":"two"}` {
+				t.Errorf("cas one->two on the leader then the follower: %s, %s", lb, fb)
+			}
+		}
+	}
+}

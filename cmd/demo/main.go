@@ -7,6 +7,14 @@
 //	PUT    /kv/{key}   body = value (at most 1 MiB); any node accepts writes
 //	GET    /kv/{key}   local read; ?consistent=true reads after a ReadBarrier
 //	DELETE /kv/{key}
+//	POST   /kv/{key}?cas=OLD   body = new value: compare-and-swap; answers 200
+//	                   {"swapped": bool, "found": bool, "value": the value found}
+//	                   (value_base64 for a value that is not UTF-8; no value
+//	                   when the key did not exist, which never swaps)
+//	POST   /kv/{key}/incr[?by=N]   add N (default 1) to the decimal int64
+//	                   value, a missing key counting as 0; answers 200 with
+//	                   the new value; a value that is not an integer, or a
+//	                   sum outside int64, is a 400 that changes nothing
 //	GET    /kv         every pair, as JSON
 //	GET    /           a dashboard: the cluster, who replicates to whom,
 //	                   writes/s and commit index per node, a timeline of
@@ -18,7 +26,16 @@
 // A key is the rest of the path after /kv/, percent-decoded and otherwise
 // taken as sent: a//b, ./x and ../x are keys like any other (send dot
 // segments as %2E if your client removes them, as curl does without
-// --path-as-is). Keys are 1 to 4096 bytes.
+// --path-as-is). Keys are 1 to 4096 bytes. A POST whose path ends in /incr
+// increments; to cas a key that ends in "/incr", send its last slash as
+// %2F.
+//
+// cas and incr answer what the store found or made when it applied the
+// write (canoe's ProposeResult): any node answers, from its own copy of the
+// store, and every node would answer the same. Other errors: 503 when there
+// is no leader or the node is stopped, 504 when the write's outcome is
+// unknown (it may have taken effect), 400 and 413 for bad requests, each
+// with a JSON {"error": ...}.
 //
 // "demo node" runs one node per process, one process per machine:
 //
