@@ -214,6 +214,9 @@ func TestParseFlagsEnv(t *testing.T) {
 		{"join URL with fragment", []string{"-join", "http://127.0.0.1:7001#x"}, nil, "fragment"},
 		{"bad bind", []string{"-bind", "localhost"}, nil, "-bind"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"zero backup period", []string{"-backup-dir", "b", "-backup-every", "0s"}, nil, "-backup-every 0s must be positive"},
+		{"negative backup keep", []string{"-backup-keep", "-1"}, nil, "-backup-keep -1 is negative"},
+		{"bad backup period from env", nil, map[string]string{"CANOE_BACKUP_EVERY": "hourly"}, "CANOE_BACKUP_EVERY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
@@ -231,7 +234,7 @@ func TestParseFlagsEnv(t *testing.T) {
 	if _, err := parseNodeFlags([]string{"-h"}, &stderr, lookup); err == nil {
 		t.Fatal("-h: no error")
 	}
-	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V"} {
+	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V", "-backup-dir directory", "CANOE_BACKUP_EVERY", "default 1h0m0s", "-backup-keep number"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
 		}

@@ -49,7 +49,20 @@
 //	demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 //
 // Ctrl-C stops a node and it stays a member; with -leave-on-exit it leaves
-// the cluster for good and deletes its raft data. Every flag can also be set
+// the cluster for good and deletes its raft data.
+//
+// Automatic backups: give every node
+//
+//	demo node ... -backup-dir /var/backups/kv -backup-every 1h -backup-keep 24
+//
+// and at every tick the node that leads writes a backup of the store
+// (canoe's Node.Backup) into the directory, as
+// canoe-backup-20260102T150405.000Z-1234.bak (the time it began, UTC, and
+// the log index whose state it holds), through a temporary file that is
+// verified and renamed into place; then the oldest beyond -backup-keep go
+// (0 keeps them all). Followers skip the tick. A failed backup is logged
+// and retried at the next tick. Restore one into a running cluster with
+// "canoe snapshot restore FILE" (cmd/canoe). Every flag can also be set
 // with a CANOE_* environment variable (-raft-port is CANOE_RAFT_PORT); a flag
 // on the command line wins. Run "demo -h" and "demo node -h" for the full
 // list.
