@@ -70,7 +70,11 @@ func newEnv(c *command, stdout, stderr io.Writer, lookupEnv func(string) (string
 		fs.StringVar(&e.ca, "ca", "", "PEM `file` of the CA certificates that sign an https node's certificate")
 		fs.StringVar(&e.cert, "cert", "", "PEM `file` of a client certificate, for an API that asks for one (with -key)")
 		fs.StringVar(&e.key, "key", "", "PEM `file` of the client certificate's key")
-		fs.DurationVar(&e.timeout, "timeout", defaultTimeout, "give up after this `duration`")
+		timeout := defaultTimeout
+		if c.timeout > 0 {
+			timeout = c.timeout
+		}
+		fs.DurationVar(&e.timeout, "timeout", timeout, "give up after this `duration`")
 	}
 	e.run = c.setup(fs)
 	fs.Usage = func() {

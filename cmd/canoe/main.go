@@ -8,6 +8,9 @@
 //	canoe status                    the node's state, term, indexes and leader
 //	canoe remove ID                 remove member ID from the cluster
 //	canoe transfer [-to ID]         hand leadership to ID (or to a voter the leader picks)
+//	canoe snapshot save FILE        save a backup of the cluster's state (any member serves it)
+//	canoe snapshot restore FILE     replace the whole cluster's state with a backup
+//	canoe snapshot inspect FILE     offline: verify a backup and show what it holds
 //	canoe recover -data DIR -members ID@HOST:RAFTPORT[,...]
 //	                                offline: make a stopped node recover at its next
 //	                                start with exactly these members
@@ -24,7 +27,17 @@
 //	-cluster-id N    the cluster ID the keys are bound to    CANOE_CLUSTER_ID (default canoe's, 256)
 //	-ca FILE         CA certificates for an https API       CANOE_CA
 //	-cert, -key FILE a client certificate, if the API asks  CANOE_CERT, CANOE_KEY
-//	-timeout D       bound on the whole command (default 30s)
+//	-timeout D       bound on the whole command (default 30s; 1h for snapshot save and restore)
+//
+// Backups: "snapshot save FILE" writes the backup a node streams (GET
+// /snapshot) to a temporary file beside FILE, verifies it (format, sizes,
+// SHA-256) and only then renames it to FILE: a save that fails leaves FILE
+// as it was. "snapshot restore FILE" verifies the file first and refuses a
+// damaged one without contacting the node; the node checks it again and
+// replaces the state of the whole cluster (POST /snapshot). "snapshot
+// inspect FILE" reads and verifies a file with no node. save and restore
+// draw a progress bar on stderr (bytes done / total) when stderr is a
+// terminal; -progress always or never decides instead.
 //
 // Every command prints a human-readable answer, or with -json one JSON
 // document for scripts. Exit codes: 0 the command did what it says; 1 it
@@ -49,6 +62,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -79,6 +93,9 @@ type command struct {
 	// online commands get the connection flags (-addr, -secret, ...) and
 	// a client (env.client) before they run.
 	online bool
+	// timeout is the default of an online command's -timeout; 0 means
+	// defaultTimeout.
+	timeout time.Duration
 	// setup adds the command's own flags to fs, for one run, and returns
 	// the function that does the command with the positional arguments
 	// left once the flags are parsed.
