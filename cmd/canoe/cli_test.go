@@ -218,21 +218,18 @@ func httpDo(t *testing.T, method, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestOperatorCommand runs every subcommand of canoe against three demo
-// node processes with a cluster secret: peers, status, transfer and
-// remove with their output and errors (wrong or missing secret, an
-// unreachable node, a server that is not canoe, bad command lines), then a
-// loss of quorum recovered with "canoe recover" and a restart, and a lost
-// node coming back with an empty data directory.
-func TestOperatorCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
-	}
-	bin, err := buildBins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
+// nodeEnv is the environment that points canoe at n, with the secret.
+func nodeEnv(n *demoNode) map[string]string {
+	return map[string]string{"CANOE_ADDR": n.apiURL(), "CANOE_SECRET": testSecret}
+}
+
+// startCluster starts three "demo node" processes with the test secret in
+// dir (node 1 founds the cluster, the others join through its API), waits
+// until all three are voters, and returns them with the membership as
+// node 3 shows it. Every process is killed at the end of the test, and
+// their logs shown if it failed.
+func startCluster(t *testing.T, bin, dir string) ([]*demoNode, peersOutput) {
+	t.Helper()
 	n1 := newDemoNode(t, dir, 1, "-bootstrap")
 	join := []string{"-join", n1.apiURL()}
 	nodes := []*demoNode{n1, newDemoNode(t, dir, 2, join...), newDemoNode(t, dir, 3, join...)}
@@ -249,19 +246,16 @@ func TestOperatorCommand(t *testing.T) {
 			}
 		}
 	})
-	env := func(n *demoNode) map[string]string {
-		return map[string]string{"CANOE_ADDR": n.apiURL(), "CANOE_SECRET": testSecret}
-	}
 	n1.start(t, bin)
 	waitFor(t, 20*time.Second, "node 1 to lead", func() bool {
-		out, r := peers(t, bin, env(n1))
+		out, r := peers(t, bin, nodeEnv(n1))
 		return r.code == 0 && out.LeaderID == 1
 	})
 	nodes[1].start(t, bin)
 	nodes[2].start(t, bin)
 	var view peersOutput
 	waitFor(t, 30*time.Second, "three voters", func() bool {
-		out, r := peers(t, bin, env(nodes[2]))
+		out, r := peers(t, bin, nodeEnv(nodes[2]))
 		voters := 0
 		for _, m := range out.Members {
 			if m.Suffrage == "voter" {
@@ -271,6 +265,27 @@ func TestOperatorCommand(t *testing.T) {
 		view = out
 		return r.code == 0 && voters == 3
 	})
+	return nodes, view
+}
+
+// TestOperatorCommand runs every subcommand of canoe against three demo
+// node processes with a cluster secret: peers, status, transfer and
+// remove with their output and errors (wrong or missing secret, an
+// unreachable node, a server that is not canoe, bad command lines), then a
+// loss of quorum recovered with "canoe recover" and a restart, and a lost
+// node coming back with an empty data directory.
+func TestOperatorCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	bin, err := buildBins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	nodes, view := startCluster(t, bin, dir)
+	n1 := nodes[0]
+	env := nodeEnv
 
 	// peers, asked at a follower: the leader's view, with last contacts.
 	if view.ViewOf != view.LeaderID {
