@@ -112,23 +112,23 @@ func describeBackup(file string, info canoe.BackupInfo) backupOutput {
 
 // printBackup prints the human-readable description of a backup: a
 // key-value table, then its members.
-func (e *env) printBackup(out backupOutput, extra ...[2]string) error {
+func (e *env) printBackup(out backupOutput, first [2]string) error {
 	ids := make([]string, 0, len(out.Members))
 	for _, m := range out.Members {
 		ids = append(ids, strconv.FormatUint(m.ID, 10))
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	rows := append(extra,
-		[2]string{"index", strconv.FormatUint(out.Index, 10)},
-		[2]string{"term", strconv.FormatUint(out.Term, 10)},
-		[2]string{"cluster", strconv.FormatUint(out.ClusterID, 10)},
-		[2]string{"written by", "node " + strconv.FormatUint(out.NodeID, 10)},
-		[2]string{"created", out.Created.Format("2006-01-02 15:04:05.000 MST")},
-		[2]string{"size", fmt.Sprintf("%s (%d bytes; state %d bytes)", formatBytes(out.Size), out.Size, out.StateSize)},
-		[2]string{"sha256", out.SHA256},
-		[2]string{"format", "canoe backup version " + strconv.Itoa(out.Version)},
-		[2]string{"members", fmt.Sprintf("%d (%s)", len(out.Members), strings.Join(ids, ", "))},
-	)
+	rows := [][2]string{first,
+		{"index", strconv.FormatUint(out.Index, 10)},
+		{"term", strconv.FormatUint(out.Term, 10)},
+		{"cluster", strconv.FormatUint(out.ClusterID, 10)},
+		{"written by", "node " + strconv.FormatUint(out.NodeID, 10)},
+		{"created", out.Created.Format("2006-01-02 15:04:05.000 MST")},
+		{"size", fmt.Sprintf("%s (%d bytes; state %d bytes)", formatBytes(out.Size), out.Size, out.StateSize)},
+		{"sha256", out.SHA256},
+		{"format", "canoe backup version " + strconv.Itoa(out.Version)},
+		{"members", fmt.Sprintf("%d (%s)", len(out.Members), strings.Join(ids, ", "))},
+	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
@@ -195,12 +195,26 @@ func (e *env) progressWriter(mode string) (io.Writer, error) {
 	return e.stderr, nil
 }
 
-func runInspect(e *env, args []string, mode string) error {
+// fileArgs returns the FILE argument and where progress goes (nil: none).
+func (e *env) fileArgs(args []string, mode string) (string, io.Writer, error) {
 	path, err := oneFile(args)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	pw, err := e.progressWriter(mode)
+	return path, pw, err
+}
+
+// showBackup prints out as JSON, or as text after the row first.
+func (e *env) showBackup(out backupOutput, first [2]string) error {
+	if e.json {
+		return e.printJSON(out)
+	}
+	return e.printBackup(out, first)
+}
+
+func runInspect(e *env, args []string, mode string) error {
+	path, pw, err := e.fileArgs(args, mode)
 	if err != nil {
 		return err
 	}
@@ -208,11 +222,7 @@ func runInspect(e *env, args []string, mode string) error {
 	if err != nil {
 		return err
 	}
-	out := describeBackup(path, info)
-	if e.json {
-		return e.printJSON(out)
-	}
-	return e.printBackup(out, [2]string{"file", path + " (verified: the checksum matches)"})
+	return e.showBackup(describeBackup(path, info), [2]string{"file", path + " (verified: the checksum matches)"})
 }
 
 // countingWriter counts the bytes written through it.
@@ -232,11 +242,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // verified: a failed save leaves FILE as it was (absent, or the earlier
 // backup) and no temporary file.
 func runSave(ctx context.Context, e *env, args []string, mode string) (err error) {
-	path, err := oneFile(args)
-	if err != nil {
-		return err
-	}
-	pw, err := e.progressWriter(mode)
+	path, pw, err := e.fileArgs(args, mode)
 	if err != nil {
 		return err
 	}
@@ -312,21 +318,13 @@ func runSave(ctx context.Context, e *env, args []string, mode string) (err error
 	p.finish()
 	out := describeBackup(path, info)
 	out.SavedFrom, out.Seconds = e.base, time.Since(begin).Seconds()
-	if e.json {
-		return e.printJSON(out)
-	}
-	return e.printBackup(out,
-		[2]string{"saved", fmt.Sprintf("%s from %s in %v", path, e.base, time.Since(begin).Round(time.Millisecond))})
+	return e.showBackup(out, [2]string{"saved", fmt.Sprintf("%s from %s in %v", path, e.base, time.Since(begin).Round(time.Millisecond))})
 }
 
 // runRestore verifies the backup in FILE, then has the node at -addr
 // restore it into the whole cluster (a follower sends it to the leader).
 func runRestore(ctx context.Context, e *env, args []string, mode string) error {
-	path, err := oneFile(args)
-	if err != nil {
-		return err
-	}
-	pw, err := e.progressWriter(mode)
+	path, pw, err := e.fileArgs(args, mode)
 	if err != nil {
 		return err
 	}
@@ -358,9 +356,5 @@ func runRestore(ctx context.Context, e *env, args []string, mode string) error {
 	}
 	out := describeBackup(path, info)
 	out.RestoredThrough, out.Seconds = e.base, time.Since(begin).Seconds()
-	if e.json {
-		return e.printJSON(out)
-	}
-	return e.printBackup(out,
-		[2]string{"restored", fmt.Sprintf("%s into the cluster through %s in %v", path, e.base, time.Since(begin).Round(time.Millisecond))})
+	return e.showBackup(out, [2]string{"restored", fmt.Sprintf("%s into the cluster through %s in %v", path, e.base, time.Since(begin).Round(time.Millisecond))})
 }

@@ -114,18 +114,7 @@ func TestKVHandlers(t *testing.T) {
 		{"DELETE", "/kv/hello", "", 204, ""}, // deleting is idempotent
 	} {
 		t.Run(s.method+" "+s.path[:min(len(s.path), 40)], func(t *testing.T) {
-			code, body := do(t, s.method, url+s.path, s.body)
-			if code != s.code {
-				t.Fatalf("status %d, want %d (body %q)", code, s.code, body)
-			}
-			switch {
-			case code >= 400:
-				if msg := errorOf(t, body); !strings.Contains(msg, s.want) {
-					t.Fatalf("error %q, want it to mention %q", msg, s.want)
-				}
-			case body != s.want:
-				t.Fatalf("body %q, want %q", body, s.want)
-			}
+			checkAnswer(t, url, s.method, s.path, s.body, s.code, s.want)
 		})
 	}
 	if _, ok := kv.Get("big"); ok {
@@ -340,22 +329,7 @@ func TestKVCasIncr(t *testing.T) {
 		{"POST", "/kv/" + strings.Repeat("k", maxKeyLen+1) + "/incr", "", 400, "key longer"},
 	} {
 		t.Run(s.method+" "+s.path[:min(len(s.path), 40)], func(t *testing.T) {
-			code, body := do(t, s.method, url+s.path, s.body)
-			if code != s.code {
-				t.Fatalf("status %d, want %d (body %q)", code, s.code, body)
-			}
-			switch {
-			case code >= 400:
-				if msg := errorOf(t, body); !strings.Contains(msg, s.want) {
-					t.Fatalf("error %q, want it to mention %q", msg, s.want)
-				}
-			case strings.HasPrefix(s.want, "{"):
-				if compact := compactJSON(t, body); compact != s.want {
-					t.Fatalf("answer %s, want %s", compact, s.want)
-				}
-			case body != s.want:
-				t.Fatalf("body %q, want %q", body, s.want)
-			}
+			checkAnswer(t, url, s.method, s.path, s.body, s.code, s.want)
 		})
 	}
 	if v, ok := kv.Get("a/incr"); ok {
@@ -363,6 +337,30 @@ func TestKVCasIncr(t *testing.T) {
 	}
 	if _, ok := kv.Get("big"); ok {
 		t.Error("the oversized cas value was stored")
+	}
+}
+
+// checkAnswer sends a request to url+path and checks the answer: its
+// status, and for an error a message that contains want, for a JSON
+// object (want starts with "{") the object want, else exactly the body
+// want.
+func checkAnswer(t *testing.T, url, method, path, reqBody string, wantCode int, want string) {
+	t.Helper()
+	code, body := do(t, method, url+path, reqBody)
+	if code != wantCode {
+		t.Fatalf("status %d, want %d (body %q)", code, wantCode, body)
+	}
+	switch {
+	case code >= 400:
+		if msg := errorOf(t, body); !strings.Contains(msg, want) {
+			t.Fatalf("error %q, want it to mention %q", msg, want)
+		}
+	case strings.HasPrefix(want, "{"):
+		if compact := compactJSON(t, body); compact != want {
+			t.Fatalf("answer %s, want %s", compact, want)
+		}
+	case body != want:
+		t.Fatalf("body %q, want %q", body, want)
 	}
 }
 
