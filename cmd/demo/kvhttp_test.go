@@ -197,6 +197,7 @@ func TestCanoeErrorStatus(t *testing.T) {
 		{fmt.Errorf("%w: in flight", canoe.ErrTimeout), 504},
 		{fmt.Errorf("%w: leader lost", canoe.ErrUnknownOutcome), 504},
 		{&canoe.ApplyError{Index: 3, Err: errMalformed}, 400},
+		{fmt.Errorf("%w: entry 9", canoe.ErrResultUnavailable), 500},
 		{errors.New("something else"), 500},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
@@ -207,6 +208,18 @@ func TestCanoeErrorStatus(t *testing.T) {
 			}
 			errorOf(t, w.Body.String())
 		})
+	}
+	// The store's refusal is answered with the store's message, and a lost
+	// result says that the write took effect.
+	w := httptest.NewRecorder()
+	s.canoeError(w, "incr", &canoe.ApplyError{Index: 3, Err: fmt.Errorf("incr %q: its value %q is %w", "k", "x", errNotInteger)})
+	if msg := errorOf(t, w.Body.String()); msg != `incr: incr "k": its value "x" is not an integer` {
+		t.Errorf("ApplyError answered %q", msg)
+	}
+	w = httptest.NewRecorder()
+	s.canoeError(w, "incr", fmt.Errorf("%w: entry 9", canoe.ErrResultUnavailable))
+	if msg := errorOf(t, w.Body.String()); !strings.Contains(msg, "took effect") {
+		t.Errorf("ErrResultUnavailable answered %q", msg)
 	}
 }
 
