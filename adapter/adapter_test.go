@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -278,5 +279,39 @@ func TestTranslate(t *testing.T) {
 	}
 	if _, ok := tr.Translate(raft.Observation{Data: raft.RequestVoteRequest{}}); ok {
 		t.Fatal("vote requests should not be translated")
+	}
+}
+
+func TestCommittedConfiguration(t *testing.T) {
+	a := New(Config{FSM: &listFSM{}})
+	if servers, at := a.CommittedConfiguration(); len(servers) != 0 || at != 0 {
+		t.Fatalf("before any configuration: got %v at %d, want none at 0", servers, at)
+	}
+	conf := &raft.Log{Index: 2, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{
+		{ID: ServerID(1), Address: "x:1", Suffrage: raft.Voter},
+		{ID: ServerID(2), Address: "x:2", Suffrage: raft.Nonvoter},
+	}})}
+	a.ApplyBatch([]*raft.Log{cmd(1, EncodeProposal([]byte("a"))), conf, cmd(3, EncodeProposal([]byte("b")))})
+	want := map[uint64]raft.ServerSuffrage{1: raft.Voter, 2: raft.Nonvoter}
+	servers, at := a.CommittedConfiguration()
+	if !maps.Equal(servers, want) || at != 2 {
+		t.Fatalf("after the configuration entry: got %v at %d, want %v at 2", servers, at, want)
+	}
+	servers[3] = raft.Voter // a copy: changing it changes nothing
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	dst := New(Config{FSM: &listFSM{}})
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	// A snapshot's configuration is in effect at the snapshot's index.
+	if servers, at := dst.CommittedConfiguration(); !maps.Equal(servers, want) || at != 3 {
+		t.Fatalf("after Restore: got %v at %d, want %v at 3", servers, at, want)
 	}
 }

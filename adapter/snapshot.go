@@ -132,6 +132,7 @@ func (a *Adapter) Restore(rc io.ReadCloser) error {
 		}
 		a.servers[s.ID] = suffrage
 	}
+	a.configAt = index // the snapshot's configuration is in effect at its index
 	a.lastTerm = term
 	a.applied.Store(index)
 	close(a.advanced)

@@ -274,6 +274,24 @@ func (c *testCluster) heal(id uint64) {
 	}
 }
 
+// cut breaks the link between nodes a and b (both directions); connect
+// restores it.
+func (c *testCluster) cut(a, b uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ta, tb := c.trans[a], c.trans[b]
+	ta.Disconnect(tb.LocalAddr())
+	tb.Disconnect(ta.LocalAddr())
+}
+
+func (c *testCluster) connect(a, b uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ta, tb := c.trans[a], c.trans[b]
+	ta.Connect(tb.LocalAddr(), tb)
+	tb.Connect(ta.LocalAddr(), ta)
+}
+
 func (c *testCluster) stopAll() {
 	for _, n := range c.running() {
 		if err := n.Stop(); err != nil {
@@ -334,11 +352,7 @@ func (f inmemForwarder) Membership(_ context.Context, peer uint64) (uint64, []ui
 		return 0, nil, err
 	}
 	st := n.Status()
-	ids := make([]uint64, len(st.Members))
-	for i, m := range st.Members {
-		ids[i] = m.ID
-	}
-	return st.LeaderID, ids, nil
+	return st.LeaderID, st.CommittedMembers, nil
 }
 
 // waitFor polls cond until it holds or timeout passes (in a synctest bubble

@@ -55,7 +55,9 @@
 // AddPeer and RemovePeer change membership from Go; the HTTP API's /peers
 // endpoint does the same for tools. Stop leaves a node a member (it still
 // counts toward quorum); Destroy removes it and deletes its data. A node the
-// cluster removes stops itself and answers ErrorRemovedFromCluster.
+// cluster removes stops itself and answers ErrorRemovedFromCluster, once the
+// removal is committed: a removal that never commits (the leader lost
+// leadership first) leaves the node a member.
 //
 // # Observing
 //

@@ -23,7 +23,8 @@ type forwarder interface {
 	AddPeer(ctx context.Context, leader uint64, p Peer) error
 	RemovePeer(ctx context.Context, leader uint64, id uint64) error
 	// Membership asks member peer for the leader it knows (0: none) and the
-	// members of its latest configuration.
+	// members of the newest committed configuration it has applied (empty
+	// when it cannot tell).
 	Membership(ctx context.Context, peer uint64) (leader uint64, members []uint64, err error)
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -106,7 +108,8 @@ func (a apiShim) Status() httpconfig.Status {
 	out := httpconfig.Status{
 		ID: s.ID, State: s.State, LeaderID: s.LeaderID, Term: s.Term,
 		CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastIndex: s.LastIndex,
-		Members: make([]httpconfig.Peer, len(s.Members)),
+		Members:          make([]httpconfig.Peer, len(s.Members)),
+		CommittedMembers: s.CommittedMembers,
 	}
 	for i, p := range s.Members {
 		out.Members[i] = toHTTPPeer(p)
@@ -275,11 +278,9 @@ func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []
 	if err != nil {
 		return 0, nil, err
 	}
-	members := make([]uint64, len(st.Members))
-	for i, m := range st.Members {
-		members[i] = m.ID
-	}
-	return st.LeaderID, members, nil
+	// A member too old to report its committed configuration cannot tell:
+	// its Members may hold a change that is undone later.
+	return st.LeaderID, st.CommittedMembers, nil
 }
 
 // Status is a snapshot of a node's view of the cluster.
@@ -291,7 +292,11 @@ type Status struct {
 	CommitIndex  uint64
 	AppliedIndex uint64 // last entry the FSM applied
 	LastIndex    uint64
-	Members      []Peer
+	Members      []Peer // the latest configuration, committed or not
+	// CommittedMembers are the IDs of the newest committed configuration
+	// this node has applied, sorted; nil before it has applied one. It may
+	// lag Members, and unlike Members it is never undone.
+	CommittedMembers []uint64
 }
 
 // Status returns the node's view of the cluster. It does not block.
@@ -301,15 +306,26 @@ func (n *Node) Status() Status {
 		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
 	}
 	return Status{
-		ID:           n.id,
-		State:        rt.raft.State().String(),
-		LeaderID:     n.LeaderID(),
-		Term:         rt.raft.CurrentTerm(),
-		CommitIndex:  rt.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(),
-		LastIndex:    rt.raft.LastIndex(),
-		Members:      n.Peers(),
+		ID:               n.id,
+		State:            rt.raft.State().String(),
+		LeaderID:         n.LeaderID(),
+		Term:             rt.raft.CurrentTerm(),
+		CommitIndex:      rt.raft.CommitIndex(),
+		AppliedIndex:     n.fsm.AppliedIndex(),
+		LastIndex:        rt.raft.LastIndex(),
+		Members:          n.Peers(),
+		CommittedMembers: n.committedMembers(),
 	}
+}
+
+// committedMembers returns the IDs of the newest committed configuration
+// the FSM holds, sorted; nil before it holds one.
+func (n *Node) committedMembers() []uint64 {
+	servers, _ := n.fsm.CommittedConfiguration()
+	if len(servers) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(servers))
 }
 
 func (n *Node) isVoter(rt *runtime) bool {

@@ -305,10 +305,17 @@ func (n *Node) manage(rt *runtime) {
 		case <-rt.kick:
 		}
 		removed := n.checkRemoved(rt)
+		// Raft stops replicating to a member once the leader appends the
+		// configuration that drops it, so the member may hold that
+		// configuration without ever learning that it committed (or that
+		// it was undone): it asks the leader.
+		if now := time.Now(); !removed && n.wasMember.Load() && now.Sub(probed) > n.cfg.Timing.ElectionTimeout/2 && n.removalPending(rt) {
+			probed = now
+			removed = n.askIfRemoved(rt)
+		}
 		// A follower removed while it could not hear the leader never gets
-		// the configuration that drops it: raft stops sending to it. If it
-		// stays without a leader, it asks the others whether it is still a
-		// member.
+		// the configuration that drops it at all. If it stays without a
+		// leader, it asks the others whether it is still a member.
 		switch now := time.Now(); {
 		case removed || n.LeaderID() != 0 || !n.wasMember.Load():
 			leaderless = time.Time{}
@@ -341,8 +348,11 @@ func (n *Node) manage(rt *runtime) {
 }
 
 // askIfRemoved asks other members who leads, and then the leader itself
-// whether this node is still in the configuration (a lagging member's
-// configuration could predate this node's admission).
+// whether this node is still in its committed configuration (a lagging
+// member's configuration could predate this node's admission, and a
+// configuration not committed yet may still be undone). A member that
+// cannot tell (it has applied no configuration, or predates the committed
+// members in /status) does not decide.
 func (n *Node) askIfRemoved(rt *runtime) bool {
 	ask := func(id uint64) (leader uint64, members []uint64, ok bool) {
 		ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.Timing.ElectionTimeout)
@@ -365,6 +375,9 @@ func (n *Node) askIfRemoved(rt *runtime) bool {
 				continue
 			}
 		}
+		if len(members) == 0 {
+			continue
+		}
 		if slices.Contains(members, n.id) {
 			return false
 		}
@@ -374,38 +387,61 @@ func (n *Node) askIfRemoved(rt *runtime) bool {
 	return false
 }
 
-// checkRemoved reports whether the cluster removed this node: the latest
-// configuration no longer holds it after having held it, or raft shut
-// itself down (a removed leader).
+// checkRemoved reports whether the cluster removed this node: a committed
+// configuration no longer holds it after an earlier committed one did, or
+// raft shut itself down (which it does to a leader once the configuration
+// removing it commits). It decides only from committed configurations:
+// raft's latest configuration may be undone by the next leader (a removal
+// that reached only this node), and a node that stopped itself on it would
+// be lost to a cluster that still counts it as a voter.
 func (n *Node) checkRemoved(rt *runtime) bool {
+	// Stop swaps the runtime out before it shuts raft down: a shutdown seen
+	// with the runtime still current is raft's own.
+	shut := rt.raft.State() == raft.Shutdown
 	if n.rt.Load() != rt {
 		return false // Stop is under way
 	}
-	if rt.raft.State() == raft.Shutdown {
+	if shut {
 		return true
 	}
+	servers, at := n.fsm.CommittedConfiguration()
+	if len(servers) == 0 {
+		return false
+	}
+	if _, ok := servers[n.id]; ok {
+		n.becameMember(rt, at)
+		return false
+	}
+	// After a restart the FSM may hold a configuration older than the one
+	// that admitted this node (the applied index on record lags a little):
+	// only a configuration in effect after that one says "removed".
+	return n.wasMember.Load() && at > n.memberAt.Load()
+}
+
+// removalPending reports whether raft's latest configuration, not known to
+// be committed, no longer holds this node.
+func (n *Node) removalPending(rt *runtime) bool {
 	cfg, _, err := configuration(rt)
 	if err != nil || len(cfg.Servers) == 0 {
 		return false
 	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(n.id) {
-			n.becameMember(rt)
-			return false
-		}
-	}
-	return n.wasMember.Load()
+	return !slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool { return s.ID == adapter.ServerID(n.id) })
 }
 
-// becameMember records, once, that this node has been in a configuration,
-// in DataDir too: a restarted node whose configuration no longer holds it
-// was removed, while one that never was a member is still joining.
-func (n *Node) becameMember(rt *runtime) {
+// becameMember records, once, that a committed configuration in effect at
+// index at holds this node, in DataDir too: a restarted node whose committed
+// configuration no longer holds it was removed, while one that never was a
+// member is still joining.
+func (n *Node) becameMember(rt *runtime, at uint64) {
+	if n.wasMember.Load() {
+		return
+	}
+	n.memberAt.Store(at)
 	if n.wasMember.Swap(true) {
 		return
 	}
 	self := rt.self
-	err := storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true,
+	err := storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true, MemberIndex: at,
 		RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort})
 	if err != nil {
 		n.logger.Warn("could not record membership in DataDir", "error", err)

@@ -39,7 +39,8 @@ type Node struct {
 
 	rt        atomic.Pointer[runtime] // nil unless running
 	removed   atomic.Bool             // the cluster removed this node
-	wasMember atomic.Bool             // a configuration held this node (kept in DataDir)
+	wasMember atomic.Bool             // a committed configuration held this node (kept in DataDir)
+	memberAt  atomic.Uint64           // with wasMember: an index at which one did (kept in DataDir)
 
 	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
@@ -113,6 +114,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		n.keys = &k
 	}
 	n.wasMember.Store(ok && ident.Member)
+	n.memberAt.Store(ident.MemberIndex)
 	n.leaderBC.init()
 	n.metrics = newMetrics(n)
 	n.fsm = adapter.New(adapter.Config{
@@ -318,7 +320,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			}
 		}()
 	}
-	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), MemberIndex: n.memberAt.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
 		return nil, false, err
 	}
 	if !hasState && c.BootstrapNode {

@@ -66,9 +66,15 @@ type Status struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
-	// Members is every member, the answering node included; never null in
-	// the JSON the server writes.
+	// Members is every member, the answering node included, as in the
+	// latest configuration the node knows (possibly not committed yet);
+	// never null in the JSON the server writes.
 	Members []Peer `json:"members"`
+	// CommittedMembers are the IDs of the newest committed configuration
+	// the node has applied, sorted. It may lag Members but is never undone.
+	// Absent before the node has applied a configuration, and from servers
+	// that predate it.
+	CommittedMembers []uint64 `json:"committed_members,omitempty"`
 }
 
 // Result is the outcome of one proposal of a batch.
