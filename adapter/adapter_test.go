@@ -315,3 +315,37 @@ func TestCommittedConfiguration(t *testing.T) {
 		t.Fatalf("after Restore: got %v at %d, want %v at 3", servers, at, want)
 	}
 }
+
+func TestPeerMetaNonVoter(t *testing.T) {
+	a := New(Config{FSM: &listFSM{}})
+	// An entry written before NonVoter existed.
+	old := append([]byte{byte(KindPeerMeta)}, `{"id":4,"host":"h","raft_port":1,"config_port":2}`...)
+	a.ApplyBatch([]*raft.Log{cmd(1, old), cmd(2, EncodePeerMeta(PeerMeta{ID: 5, Host: "h", RaftPort: 3, NonVoter: true}))})
+	if m, ok := a.Peer(4); !ok || m.NonVoter || m.ConfigPort != 2 {
+		t.Fatalf("old entry: got %+v %v, want ConfigPort 2 and NonVoter false", m, ok)
+	}
+	if m, ok := a.Peer(5); !ok || !m.NonVoter {
+		t.Fatalf("got %+v %v, want NonVoter true", m, ok)
+	}
+	if b := EncodePeerMeta(PeerMeta{ID: 4, Host: "h", RaftPort: 1}); strings.Contains(string(b), "nonvoter") {
+		t.Fatalf("a voter-to-be's entry %q names nonvoter; older nodes must read it as before", b)
+	}
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	dst := New(Config{FSM: &listFSM{}})
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if m, ok := dst.Peer(5); !ok || !m.NonVoter {
+		t.Fatalf("restored: got %+v %v, want NonVoter true", m, ok)
+	}
+	if m, ok := dst.Peer(4); !ok || m.NonVoter {
+		t.Fatalf("restored: got %+v %v, want NonVoter false", m, ok)
+	}
+}

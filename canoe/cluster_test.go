@@ -99,6 +99,13 @@ func newTestCluster(t *testing.T, size int, tweak func(*NodeConfig)) *testCluste
 // addNode creates and starts a node; bootstrap founds the cluster.
 func (c *testCluster) addNode(bootstrap bool) *Node {
 	c.t.Helper()
+	return c.addNodeWith(bootstrap, nil)
+}
+
+// addNodeWith is addNode with tweak applied to this node's config after
+// the cluster's.
+func (c *testCluster) addNodeWith(bootstrap bool, tweak func(*NodeConfig)) *Node {
+	c.t.Helper()
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -124,6 +131,9 @@ func (c *testCluster) addNode(bootstrap bool) *Node {
 	}
 	if c.tweak != nil {
 		c.tweak(cfg)
+	}
+	if tweak != nil {
+		tweak(cfg)
 	}
 	n, err := NewNode(cfg)
 	if err != nil {
@@ -344,6 +354,14 @@ func (f inmemForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 		return err
 	}
 	return n.RemovePeer(ctx, id)
+}
+
+func (f inmemForwarder) Promote(ctx context.Context, leader uint64, id uint64) error {
+	n, err := f.leader(leader)
+	if err != nil {
+		return err
+	}
+	return n.Promote(ctx, id)
 }
 
 func (f inmemForwarder) Membership(_ context.Context, peer uint64) (uint64, []uint64, error) {

@@ -59,6 +59,17 @@
 // removal is committed: a removal that never commits (the leader lost
 // leadership first) leaves the node a member.
 //
+// A node started with NonVoter is a read replica: the cluster adds it as a
+// non-voter and keeps it one. It gets every entry and serves reads
+// (ReadBarrier, then its FSM) without counting toward quorum, so replicas
+// add read capacity in other zones or on small machines without slowing
+// commits or risking availability. Promote makes one a voter:
+//
+//	cfg := &canoe.NodeConfig{FSM: fsm, NonVoter: true, DataDir: dir,
+//		BootstrapPeers: []string{"http://10.0.0.1:1235"}}
+//	...
+//	err := node.Promote(ctx, replicaID) // on any member
+//
 // # Observing
 //
 // RegisterObserver delivers typed events (LeaderChanged, PeerAdded,

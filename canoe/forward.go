@@ -22,6 +22,7 @@ type forwarder interface {
 	ReadIndex(ctx context.Context, leader uint64) (uint64, error)
 	AddPeer(ctx context.Context, leader uint64, p Peer) error
 	RemovePeer(ctx context.Context, leader uint64, id uint64) error
+	Promote(ctx context.Context, leader uint64, id uint64) error
 	// Membership asks member peer for the leader it knows (0: none) and the
 	// members of the newest committed configuration it has applied (empty
 	// when it cannot tell).

@@ -48,6 +48,12 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 		RaftAddr:        self.raftAddr(),
 		BootstrapExpect: c.BootstrapExpect,
 		HasState:        hasState,
+		NonVoter:        c.NonVoter,
+	}
+	if c.NonVoter {
+		// Not part of the expectation: gossiping none also keeps nodes
+		// that predate the NonVoter flag from counting this one.
+		meta.BootstrapExpect = 0
 	}
 	if self.ConfigPort != 0 {
 		meta.ConfigAddr = net.JoinHostPort(self.Host, strconv.Itoa(self.ConfigPort))
@@ -178,7 +184,7 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 				formed = true
 				continue
 			}
-			if m.Meta.BootstrapExpect == want && !m.Meta.Leaving {
+			if m.Meta.BootstrapExpect == want && !m.Meta.Leaving && !m.Meta.NonVoter {
 				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: adapter.ServerID(m.Meta.ID), Address: raft.ServerAddress(m.Meta.RaftAddr)})
 			}
 		}
@@ -242,14 +248,14 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 				n.logger.Warn("could not remove leaving member", "peer", id, "error", err)
 			}
 			return // the configuration changed; look again next round
-		case member && !m.Meta.Leaving && n.metaOutdated(m):
+		case member && !m.Meta.Leaving && n.metaOutdated(m, s):
 			// Members that joined by BootstrapExpect were never added
 			// through AddPeer: record their addresses from gossip.
 			p, err := peerFromGossip(m)
 			if err != nil {
 				continue
 			}
-			if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout)); err != nil {
+			if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(n.recordedMeta(p, &s)), enqueueTimeout)); err != nil {
 				n.logger.Debug("could not record a member's addresses", "peer", id, "error", err)
 			}
 			return
@@ -294,15 +300,16 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 	}
 }
 
-// metaOutdated reports whether the replicated addresses of member m differ
-// from what it gossips about itself.
-func (n *Node) metaOutdated(m discovery.Member) bool {
+// metaOutdated reports whether the replicated addresses of member m, whose
+// server in the configuration is s, differ from what it gossips about
+// itself. Its gossiped NonVoter flag counts only when it is first added.
+func (n *Node) metaOutdated(m discovery.Member, s raft.Server) bool {
 	p, err := peerFromGossip(m)
 	if err != nil {
 		return false
 	}
 	have, ok := n.fsm.Peer(p.ID)
-	return !ok || have != p.meta()
+	return !ok || have != n.recordedMeta(p, &s)
 }
 
 // peerFromGossip turns a gossip member into a Peer to add.
@@ -311,7 +318,7 @@ func peerFromGossip(m discovery.Member) (Peer, error) {
 	if err != nil {
 		return Peer{}, err
 	}
-	p := Peer{ID: m.Meta.ID, Host: host, RaftPort: raftPort}
+	p := Peer{ID: m.Meta.ID, Host: host, RaftPort: raftPort, NonVoter: m.Meta.NonVoter}
 	if m.Meta.ConfigAddr != "" {
 		if _, port, err := splitHostPort(m.Meta.ConfigAddr); err == nil {
 			p.ConfigPort = port

@@ -33,6 +33,7 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 	api := apiShim{n}
 	rt.http = httpconfig.NewServer(httpconfig.Config{
 		Membership: api,
+		Promoter:   api,
 		Proposer:   api,
 		Reader:     api,
 		Status:     api,
@@ -85,6 +86,10 @@ func (a apiShim) RemovePeer(ctx context.Context, id uint64) error {
 	return toHTTPError(a.n.RemovePeer(ctx, id))
 }
 
+func (a apiShim) Promote(ctx context.Context, id uint64) error {
+	return toHTTPError(a.n.Promote(ctx, id))
+}
+
 func (a apiShim) ProposeBatch(ctx context.Context, items [][]byte) ([]httpconfig.Result, error) {
 	res, err := a.n.serveProposals(ctx, items)
 	if err != nil {
@@ -133,11 +138,11 @@ func toHTTPPeer(p Peer) httpconfig.Peer {
 	if p.Voter {
 		s = httpconfig.Voter
 	}
-	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s}
+	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s, NonVoter: p.NonVoter}
 }
 
 func fromHTTPPeer(p httpconfig.Peer) Peer {
-	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter}
+	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter, NonVoter: p.NonVoter}
 }
 
 // toHTTPError maps canoe's errors to the HTTP API's sentinels.
@@ -264,6 +269,17 @@ func (f *httpForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 		return err
 	}
 	if err := f.client.RemovePeer(ctx, base, id); err != nil {
+		return fromHTTPError(err, leader)
+	}
+	return nil
+}
+
+func (f *httpForwarder) Promote(ctx context.Context, leader uint64, id uint64) error {
+	base, err := f.base(leader)
+	if err != nil {
+		return err
+	}
+	if err := f.client.Promote(ctx, base, id); err != nil {
 		return fromHTTPError(err, leader)
 	}
 	return nil

@@ -30,6 +30,7 @@ func (n *Node) join(ctx context.Context, rt *runtime) error {
 	defer cancel()
 	self := toHTTPPeer(rt.self)
 	self.ClusterID = n.cfg.ClusterID
+	self.NonVoter = n.cfg.NonVoter
 	peers := n.cfg.bootstrapURLs()
 	refused := make(map[string]error, len(peers))
 	var failed []string // the failures of the latest round

@@ -27,13 +27,32 @@ type Peer struct {
 	RaftPort   int
 	ConfigPort int  // HTTP API port, 0 if unknown
 	GossipPort int  // memberlist port, 0 if none
-	Voter      bool // false while a new member catches up
+	Voter      bool // false while a new member catches up, and for a read replica
+	// NonVoter marks a read replica: a member that gets every entry and
+	// serves reads but stays a non-voter (never counted toward quorum,
+	// never a leader) until Promote. A non-voter without it is catching up
+	// and the leader promotes it on its own. In AddPeer it asks for a new
+	// member to be added as a read replica (see NodeConfig.NonVoter).
+	NonVoter bool
 }
 
 func (p Peer) raftAddr() string { return net.JoinHostPort(p.Host, strconv.Itoa(p.RaftPort)) }
 
 func (p Peer) meta() adapter.PeerMeta {
-	return adapter.PeerMeta{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort}
+	return adapter.PeerMeta{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, NonVoter: p.NonVoter}
+}
+
+// recordedMeta returns the metadata to replicate for p: its addresses,
+// and its NonVoter flag if it is a new member (s is nil). A member keeps the
+// flag the cluster records for it (only Promote clears it), and a voter
+// never has it.
+func (n *Node) recordedMeta(p Peer, s *raft.Server) adapter.PeerMeta {
+	m := p.meta()
+	if s != nil {
+		have, ok := n.fsm.Peer(p.ID)
+		m.NonVoter = s.Suffrage != raft.Voter && ok && have.NonVoter
+	}
+	return m
 }
 
 func (p Peer) validate() error {
@@ -79,6 +98,7 @@ func (n *Node) Peers() []Peer {
 		p := Peer{ID: id, Voter: s.Suffrage == raft.Voter}
 		if m, ok := metas[id]; ok {
 			p.Host, p.RaftPort, p.ConfigPort, p.GossipPort = m.Host, m.RaftPort, m.ConfigPort, m.GossipPort
+			p.NonVoter = m.NonVoter && !p.Voter
 		}
 		if host, port, err := splitHostPort(string(s.Address)); err == nil {
 			p.Host, p.RaftPort = host, port // raft's address is authoritative
@@ -102,9 +122,11 @@ func configuration(rt *runtime) (raft.Configuration, uint64, error) {
 
 // AddPeer adds p to the cluster and returns once the change is committed.
 // The new member starts as a non-voter and the leader promotes it to voter
-// once it has caught up (a PeerPromoted observation tells when). Adding a
-// member again with a new address moves it. On a follower the request goes
-// to the leader.
+// once it has caught up (a PeerPromoted observation tells when); with
+// p.NonVoter it stays a non-voter, a read replica, until Promote. Adding a
+// member again with a new address moves it, keeping its suffrage (p.NonVoter
+// matters only for a new member). On a follower the request goes to the
+// leader.
 func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 	if err := p.validate(); err != nil {
 		return err
@@ -168,8 +190,11 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 			existing = &cfg.Servers[i]
 		}
 	}
-	if m, ok := n.fsm.Peer(p.ID); !ok || m != p.meta() {
-		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout)); err != nil {
+	// Recorded before the configuration change, so that no leader promotes
+	// a read replica before it knows it is one.
+	meta := n.recordedMeta(p, existing)
+	if m, ok := n.fsm.Peer(p.ID); !ok || m != meta {
+		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(meta), enqueueTimeout)); err != nil {
 			return n.raftErr(err)
 		}
 	}
@@ -184,7 +209,7 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 	if err != nil {
 		return n.raftErr(err)
 	}
-	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 10), "addr", addr, "moved", existing != nil)
+	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 10), "addr", addr, "moved", existing != nil, "read_replica", meta.NonVoter)
 	kick(rt)
 	return nil
 }
@@ -467,6 +492,9 @@ func (n *Node) leaderDuties(rt *runtime) {
 		if s.Suffrage == raft.Voter {
 			continue
 		}
+		if id, err := adapter.ParseServerID(s.ID); err == nil && n.isReplica(id) {
+			continue // a read replica: only Promote makes it a voter
+		}
 		got, ok := rt.trans.Matched(s.ID)
 		if !ok || got < index || last-min(got, last) > promoteLag {
 			continue
@@ -493,5 +521,12 @@ func (n *Node) Self() Peer {
 	}
 	p := rt.self
 	p.Voter = n.isVoter(rt)
+	if !p.Voter {
+		if m, ok := n.fsm.Peer(n.id); ok {
+			p.NonVoter = m.NonVoter
+		} else {
+			p.NonVoter = n.cfg.NonVoter // not added yet: what it asks for
+		}
+	}
 	return p
 }

@@ -376,7 +376,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if g != nil {
 		rt.wg.Go(func() { n.watchGossip(rt) })
 		rt.wg.Go(func() { n.joinGossip(rt) })
-		if !hasState && c.BootstrapExpect > 0 {
+		if !hasState && c.BootstrapExpect > 0 && !c.NonVoter {
 			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
 	}

@@ -85,9 +85,11 @@ func (c *Client) Peers(ctx context.Context, base string) (PeersResponse, error) 
 }
 
 // AddPeer calls POST /peers with p's id, host, raft_port, config_port,
-// gossip_port and cluster_id (Suffrage is not sent) and returns the answering node's view
-// once the change is committed. An empty Host lets the server use the
-// address the request comes from.
+// gossip_port, cluster_id and nonvoter (Suffrage is not sent) and returns
+// the answering node's view once the change is committed. An empty Host
+// lets the server use the address the request comes from. "nonvoter" is
+// sent only when true; servers that predate it refuse it (400, unknown
+// field).
 func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersResponse, error) {
 	req := addPeerRequest{
 		ID:         p.ID,
@@ -96,6 +98,7 @@ func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersRespons
 		ConfigPort: p.ConfigPort,
 		GossipPort: p.GossipPort,
 		ClusterID:  p.ClusterID,
+		NonVoter:   p.NonVoter,
 	}
 	var out PeersResponse
 	err := c.doJSON(ctx, http.MethodPost, base, PathPeers, req, &out)
@@ -108,7 +111,15 @@ func (c *Client) RemovePeer(ctx context.Context, base string, id uint64) error {
 	var out struct {
 		Removed uint64 `json:"removed"`
 	}
-	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, removePeerRequest{ID: id}, &out)
+	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, idRequest{ID: id}, &out)
+}
+
+// Promote calls POST /peers/promote and returns once member id is a voter
+// (the promotion is committed); an error matching ErrPeerNotFound if id is
+// not a member.
+func (c *Client) Promote(ctx context.Context, base string, id uint64) error {
+	var out promoteResponse
+	return c.doJSON(ctx, http.MethodPost, base, PathPromote, idRequest{ID: id}, &out)
 }
 
 // Propose calls POST /internal/propose on the leader and returns one Result

@@ -75,8 +75,27 @@ func TestClientRoundTrip(t *testing.T) {
 				t.Errorf("node got AddPeer(%+v), want %+v", added, newPeer)
 			}
 
-			if err := c.RemovePeer(ctx, base, 9); err != nil {
-				t.Fatalf("RemovePeer: %v", err)
+			replica := Peer{ID: 10, Host: "10.0.0.10", RaftPort: 7010, ConfigPort: 8010, NonVoter: true}
+			if _, err := c.AddPeer(ctx, base, replica); err != nil {
+				t.Fatalf("AddPeer(read replica): %v", err)
+			}
+			f.mu.Lock()
+			added = f.added
+			f.mu.Unlock()
+			if len(added) != 2 || added[1] != replica {
+				t.Errorf("node got AddPeer(%+v), want the second to be %+v", added, replica)
+			}
+			if err := c.Promote(ctx, base, 10); err != nil {
+				t.Fatalf("Promote: %v", err)
+			}
+			if err := c.Promote(ctx, base, 99); !errors.Is(err, ErrPeerNotFound) {
+				t.Errorf("Promote(unknown): got %v, want ErrPeerNotFound", err)
+			}
+
+			for _, id := range []uint64{9, 10} {
+				if err := c.RemovePeer(ctx, base, id); err != nil {
+					t.Fatalf("RemovePeer(%d): %v", id, err)
+				}
 			}
 
 			items := [][]byte{[]byte("x"), {}, []byte(strings.Repeat("y", 5000))}
@@ -101,6 +120,33 @@ func TestClientRoundTrip(t *testing.T) {
 				t.Errorf("Status = %+v", st)
 			}
 		})
+	}
+}
+
+// TestClientAddPeerSendsNonVoterOnlyWhenSet: servers that predate
+// "nonvoter" refuse unknown fields, so a plain join must not send it.
+func TestClientAddPeerSendsNonVoterOnlyWhenSet(t *testing.T) {
+	var bodies []string
+	var mu sync.Mutex
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":1,"raft_port":1,"config_port":2,"remote_peers":[]}`)
+	}))
+	defer ts.Close()
+	c := NewClient(nil, nil, 0)
+	defer c.Close()
+	for _, nv := range []bool{false, true} {
+		if _, err := c.AddPeer(context.Background(), ts.URL, Peer{ID: 4, RaftPort: 1, ConfigPort: 2, NonVoter: nv}); err != nil {
+			t.Fatalf("AddPeer(NonVoter %v): %v", nv, err)
+		}
+	}
+	want := []string{`{"id":4,"raft_port":1,"config_port":2}`, `{"id":4,"raft_port":1,"config_port":2,"nonvoter":true}`}
+	if fmt.Sprint(bodies) != fmt.Sprint(want) {
+		t.Fatalf("bodies %q, want %q", bodies, want)
 	}
 }
 

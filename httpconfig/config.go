@@ -17,7 +17,7 @@ const (
 	// /internal/propose batch: 65536.
 	DefaultMaxProposalItems = 1 << 16
 	// DefaultRequestTimeout bounds the context the node's AddPeer,
-	// RemovePeer, ProposeBatch and ReadIndex get: 30s.
+	// RemovePeer, Promote, ProposeBatch and ReadIndex get: 30s.
 	DefaultRequestTimeout = 30 * time.Second
 )
 
@@ -28,6 +28,8 @@ const (
 type Config struct {
 	// Membership serves GET, POST and DELETE /peers. Nil: 404.
 	Membership Membership
+	// Promoter serves POST /peers/promote. Nil: 404.
+	Promoter Promoter
 	// Proposer serves POST /internal/propose. Nil: 404.
 	Proposer Proposer
 	// Reader serves GET /internal/readindex. Nil: 404.

@@ -15,8 +15,10 @@
 //	GET     /peers               -                            200 PeersResponse
 //	POST    /peers               {"id","raft_port",           200 PeersResponse, once committed
 //	                              "config_port"[,"host",
-//	                              "gossip_port","cluster_id"]}
+//	                              "gossip_port","cluster_id",
+//	                              "nonvoter"]}
 //	DELETE  /peers               {"id"}                       200 {"removed": id}, once committed
+//	POST    /peers/promote       {"id"}                       200 {"promoted": id}, once a voter
 //	POST    /internal/propose    binary proposals (codec.go)  200 binary results
 //	GET     /internal/readindex  -                            200 {"index": N}
 //	GET     /status              -                            200 Status
@@ -25,10 +27,20 @@
 //
 // A POST /peers without "host" adds the peer at the address the request came
 // from, as the original canoe did; one with "cluster_id" is refused (409)
-// by a node of another cluster. JSON request bodies are limited to
-// Config.MaxBodyBytes (1 MiB) and proposal bodies to Config.MaxProposalBytes
-// (64 MiB). Answers are JSON except for /internal/propose
-// (application/octet-stream) and /metrics.
+// by a node of another cluster. One with "nonvoter": true adds a read
+// replica: a member that gets every entry and serves reads but stays a
+// non-voter (never counted toward quorum, never a leader) until POST
+// /peers/promote makes it a voter; without it the new member is promoted
+// once it has caught up. Servers that predate "nonvoter" refuse it (400,
+// unknown field), so the Client sends it only when true. Members in
+// answers carry "suffrage" ("voter" or "nonvoter") and, for a read
+// replica, "nonvoter": true. POST /peers/promote of a voter succeeds at
+// once; of a non-voter it answers once the member is a voter (it is
+// promoted when it has caught up, so a lagging replica takes longer).
+//
+// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB) and
+// proposal bodies to Config.MaxProposalBytes (64 MiB). Answers are JSON
+// except for /internal/propose (application/octet-stream) and /metrics.
 //
 // # Errors
 //
@@ -44,7 +56,8 @@
 //	                              what is wrong); sets "WWW-Authenticate:
 //	                              Canoe-HMAC-SHA256" (and "Bearer" on GET
 //	                              /metrics and GET /healthz)
-//	404  ErrPeerNotFound          DELETE /peers of an id that is not a member;
+//	404  ErrPeerNotFound          DELETE /peers or POST /peers/promote of an id
+//	                              that is not a member;
 //	                              also any unknown path, and routes whose Config
 //	                              component is nil
 //	405  -                        known path, wrong method; sets "Allow"

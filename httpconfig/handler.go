@@ -21,6 +21,7 @@ import (
 // Paths of the API.
 const (
 	PathPeers     = "/peers"
+	PathPromote   = "/peers/promote"
 	PathPropose   = "/internal/propose"
 	PathReadIndex = "/internal/readindex"
 	PathStatus    = "/status"
@@ -70,6 +71,9 @@ func NewHandler(cfg Config) http.Handler {
 		r.GET(PathPeers, h.getPeers)
 		r.POST(PathPeers, h.addPeer)
 		r.DELETE(PathPeers, h.removePeer)
+	}
+	if cfg.Promoter != nil {
+		r.POST(PathPromote, h.promote)
 	}
 	if cfg.Proposer != nil {
 		r.POST(PathPropose, h.propose)
@@ -252,7 +256,7 @@ func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httproute
 		h.fail(w, r, err)
 		return
 	}
-	id, err := decodeRemovePeer(bytes.NewReader(b))
+	id, err := decodeIDRequest(bytes.NewReader(b))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -270,6 +274,35 @@ func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httproute
 	writeJSON(w, http.StatusOK, struct {
 		Removed uint64 `json:"removed"`
 	}{id})
+}
+
+func (h *handler) promote(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	b, err := readBody(w, r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id, err := decodeIDRequest(bytes.NewReader(b))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if m := h.cfg.Membership; m != nil && !slices.ContainsFunc(m.Peers(), func(p Peer) bool { return p.ID == id }) {
+		h.fail(w, r, fmt.Errorf("%w: id %d is not a member", ErrPeerNotFound, id))
+		return
+	}
+	ctx, cancel := h.context(r)
+	defer cancel()
+	if err := h.cfg.Promoter.Promote(ctx, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, promoteResponse{Promoted: id})
+}
+
+// promoteResponse answers POST /peers/promote.
+type promoteResponse struct {
+	Promoted uint64 `json:"promoted"`
 }
 
 func (h *handler) propose(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -361,6 +394,7 @@ func peersResponse(m Membership) PeersResponse {
 		ConfigPort:  self.ConfigPort,
 		GossipPort:  self.GossipPort,
 		Suffrage:    self.Suffrage,
+		NonVoter:    self.NonVoter,
 		RemotePeers: remote,
 	}
 }

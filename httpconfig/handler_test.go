@@ -108,7 +108,20 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "remove missing id", req: request{method: "DELETE", path: "/peers", body: `{}`}, wantCode: 400, wantMsg: `"id" is required`},
 		{name: "remove oversized", req: request{method: "DELETE", path: "/peers", body: `{"id":2}` + strings.Repeat(" ", 2<<20)}, wantCode: 413},
 		{name: "remove unknown id", req: request{method: "DELETE", path: "/peers", body: `{"id":99}`}, wantCode: 404, wantMsg: "99 is not a member"},
+		{name: "add nonvoter not a bool", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004,"config_port":8004,"nonvoter":"yes"}`}, wantCode: 400, wantMsg: `field "nonvoter"`},
+		// 400 and 404: POST /peers/promote.
+		{name: "promote malformed", req: request{method: "POST", path: "/peers/promote", body: `{"id":`}, wantCode: 400, wantMsg: "truncated"},
+		{name: "promote unknown field", req: request{method: "POST", path: "/peers/promote", body: `{"id":3,"voter":true}`}, wantCode: 400, wantMsg: `unknown field "voter"`},
+		{name: "promote missing id", req: request{method: "POST", path: "/peers/promote", body: `{}`}, wantCode: 400, wantMsg: `"id" is required`},
+		{name: "promote empty body", req: request{method: "POST", path: "/peers/promote"}, wantCode: 400, wantMsg: "empty body"},
+		{name: "promote oversized", req: request{method: "POST", path: "/peers/promote", body: `{"id":3}` + strings.Repeat(" ", 2<<20)}, wantCode: 413},
+		{name: "promote unknown id", req: request{method: "POST", path: "/peers/promote", body: `{"id":99}`}, wantCode: 404, wantMsg: "99 is not a member"},
+		{name: "promote node says not found", setup: failWith(ErrPeerNotFound), req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 404, wantMut: 1},
+		{name: "promote not configured", setup: func(_ *fakeNode, c *Config) { c.Promoter = nil }, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 404, wantMsg: "no route"},
+		{name: "get promote", req: request{method: "GET", path: "/peers/promote"}, wantCode: 405, wantAllow: "OPTIONS, POST"},
 		// Errors from the node.
+		{name: "promote not leader", setup: failWith(&NotLeaderError{LeaderID: 2}), req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 421, wantMsg: "leader is 2", wantMut: 1},
+		{name: "promote timeout", setup: func(f *fakeNode, c *Config) { f.block = true; c.RequestTimeout = 10 * time.Millisecond }, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 504, wantMut: 1},
 		{name: "add not leader", setup: failWith(&NotLeaderError{LeaderID: 3}), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 421, wantMsg: "leader is 3", wantMut: 1},
 		{name: "add no leader", setup: failWith(fmt.Errorf("adding: %w", ErrNoLeader)), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 503, wantMsg: "no leader", wantMut: 1},
 		{name: "add conflict", setup: failWith(ErrConflict), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 409, wantMut: 1},
@@ -143,6 +156,8 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "secret as bearer on healthz", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer " + string(testSecret)}, wantCode: 401, wantMsg: "wrong bearer token"},
 		{name: "metrics token on status", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "the metrics token grants only GET /metrics and GET /healthz"},
 		{name: "metrics token on add", setup: withSecret, req: request{method: "POST", path: "/peers", body: validAdd, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
+		{name: "metrics token on promote", setup: withSecret, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
+		{name: "unsigned promote", setup: withSecret, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 401, wantMsg: "missing Authorization header"},
 		{name: "metrics token on remove", setup: withSecret, req: request{method: "DELETE", path: "/peers", body: `{"id":2}`, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
 		{name: "metrics token on propose", setup: withSecret, req: request{method: "POST", path: "/internal/propose", body: string(EncodeProposals([][]byte{[]byte("x")})), auth: "Bearer " + testMetricsToken()}, wantCode: 401},
 		{name: "metrics token on readindex", setup: withSecret, req: request{method: "GET", path: "/internal/readindex", auth: "Bearer " + testMetricsToken()}, wantCode: 401},
@@ -293,6 +308,46 @@ func TestHandlerOK(t *testing.T) {
 					t.Errorf("AddPeer calls = %+v, want host fe80::1%%eth0", f.added)
 				}
 			},
+		},
+		{
+			name:     "add read replica",
+			setup:    func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
+			req:      request{method: "POST", path: "/peers", body: `{"id":4,"host":"10.0.0.4","raft_port":7004,"config_port":8004,"nonvoter":true}`},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter","remote_peers":[{"id":4,"host":"10.0.0.4","raft_port":7004,"config_port":8004,"suffrage":"nonvoter","nonvoter":true}]}`,
+			check: func(t *testing.T, f *fakeNode) {
+				want := Peer{ID: 4, Host: "10.0.0.4", RaftPort: 7004, ConfigPort: 8004, NonVoter: true}
+				if len(f.added) != 1 || f.added[0] != want {
+					t.Errorf("AddPeer calls = %+v, want [%+v]", f.added, want)
+				}
+			},
+		},
+		{
+			name: "get peers from a read replica",
+			setup: func(f *fakeNode, _ *Config) {
+				f.self.Suffrage, f.self.NonVoter = Nonvoter, true
+				f.peers = []Peer{f.self}
+			},
+			req:      request{method: "GET", path: "/peers"},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"nonvoter","nonvoter":true,"remote_peers":[]}`,
+		},
+		{
+			name: "promote",
+			setup: func(f *fakeNode, _ *Config) {
+				f.peers[0].NonVoter = true
+			},
+			req:      request{method: "POST", path: "/peers/promote", body: `{"id":3}`},
+			wantBody: `{"promoted":3}`,
+			check: func(t *testing.T, f *fakeNode) {
+				if len(f.promoted) != 1 || f.promoted[0] != 3 {
+					t.Errorf("Promote calls = %v, want [3]", f.promoted)
+				}
+			},
+		},
+		{
+			name:     "signed promote",
+			setup:    withSecret,
+			req:      request{method: "POST", path: "/peers/promote", body: `{"id":3}`, sign: testSigner},
+			wantBody: `{"promoted":3}`,
 		},
 		{
 			name:     "remove peer",

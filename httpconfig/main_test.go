@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeNode implements Membership, Proposer, ReadIndexer and StatusSource,
+// fakeNode implements Membership, Promoter, Proposer, ReadIndexer and StatusSource,
 // records the calls that would change something, and fails, blocks or
 // panics as told.
 type fakeNode struct {
@@ -22,9 +22,10 @@ type fakeNode struct {
 	peers     []Peer // self included
 	added     []Peer
 	removed   []uint64
+	promoted  []uint64
 	proposed  [][][]byte
 	reads     int
-	err       error                   // returned by AddPeer, RemovePeer, ProposeBatch, ReadIndex
+	err       error                   // returned by AddPeer, RemovePeer, Promote, ProposeBatch, ReadIndex
 	unhealthy error                   // returned by Healthy
 	panicMsg  string                  // if set, every method panics with it
 	block     bool                    // AddPeer, ProposeBatch, ReadIndex wait for ctx to end
@@ -53,7 +54,7 @@ func newFakeNode() *fakeNode {
 func (f *fakeNode) mutations() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.added) + len(f.removed) + len(f.proposed) + f.reads
+	return len(f.added) + len(f.removed) + len(f.promoted) + len(f.proposed) + f.reads
 }
 
 // behavior is what a fake call is told to do.
@@ -129,6 +130,27 @@ func (f *fakeNode) RemovePeer(ctx context.Context, id uint64) error {
 	return nil
 }
 
+func (f *fakeNode) Promote(ctx context.Context, id uint64) error {
+	b := f.enter()
+	f.mu.Lock()
+	f.promoted = append(f.promoted, id)
+	f.mu.Unlock()
+	if err := b.wait(ctx); err != nil {
+		return err
+	}
+	if b.err != nil {
+		return b.err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.peers, func(p Peer) bool { return p.ID == id })
+	if i < 0 {
+		return ErrPeerNotFound
+	}
+	f.peers[i].Suffrage, f.peers[i].NonVoter = Voter, false
+	return nil
+}
+
 func (f *fakeNode) ProposeBatch(ctx context.Context, items [][]byte) ([]Result, error) {
 	b := f.enter()
 	f.mu.Lock()
@@ -184,5 +206,5 @@ func (f *fakeNode) Healthy() error {
 
 // config returns a Config with f as every component.
 func (f *fakeNode) config() Config {
-	return Config{Membership: f, Proposer: f, Reader: f, Status: f}
+	return Config{Membership: f, Promoter: f, Proposer: f, Reader: f, Status: f}
 }

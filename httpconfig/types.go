@@ -22,6 +22,12 @@ type Peer struct {
 	GossipPort int `json:"gossip_port,omitempty"`
 	// Suffrage is Voter or Nonvoter, "" if unknown.
 	Suffrage string `json:"suffrage,omitempty"`
+	// NonVoter marks a read replica: a member that stays a non-voter
+	// (Suffrage Nonvoter) until promoted explicitly (POST /peers/promote).
+	// A member with Suffrage Nonvoter and NonVoter false is catching up and
+	// the leader promotes it on its own. In a POST /peers request it asks
+	// for the new member to be added as a read replica.
+	NonVoter bool `json:"nonvoter,omitempty"`
 	// ClusterID is, in a POST /peers request, the cluster the new member
 	// belongs to: a node of another cluster refuses it (ErrConflict). 0
 	// means unchecked; answers leave it 0.
@@ -37,6 +43,7 @@ type PeersResponse struct {
 	ConfigPort int    `json:"config_port"`
 	GossipPort int    `json:"gossip_port,omitempty"`
 	Suffrage   string `json:"suffrage,omitempty"`
+	NonVoter   bool   `json:"nonvoter,omitempty"`
 	// RemotePeers is every member except the answering node; never null in
 	// the JSON the server writes.
 	RemotePeers []Peer `json:"remote_peers"`
@@ -51,6 +58,7 @@ func (r PeersResponse) Self() Peer {
 		ConfigPort: r.ConfigPort,
 		GossipPort: r.GossipPort,
 		Suffrage:   r.Suffrage,
+		NonVoter:   r.NonVoter,
 	}
 }
 
@@ -100,13 +108,24 @@ type Membership interface {
 	// not modify the returned slice.
 	Peers() []Peer
 	// AddPeer adds p to the cluster (as a non-voter that the node promotes
-	// once it has caught up) and returns after the change is committed. A
+	// once it has caught up, or with p.NonVoter as a read replica that
+	// stays a non-voter) and returns after the change is committed. A
 	// follower may forward the request to the leader itself. Errors should
 	// match this package's sentinels (ErrNoLeader, ErrConflict, ...).
 	AddPeer(ctx context.Context, p Peer) error
 	// RemovePeer removes the member id and returns after the change is
 	// committed; ErrPeerNotFound if id is not a member.
 	RemovePeer(ctx context.Context, id uint64) error
+}
+
+// Promoter serves POST /peers/promote.
+type Promoter interface {
+	// Promote makes member id a voter: a read replica stops being one, and
+	// a non-voter is promoted once it has caught up. It returns after the
+	// promotion is committed, nil at once for a voter, and ErrPeerNotFound
+	// if id is not a member. It is called once per valid request; it may
+	// block until ctx ends, and must return once ctx ends.
+	Promote(ctx context.Context, id uint64) error
 }
 
 // Proposer commits proposals forwarded by other nodes (POST
