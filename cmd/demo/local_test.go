@@ -209,6 +209,7 @@ func TestParseFlagsEnv(t *testing.T) {
 		{"bad join entry", []string{"-join", "nohost"}, nil, "neither"},
 		{"bad env", nil, map[string]string{"CANOE_RAFT_PORT": "lots"}, "CANOE_RAFT_PORT"},
 		{"bootstrap and join", []string{"-bootstrap", "-join", "http://127.0.0.1:7001"}, nil, "one of them"},
+		{"bootstrap a read replica", []string{"-bootstrap", "-nonvoter"}, nil, "-nonvoter keeps it from voting"},
 		{"bad join", []string{"-join", "ftp://x:1"}, nil, "-join"},
 		{"join URL typo", []string{"-join", "http//127.0.0.1:7001"}, nil, "http(s)://host:port"},
 		{"join URL with fragment", []string{"-join", "http://127.0.0.1:7001#x"}, nil, "fragment"},
@@ -231,7 +232,7 @@ func TestParseFlagsEnv(t *testing.T) {
 	if _, err := parseNodeFlags([]string{"-h"}, &stderr, lookup); err == nil {
 		t.Fatal("-h: no error")
 	}
-	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V"} {
+	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V", "-nonvoter", "CANOE_NONVOTER"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
 		}
