@@ -22,6 +22,10 @@ const (
 	KindPeerMeta Kind = 3
 	// KindPeerForget drops a member's addresses (uvarint id).
 	KindPeerForget Kind = 4
+	// KindTagged is a batch of user proposals, each tagged with who
+	// proposed it, so that every node can hand the proposer its result
+	// when it applies the entry (see EncodeTagged).
+	KindTagged Kind = 5
 )
 
 // ErrMalformedEntry reports a log entry canoe cannot decode.
@@ -113,6 +117,121 @@ func uvarintLen(v uint64) int {
 		n++
 	}
 	return n
+}
+
+// Tag names a proposal, or a batch, in the log: the session of the
+// runtime that made it (random per Start, so a restarted node never takes
+// an old entry for its own) and a sequence number within that session.
+type Tag struct {
+	Session uint64
+	Seq     uint64
+}
+
+// Group is the proposals of one session in a tagged entry.
+type Group struct {
+	Session uint64
+	Seqs    []uint64
+	Items   [][]byte
+}
+
+// Tagged is a decoded KindTagged entry: the batch's own tag (the leader
+// that wrote it) and its proposals, grouped by proposer session.
+type Tagged struct {
+	Batch  Tag
+	Groups []Group
+}
+
+// EncodeTagged returns the KindTagged entry for t:
+//
+//	kind(1) batch session(8, big-endian) uvarint(batch seq) uvarint(groups)
+//	{ session(8) uvarint(count) { uvarint(seq) uvarint(len) bytes }*count }*groups
+//
+// Every group holds at least one proposal.
+func EncodeTagged(t Tagged) []byte {
+	size := 1 + 8 + 2*binary.MaxVarintLen64
+	for _, g := range t.Groups {
+		size += 8 + binary.MaxVarintLen64
+		for _, it := range g.Items {
+			size += 2*binary.MaxVarintLen64 + len(it)
+		}
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, byte(KindTagged))
+	buf = binary.BigEndian.AppendUint64(buf, t.Batch.Session)
+	buf = binary.AppendUvarint(buf, t.Batch.Seq)
+	buf = binary.AppendUvarint(buf, uint64(len(t.Groups)))
+	for _, g := range t.Groups {
+		buf = binary.BigEndian.AppendUint64(buf, g.Session)
+		buf = binary.AppendUvarint(buf, uint64(len(g.Items)))
+		for i, it := range g.Items {
+			buf = binary.AppendUvarint(buf, g.Seqs[i])
+			buf = binary.AppendUvarint(buf, uint64(len(it)))
+			buf = append(buf, it...)
+		}
+	}
+	return buf
+}
+
+// DecodeTagged parses a KindTagged entry. The items alias data. Every
+// count is bounded by the input's length, so hostile input cannot make it
+// allocate without bound.
+func DecodeTagged(data []byte) (Tagged, error) {
+	var t Tagged
+	bad := func(format string, args ...any) (Tagged, error) {
+		return Tagged{}, fmt.Errorf("%w: tagged batch: %s", ErrMalformedEntry, fmt.Sprintf(format, args...))
+	}
+	if len(data) < 1+8 || Kind(data[0]) != KindTagged {
+		return bad("too short or wrong kind")
+	}
+	t.Batch.Session = binary.BigEndian.Uint64(data[1:9])
+	rest := data[9:]
+	var k int
+	if t.Batch.Seq, k = uvarint(rest); k <= 0 {
+		return bad("batch seq")
+	}
+	rest = rest[k:]
+	n, k := uvarint(rest)
+	// A group takes at least 10 bytes (session, count, one item's seq and length).
+	if k <= 0 || n == 0 || n > uint64(len(rest)-k)/10 {
+		return bad("group count")
+	}
+	rest = rest[k:]
+	t.Groups = make([]Group, 0, n)
+	for range n {
+		if len(rest) < 8 {
+			return bad("truncated group")
+		}
+		g := Group{Session: binary.BigEndian.Uint64(rest)}
+		rest = rest[8:]
+		count, k := uvarint(rest)
+		// An item takes at least 2 bytes (seq and length).
+		if k <= 0 || count == 0 || count > uint64(len(rest)-k)/2 {
+			return bad("item count")
+		}
+		rest = rest[k:]
+		g.Seqs = make([]uint64, 0, count)
+		g.Items = make([][]byte, 0, count)
+		for range count {
+			seq, k := uvarint(rest)
+			if k <= 0 {
+				return bad("item seq")
+			}
+			rest = rest[k:]
+			l, k := uvarint(rest)
+			if k <= 0 || l > uint64(len(rest)-k) {
+				return bad("item truncated")
+			}
+			rest = rest[k:]
+			g.Seqs = append(g.Seqs, seq)
+			g.Items = append(g.Items, rest[:l:l])
+			rest = rest[l:]
+		}
+		t.Groups = append(t.Groups, g)
+	}
+	if len(rest) != 0 {
+		return bad("%d trailing bytes", len(rest))
+	}
+	return t, nil
 }
 
 // PeerMeta is what canoe replicates about a member beyond raft's ID and

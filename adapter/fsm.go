@@ -26,6 +26,12 @@ type FSM interface {
 	Restore(data []byte) error
 }
 
+// ResultFSM is an FSM whose Apply answers the proposer with a value. The
+// adapter calls ApplyResult instead of Apply when the FSM implements it.
+type ResultFSM interface {
+	ApplyResult(data []byte) ([]byte, error)
+}
+
 // Notifier receives observations. Notify must never block; Active reports
 // cheaply whether anyone listens, so hot paths can skip building events.
 type Notifier interface {
@@ -44,33 +50,56 @@ type Config struct {
 	// ApplyObserved, when set, is called with the time each raft entry took
 	// to apply and the number of proposals it held. It must not block.
 	ApplyObserved func(d time.Duration, proposals int)
+	// Owns, when set, reports whether session is this node's: the results
+	// of its proposals are handed to Delivered. It must be fast.
+	Owns func(session uint64) bool
+	// Delivered, when set, is called on raft's FSM goroutine after each
+	// tagged entry is applied, with the results of the proposals of the
+	// sessions Owns accepts. It must not block. The results' values are the
+	// FSM's own and may be kept.
+	Delivered func(Delivery)
+	// Restored, when set, is called after a snapshot replaced the state, with
+	// the index the state now reflects. It must not block.
+	Restored func(index uint64)
 }
 
-// Result is the response to one raft log entry: the FSM's error for each
-// proposal it held, in order (nil where Apply succeeded).
+// Delivery is what applying one tagged entry produced for this node.
+type Delivery struct {
+	Index   uint64
+	Batch   Tag          // the batch's tag: the leader that wrote it
+	Results []ItemResult // the results of this node's proposals, in entry order
+}
+
+// ItemResult is the outcome of applying one proposal.
+type ItemResult struct {
+	Tag   Tag
+	Value []byte // what ApplyResult answered; nil for a plain FSM
+	Err   error  // what the FSM returned, or a recovered panic
+}
+
+// Result is the response to one untagged raft log entry (an entry written
+// before proposals were tagged): the FSM's error for each proposal it held,
+// in order (nil where Apply succeeded).
 type Result struct {
 	Index uint64
 	Errs  []error
 }
 
-// ApplyError is an error returned by the user's FSM.Apply (or a panic in it,
-// recovered and turned into an error so that the node keeps running).
-type ApplyError struct {
-	Index uint64 // raft log index of the entry
-	Err   error
-}
+// PanicError is the error reported for a proposal whose Apply panicked (the
+// panic is recovered so that the node keeps running).
+type PanicError struct{ Value any }
 
-func (e *ApplyError) Error() string {
-	return fmt.Sprintf("canoe: FSM.Apply of entry %d: %v", e.Index, e.Err)
-}
-
-func (e *ApplyError) Unwrap() error { return e.Err }
+func (e *PanicError) Error() string { return fmt.Sprintf("FSM.Apply panicked: %v", e.Value) }
 
 // Adapter makes a canoe FSM a raft.FSM and raft.BatchingFSM. Besides the
 // user's state it keeps what every node must agree on for canoe itself: the
 // members' addresses, the last applied configuration and the applied index.
 type Adapter struct {
 	fsm      FSM
+	result   ResultFSM // fsm, when it answers with values
+	owns     func(uint64) bool
+	deliver  func(Delivery)
+	restored func(uint64)
 	notify   Notifier
 	logger   hclog.Logger
 	onConfig func([]raft.Server)
@@ -105,8 +134,13 @@ func New(cfg Config) *Adapter {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	result, _ := cfg.FSM.(ResultFSM)
 	return &Adapter{
 		fsm:      cfg.FSM,
+		result:   result,
+		owns:     cfg.Owns,
+		deliver:  cfg.Delivered,
+		restored: cfg.Restored,
 		notify:   cfg.Notifier,
 		logger:   logger,
 		onConfig: cfg.ConfigurationApplied,
@@ -184,6 +218,13 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		return a.malformed(l, fmt.Errorf("%w: empty", ErrMalformedEntry))
 	}
 	switch Kind(l.Data[0]) {
+	case KindTagged:
+		t, err := DecodeTagged(l.Data)
+		if err != nil {
+			return a.malformed(l, err)
+		}
+		a.applyTagged(l.Index, t)
+		return nil
 	case KindProposal, KindBatch:
 		items, err := DecodeProposals(l.Data)
 		if err != nil {
@@ -192,7 +233,7 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		start := time.Now()
 		res := &Result{Index: l.Index, Errs: make([]error, len(items))}
 		for i, it := range items {
-			res.Errs[i] = a.applyOne(l.Index, it)
+			_, res.Errs[i] = a.applyOne(l.Index, it)
 		}
 		if a.onApply != nil {
 			a.onApply(time.Since(start), len(items))
@@ -233,17 +274,44 @@ func (a *Adapter) malformed(l *raft.Log, err error) interface{} {
 	return &Result{Index: l.Index, Errs: []error{err}}
 }
 
-func (a *Adapter) applyOne(index uint64, data []byte) (err error) {
+// applyTagged applies a tagged batch and hands this node's results over.
+func (a *Adapter) applyTagged(index uint64, t Tagged) {
+	start := time.Now()
+	n := 0
+	var results []ItemResult
+	for _, g := range t.Groups {
+		mine := a.owns != nil && a.owns(g.Session)
+		for i, it := range g.Items {
+			v, err := a.applyOne(index, it)
+			if mine {
+				results = append(results, ItemResult{Tag: Tag{Session: g.Session, Seq: g.Seqs[i]}, Value: v, Err: err})
+			}
+		}
+		n += len(g.Items)
+	}
+	if a.onApply != nil {
+		a.onApply(time.Since(start), n)
+	}
+	if a.notify != nil && a.notify.Active() {
+		a.notify.Notify(observer.EntryApplied{Index: index, Count: n})
+	}
+	if a.deliver != nil && (results != nil || a.owns != nil && a.owns(t.Batch.Session)) {
+		a.deliver(Delivery{Index: index, Batch: t.Batch, Results: results})
+	}
+}
+
+// applyOne runs the FSM on one proposal, turning a panic into an error.
+func (a *Adapter) applyOne(index uint64, data []byte) (v []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			a.logger.Error("FSM.Apply panicked; entry reported as failed", "index", index, "panic", r)
-			err = &ApplyError{Index: index, Err: fmt.Errorf("panic: %v", r)}
+			a.logger.Error("FSM.Apply panicked; the proposal is reported as failed", "index", index, "panic", r)
+			v, err = nil, &PanicError{Value: r}
 		}
 	}()
-	if err := a.fsm.Apply(data); err != nil {
-		return &ApplyError{Index: index, Err: err}
+	if a.result != nil {
+		return a.result.ApplyResult(data)
 	}
-	return nil
+	return nil, a.fsm.Apply(data)
 }
 
 func (a *Adapter) applyConfiguration(l *raft.Log) {

@@ -138,6 +138,9 @@ func (a *Adapter) Restore(rc io.ReadCloser) error {
 	close(a.advanced)
 	a.advanced = make(chan struct{})
 	a.mu.Unlock()
+	if a.restored != nil {
+		a.restored(index)
+	}
 	if a.notify != nil {
 		a.notify.Notify(observer.SnapshotRestored{Index: index, Term: term})
 	}

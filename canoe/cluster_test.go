@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -324,20 +325,18 @@ func (f inmemForwarder) leader(id uint64) (*Node, error) {
 	return n, nil
 }
 
-func (f inmemForwarder) Propose(ctx context.Context, leader uint64, items [][]byte) ([]forwardResult, error) {
-	n, err := f.leader(leader)
+// DialForward connects to the node's forward channel over a pipe.
+func (f inmemForwarder) DialForward(ctx context.Context, id uint64) (net.Conn, error) {
+	n, err := f.leader(id)
 	if err != nil {
 		return nil, err
 	}
-	return n.serveProposals(ctx, items)
-}
-
-func (f inmemForwarder) ReadIndex(ctx context.Context, leader uint64) (uint64, error) {
-	n, err := f.leader(leader)
-	if err != nil {
-		return 0, err
+	client, server := net.Pipe()
+	if err := n.acceptForwardConn(server); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
 	}
-	return n.serveReadIndex(ctx)
+	return client, nil
 }
 
 func (f inmemForwarder) AddPeer(ctx context.Context, leader uint64, p Peer) error {

@@ -3,8 +3,6 @@ package canoe
 import (
 	"errors"
 	"fmt"
-
-	"github.com/canoe-raft/canoe/adapter"
 )
 
 // Sentinel errors. Match them with errors.Is: the errors canoe returns wrap
@@ -48,6 +46,16 @@ var (
 
 	// ErrEmptyProposal is returned by Propose for nil or empty data.
 	ErrEmptyProposal = errors.New("canoe: empty proposal")
+
+	// ErrInvalidProposal is returned when the leader refused a forwarded
+	// proposal as malformed; nothing was committed.
+	ErrInvalidProposal = errors.New("canoe: invalid proposal")
+
+	// ErrResultUnavailable is returned by ProposeResult for a proposal that
+	// committed and whose effect this node's FSM holds, but whose result is
+	// gone: the node was so far behind that it installed a snapshot past
+	// the proposal instead of applying it.
+	ErrResultUnavailable = errors.New("canoe: the proposal committed, but its result is not available on this node")
 )
 
 // NotLeaderError says which node is the leader, when it is known.
@@ -65,8 +73,24 @@ func (e *NotLeaderError) Error() string {
 // Is makes a *NotLeaderError match ErrNotLeader.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
-// ApplyError is the error FSM.Apply returned for a proposal. Proposals that
-// fail are still committed (and fail the same way) on every node; the
-// cluster keeps serving. Err is the FSM's own error on the node that applied
-// the proposal for the caller.
-type ApplyError = adapter.ApplyError
+// ApplyError is the error the FSM returned for a proposal (or a panic in it,
+// recovered so that the node keeps serving). Proposals that fail are still
+// committed, and fail the same way, on every node. Err is the error this
+// node's own FSM returned, on the leader and on a follower alike, so
+// errors.Is and errors.As match the FSM's own error values.
+type ApplyError struct {
+	Index uint64 // the raft log index of the entry that held the proposal
+	Err   error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("canoe: FSM.Apply of entry %d: %v", e.Index, e.Err)
+}
+
+// Unwrap returns the FSM's error.
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+func isApplyError(err error) bool {
+	var ae *ApplyError
+	return errors.As(err, &ae)
+}

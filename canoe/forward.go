@@ -1,25 +1,34 @@
 package canoe
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/canoe/internal/transport"
 )
 
-// maxInflightForwards bounds the batches of proposals a follower has in
-// flight to the leader; proposals arriving meanwhile queue and leave
+// maxInflightForwards bounds the requests a follower has in flight on its
+// connection to the leader; proposals arriving meanwhile queue and leave
 // together in the next request.
-const maxInflightForwards = 4
+const maxInflightForwards = 16
 
-// forwarder carries a follower's requests to the leader: over the HTTP API
-// in production, by direct calls in in-memory tests. Errors must match
-// canoe's sentinels: ErrNotLeader or ErrNoLeader when the leader certainly
-// did not act (the caller retries), ErrUnknownOutcome when it may have.
+// forwarder carries a follower's membership requests to the leader (over
+// the HTTP API in production, by direct calls in in-memory tests), and
+// dials the leader's forward channel. Errors must match canoe's sentinels:
+// ErrNotLeader or ErrNoLeader when the leader certainly did not act (the
+// caller retries), ErrUnknownOutcome when it may have.
 type forwarder interface {
-	Propose(ctx context.Context, leader uint64, items [][]byte) ([]forwardResult, error)
-	ReadIndex(ctx context.Context, leader uint64) (uint64, error)
+	// DialForward connects to member id's forward channel.
+	DialForward(ctx context.Context, id uint64) (net.Conn, error)
 	AddPeer(ctx context.Context, leader uint64, p Peer) error
 	RemovePeer(ctx context.Context, leader uint64, id uint64) error
 	Promote(ctx context.Context, leader uint64, id uint64) error
@@ -29,228 +38,471 @@ type forwarder interface {
 	Membership(ctx context.Context, peer uint64) (leader uint64, members []uint64, err error)
 }
 
-// forwardResult is the leader's answer for one forwarded proposal.
-type forwardResult struct {
-	Index uint64
-	Err   string // FSM.Apply's error text; "" if none
-}
-
-// serveProposals commits forwarded proposals on the leader and returns one
-// result per item. The items join the leader's own group commit.
-func (n *Node) serveProposals(ctx context.Context, items [][]byte) ([]forwardResult, error) {
-	rt, err := n.current()
-	if err != nil {
-		return nil, err
-	}
-	if rt.raft.State() != raft.Leader {
-		return nil, &NotLeaderError{LeaderID: n.LeaderID()}
-	}
-	props := make([]*proposal, len(items))
-	for i, it := range items {
-		if len(it) == 0 {
-			return nil, ErrEmptyProposal
-		}
-		props[i] = &proposal{data: it, done: make(chan proposeResult, 1), forwarded: true}
-	}
-	out := make([]forwardResult, len(items))
-	for i, p := range props {
-		select {
-		case rt.proposals <- p:
-		case <-rt.stop:
-			return nil, n.notRunningAfter(i)
-		case <-ctx.Done():
-			return nil, n.timeoutAfter(i, ctx.Err())
-		}
-	}
-	var failed, notAppended int
-	var firstErr error
-	for i, p := range props {
-		var res proposeResult
-		select {
-		case res = <-p.done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-		}
-		switch {
-		case res.err == nil:
-			out[i] = forwardResult{Index: res.index}
-		case isApplyError(res.err):
-			out[i] = forwardResult{Index: res.index, Err: applyErrorText(res.err)}
-		default:
-			failed++
-			if retriable(res.err) {
-				notAppended++
-			}
-			if firstErr == nil {
-				firstErr = res.err
-			}
-		}
-	}
-	switch {
-	case failed == 0:
-		return out, nil
-	case notAppended == len(props):
-		return nil, firstErr // nothing was appended: the follower may retry
-	default:
-		// Some items may have committed: the follower must not resend any.
-		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, firstErr)
-	}
-}
-
-// notRunningAfter reports a stop after i proposals were handed over.
-func (n *Node) notRunningAfter(i int) error {
-	if i == 0 {
-		return ErrNotRunning
-	}
-	return fmt.Errorf("%w: node stopped with proposals in flight", ErrUnknownOutcome)
-}
-
-func (n *Node) timeoutAfter(i int, err error) error {
-	if i == 0 {
-		return fmt.Errorf("%w: %w", ErrTimeout, err)
-	}
-	return fmt.Errorf("%w: proposals in flight, outcome unknown: %w", ErrTimeout, err)
-}
-
-func isApplyError(err error) bool {
-	var ae *ApplyError
-	return errors.As(err, &ae)
-}
-
-// applyErrorText is the FSM's own message, without canoe's prefix.
-func applyErrorText(err error) string {
-	var ae *ApplyError
-	if errors.As(err, &ae) && ae.Err != nil {
-		return ae.Err.Error()
-	}
-	return err.Error()
-}
-
-// serveReadIndex returns the leader's read index for a follower.
-func (n *Node) serveReadIndex(context.Context) (uint64, error) {
-	rt, err := n.current()
-	if err != nil {
-		return 0, err
-	}
-	if rt.raft.State() != raft.Leader {
-		return 0, &NotLeaderError{LeaderID: n.LeaderID()}
-	}
-	index, err := n.readIndex(rt)
-	if err == nil {
-		rt.nudge.Committed(index) // the follower waits to apply it
-	}
-	return index, err
-}
-
-// forwarded is a proposal waiting to be sent to the leader.
-type forwarded struct {
-	data []byte
-	done chan proposeResult
-}
-
-// proposeForward sends data to the leader through the follower's forward
-// batcher, then waits until this node has applied it (read-your-writes).
-func (n *Node) proposeForward(ctx context.Context, rt *runtime, data []byte) proposeResult {
-	f := &forwarded{data: data, done: make(chan proposeResult, 1)}
-	select {
-	case rt.forwards <- f:
-	case <-rt.stop:
-		return proposeResult{err: ErrNotRunning}
-	case <-ctx.Done():
-		return proposeResult{err: fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())}
-	}
-	var res proposeResult
-	select {
-	case res = <-f.done:
-	case <-rt.stopped:
-		return proposeResult{err: fmt.Errorf("%w: node stopped", ErrUnknownOutcome)}
-	case <-ctx.Done():
-		return proposeResult{err: fmt.Errorf("%w: proposal in flight, outcome unknown: %w", ErrTimeout, ctx.Err())}
-	}
-	if res.err != nil && !isApplyError(res.err) {
-		return res
-	}
-	if err := n.waitApplied(ctx, rt, res.index); err != nil {
-		return proposeResult{err: fmt.Errorf("%w: committed at index %d but not applied here: %v", ErrTimeout, res.index, err)}
-	}
-	return res
-}
-
-// forwardLoop is the follower's forward batcher: it sends queued proposals
-// to the leader in batches, at most maxInflightForwards requests at a time.
+// forwardLoop is the follower's forward goroutine: it sends queued
+// proposals to the leader over the forward channel, in requests of as many
+// proposals as are queued, with at most maxInflightForwards in flight.
 func (n *Node) forwardLoop(rt *runtime) {
-	sem := make(chan struct{}, maxInflightForwards)
+	c := rt.fwdClient
+	defer c.close(errStoppedInFlight)
 	for {
-		var first *forwarded
+		var first proposal
 		select {
 		case first = <-rt.forwards:
 		case <-rt.stop:
 			for { // never sent: certainly not committed
 				select {
-				case f := <-rt.forwards:
-					f.done <- proposeResult{err: ErrNotRunning}
+				case p := <-rt.forwards:
+					rt.props.resolve(p.tag.Seq, proposeResult{err: ErrNotRunning})
 				default:
 					return
 				}
 			}
 		}
-		// Wait for a free slot; proposals queue meanwhile.
 		select {
-		case sem <- struct{}{}:
+		case c.slots <- struct{}{}:
 		case <-rt.stop:
-			first.done <- proposeResult{err: ErrNotRunning}
-			return
+			rt.props.resolve(first.tag.Seq, proposeResult{err: ErrNotRunning})
+			continue
 		}
-		group, size := []*forwarded{first}, len(first.data)
-	drain:
-		for len(group) < maxBatchItems && size < maxBatchBytes {
-			select {
-			case f := <-rt.forwards:
-				group = append(group, f)
-				size += len(f.data)
-			default:
-				break drain
-			}
+		group := drain(rt.forwards, []proposal{first})
+		req := &transport.ProposeRequest{Session: rt.props.session, Seqs: make([]uint64, len(group)), Items: make([][]byte, len(group))}
+		for i, p := range group {
+			req.Seqs[i], req.Items[i] = p.tag.Seq, p.data
 		}
-		rt.wg.Add(1)
-		go func() {
-			defer rt.wg.Done()
-			defer func() { <-sem }()
-			n.sendForwarded(rt.ctx, group)
-		}()
+		c.propose(req)
 	}
 }
 
-func (n *Node) sendForwarded(ctx context.Context, group []*forwarded) {
-	fail := func(err error) {
-		for _, f := range group {
-			f.done <- proposeResult{err: err}
+// forwardClient is a follower's connection to the leader's forward
+// channel: requests are written as they come, answers are matched by ID.
+type forwardClient struct {
+	n     *Node
+	rt    *runtime
+	slots chan struct{} // proposal requests in flight, at most maxInflightForwards
+
+	mu      sync.Mutex // guards the fields below; writes to conn hold it too
+	leader  uint64
+	conn    net.Conn
+	w       *bufio.Writer
+	buf     []byte
+	nextID  uint64
+	calls   map[uint64]*forwardCall
+	readers sync.WaitGroup // the connections' reader goroutines
+}
+
+// forwardCall is a request waiting for its answer.
+type forwardCall struct {
+	seqs []uint64           // a proposal request's proposals
+	read chan readIndexDone // a read-index request's answer
+}
+
+type readIndexDone struct {
+	index uint64
+	err   error
+}
+
+func newForwardClient(n *Node, rt *runtime) *forwardClient {
+	return &forwardClient{n: n, rt: rt, slots: make(chan struct{}, maxInflightForwards), calls: make(map[uint64]*forwardCall)}
+}
+
+// propose sends req; its proposals get their outcome through rt.props.
+func (c *forwardClient) propose(req *transport.ProposeRequest) {
+	call := &forwardCall{seqs: req.Seqs}
+	if err := c.send(call, func(id uint64, b []byte) []byte {
+		req.ID = id
+		return transport.AppendPropose(b, req)
+	}); err != nil {
+		c.fail(call, err)
+	}
+}
+
+// readIndex asks the leader for a read index.
+func (c *forwardClient) readIndex(ctx context.Context) (uint64, error) {
+	call := &forwardCall{read: make(chan readIndexDone, 1)}
+	if err := c.send(call, func(id uint64, b []byte) []byte {
+		return transport.AppendReadIndex(b, transport.ReadIndexRequest{ID: id})
+	}); err != nil {
+		return 0, err
+	}
+	select {
+	case d := <-call.read:
+		return d.index, d.err
+	case <-ctx.Done():
+		c.drop(call)
+		return 0, fmt.Errorf("%w: read index: %w", ErrTimeout, ctx.Err())
+	}
+}
+
+// send writes one request to the current leader, connecting first if
+// needed. An error means nothing was sent.
+func (c *forwardClient) send(call *forwardCall, encode func(id uint64, b []byte) []byte) error {
+	leader := c.n.LeaderID()
+	if leader == 0 || leader == c.n.id {
+		return ErrNoLeader
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		return ErrNotRunning
+	}
+	if c.conn != nil && c.leader != leader {
+		c.dropConnLocked(fmt.Errorf("%w: the leader changed while the proposal was in flight", ErrUnknownOutcome))
+	}
+	if c.conn == nil {
+		if err := c.dialLocked(leader); err != nil {
+			return err
 		}
 	}
-	leader := n.LeaderID()
-	if leader == 0 || leader == n.id {
-		fail(ErrNoLeader) // the caller waits for a leader and retries
-		return
+	c.nextID++
+	id := c.nextID
+	c.buf = encode(id, c.buf[:0])
+	c.calls[id] = call
+	if _, err := c.w.Write(c.buf); err == nil {
+		err = c.w.Flush()
+		if err == nil {
+			return nil
+		}
 	}
-	items := make([][]byte, len(group))
-	for i, f := range group {
-		items[i] = f.data
+	delete(c.calls, id)
+	// Part of the request may have gone out: the connection is unusable,
+	// and what was in flight on it has an unknown outcome.
+	c.dropConnLocked(fmt.Errorf("%w: connection to leader %d failed", ErrUnknownOutcome, leader))
+	if call.seqs != nil {
+		return fmt.Errorf("%w: sending to leader %d failed", ErrUnknownOutcome, leader)
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
+	return fmt.Errorf("%w: leader %d unreachable", ErrNoLeader, leader)
+}
+
+func (c *forwardClient) dialLocked(leader uint64) error {
+	ctx, cancel := context.WithTimeout(c.rt.ctx, max(2*c.n.cfg.Timing.ElectionTimeout, time.Second))
 	defer cancel()
-	results, err := n.fwd.Propose(ctx, leader, items)
-	if err == nil && len(results) != len(group) {
-		err = fmt.Errorf("%w: leader answered %d results for %d proposals", ErrUnknownOutcome, len(results), len(group))
-	}
+	conn, err := c.n.fwd.DialForward(ctx, leader)
 	if err != nil {
-		fail(err)
+		return fmt.Errorf("%w: leader %d unreachable: %v", ErrNoLeader, leader, err)
+	}
+	c.leader, c.conn = leader, conn
+	c.w = bufio.NewWriterSize(conn, 64<<10)
+	c.readers.Go(func() { c.readReplies(conn) })
+	return nil
+}
+
+// dropConnLocked closes the connection and fails every call on it.
+func (c *forwardClient) dropConnLocked(err error) {
+	if c.conn == nil {
 		return
 	}
-	for i, f := range group {
-		r := proposeResult{index: results[i].Index}
-		if results[i].Err != "" {
-			r.err = &ApplyError{Index: results[i].Index, Err: errors.New(results[i].Err)}
+	c.conn.Close()
+	c.conn, c.w, c.leader = nil, nil, 0
+	calls := c.calls
+	c.calls = make(map[uint64]*forwardCall)
+	for _, call := range calls {
+		c.fail(call, err)
+	}
+}
+
+// readReplies reads conn's answers until it fails.
+func (c *forwardClient) readReplies(conn net.Conn) {
+	r := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		b, err := transport.ReadFrame(r)
+		var rep *transport.Reply
+		if err == nil {
+			rep, err = transport.DecodeReply(b)
 		}
-		f.done <- r
+		c.mu.Lock()
+		if c.conn != conn {
+			c.mu.Unlock()
+			return // dropped already
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.n.logger.Debug("forward connection to the leader failed", "leader", c.leader, "error", err)
+			}
+			c.dropConnLocked(fmt.Errorf("%w: the connection to the leader broke with the request in flight", ErrUnknownOutcome))
+			c.mu.Unlock()
+			return
+		}
+		call, ok := c.calls[rep.ID]
+		delete(c.calls, rep.ID)
+		c.mu.Unlock()
+		if ok {
+			c.finish(call, rep, nil)
+		}
+	}
+}
+
+// drop forgets a call whose caller stopped waiting.
+func (c *forwardClient) drop(call *forwardCall) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, other := range c.calls {
+		if other == call {
+			delete(c.calls, id)
+		}
+	}
+}
+
+// finish hands a call its answer, or err.
+func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply, err error) {
+	if err != nil {
+		c.fail(call, err)
+		return
+	}
+	if call.seqs != nil {
+		<-c.slots
+	}
+	var rerr error
+	switch rep.Status {
+	case transport.ReplyOK:
+	case transport.ReplyNotLeader:
+		rerr = &NotLeaderError{LeaderID: rep.Leader}
+	case transport.ReplyRefused:
+		rerr = fmt.Errorf("%w: the leader refused: %s", ErrInvalidProposal, rep.Message)
+	default:
+		rerr = fmt.Errorf("%w: %s", ErrUnknownOutcome, rep.Message)
+	}
+	if call.read != nil {
+		d := readIndexDone{err: rerr}
+		if rerr == nil && len(rep.Indexes) == 1 {
+			d.index = rep.Indexes[0]
+		} else if rerr == nil {
+			d.err = fmt.Errorf("%w: the leader answered a read index with %d indexes", ErrNoLeader, len(rep.Indexes))
+		}
+		call.read <- d
+		return
+	}
+	if rerr == nil && len(rep.Indexes) != len(call.seqs) {
+		rerr = fmt.Errorf("%w: the leader answered %d indexes for %d proposals", ErrUnknownOutcome, len(rep.Indexes), len(call.seqs))
+	}
+	for i, seq := range call.seqs {
+		if rerr != nil {
+			c.rt.props.resolve(seq, proposeResult{err: rerr})
+		} else {
+			// Committed: the result comes from this node's FSM.
+			c.rt.props.committedAt(seq, rep.Indexes[i])
+		}
+	}
+}
+
+func (c *forwardClient) fail(call *forwardCall, err error) {
+	if call.read != nil {
+		if errors.Is(err, ErrUnknownOutcome) {
+			err = fmt.Errorf("%w: %v", ErrNoLeader, err) // a read changes nothing: ask again
+		}
+		call.read <- readIndexDone{err: err}
+		return
+	}
+	if call.seqs != nil {
+		<-c.slots
+	}
+	for _, seq := range call.seqs {
+		c.rt.props.resolve(seq, proposeResult{err: err})
+	}
+}
+
+// close drops the connection and waits for its reader.
+func (c *forwardClient) close(err error) {
+	c.mu.Lock()
+	c.dropConnLocked(err)
+	c.calls = nil
+	c.mu.Unlock()
+	c.readers.Wait()
+}
+
+// serveForward serves one follower's forward connection until it breaks
+// or the node stops: proposals join the leader's batches, read-index
+// requests the leader's read rounds. Answers are written by a second
+// goroutine as they come, in any order.
+func (n *Node) serveForward(rt *runtime, conn net.Conn) {
+	out := newReplyQueue()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer out.close()
+	defer conn.Close()
+	wg.Go(func() { out.writeTo(conn) })
+	r := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		b, err := transport.ReadFrame(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && rt.ctx.Err() == nil {
+				n.logger.Debug("forward connection from a follower failed", "remote", conn.RemoteAddr(), "error", err)
+			}
+			return
+		}
+		req, err := transport.DecodeRequest(b)
+		if err != nil {
+			n.logger.Warn("closing a forward connection that sent a malformed request", "remote", conn.RemoteAddr(), "error", err)
+			return
+		}
+		switch req := req.(type) {
+		case *transport.ProposeRequest:
+			if !n.acceptForwarded(rt, req, out.push) {
+				return
+			}
+		case transport.ReadIndexRequest:
+			id := req.ID
+			rt.reads.submit(readRequest{remote: func(index uint64, err error) {
+				out.push(readReply(id, index, err))
+			}})
+		}
+	}
+}
+
+// acceptForwarded queues a follower's proposals for the batcher; it
+// returns false once the node stops.
+func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply func(*transport.Reply)) bool {
+	if rt.raft.State() != raft.Leader {
+		reply(&transport.Reply{ID: req.ID, Status: transport.ReplyNotLeader, Leader: n.LeaderID()})
+		return true
+	}
+	for _, it := range req.Items {
+		if len(it) == 0 {
+			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: ErrEmptyProposal.Error()})
+			return true
+		}
+	}
+	n.metrics.forwarded.Add(float64(len(req.Items)))
+	fr := newForwardRequest(req.ID, len(req.Items), reply)
+	for i, it := range req.Items {
+		p := proposal{tag: adapter.Tag{Session: req.Session, Seq: req.Seqs[i]}, data: it, req: fr, i: i}
+		select {
+		case rt.proposals <- p:
+		case <-rt.stop:
+			for j := i; j < len(req.Items); j++ {
+				fr.done(j, 0, ErrNotRunning)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func readReply(id, index uint64, err error) *transport.Reply {
+	var nle *NotLeaderError
+	switch {
+	case err == nil:
+		return &transport.Reply{ID: id, Status: transport.ReplyOK, Indexes: []uint64{index}}
+	case errors.As(err, &nle):
+		return &transport.Reply{ID: id, Status: transport.ReplyNotLeader, Leader: nle.LeaderID}
+	}
+	// A read changes nothing; the follower asks again.
+	return &transport.Reply{ID: id, Status: transport.ReplyNotLeader}
+}
+
+// replyQueue holds a forward connection's answers for its writer: pushing
+// never blocks (it runs on raft's FSM goroutine), and the answers waiting
+// are bounded by the requests the follower has in flight.
+type replyQueue struct {
+	mu     sync.Mutex // guards queue, closed
+	queue  []*transport.Reply
+	closed bool
+	wake   chan struct{} // capacity 1
+}
+
+func newReplyQueue() *replyQueue { return &replyQueue{wake: make(chan struct{}, 1)} }
+
+func (q *replyQueue) push(r *transport.Reply) {
+	q.mu.Lock()
+	if !q.closed {
+		q.queue = append(q.queue, r)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *replyQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeTo writes the answers to conn as they come, until the queue closes
+// or a write fails.
+func (q *replyQueue) writeTo(conn net.Conn) {
+	w := bufio.NewWriterSize(conn, 64<<10)
+	var buf []byte
+	for range q.wake {
+		q.mu.Lock()
+		batch, closed := q.queue, q.closed
+		q.queue = nil
+		q.mu.Unlock()
+		if closed {
+			return
+		}
+		for _, r := range batch {
+			buf = transport.AppendReply(buf[:0], r)
+			if _, err := w.Write(buf); err != nil {
+				conn.Close()
+				return
+			}
+		}
+		if err := w.Flush(); err != nil {
+			conn.Close()
+			return
+		}
+	}
+}
+
+// acceptForward is the goroutine that serves the forward connections the
+// transport admits.
+func (n *Node) acceptForward(rt *runtime) {
+	for {
+		conn, err := rt.layer.AcceptForward()
+		if err != nil {
+			return
+		}
+		rt.serve(conn, func() { n.serveForward(rt, conn) })
+	}
+}
+
+// acceptForwardConn serves conn, a forward connection that arrived outside
+// the transport (in-memory test clusters).
+func (n *Node) acceptForwardConn(conn net.Conn) error {
+	rt, err := n.current()
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	if !rt.serve(conn, func() { n.serveForward(rt, conn) }) {
+		return ErrNotRunning
+	}
+	return nil
+}
+
+// serve runs f for conn under the runtime's WaitGroup, unless Stop has
+// begun; Stop closes conn.
+func (rt *runtime) serve(conn net.Conn, f func()) bool {
+	rt.connMu.Lock()
+	defer rt.connMu.Unlock()
+	if rt.closing {
+		conn.Close()
+		return false
+	}
+	rt.serving[conn] = struct{}{}
+	rt.wg.Go(func() {
+		defer func() {
+			rt.connMu.Lock()
+			delete(rt.serving, conn)
+			rt.connMu.Unlock()
+		}()
+		f()
+	})
+	return true
+}
+
+// closeServing closes every forward connection being served.
+func (rt *runtime) closeServing() {
+	rt.connMu.Lock()
+	defer rt.connMu.Unlock()
+	rt.closing = true
+	for c := range rt.serving {
+		c.Close()
 	}
 }

@@ -202,7 +202,7 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 			continue
 		}
 		slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(string(a.ID), string(b.ID)) })
-		err := n.await(rt, rt.raft.BootstrapCluster(raft.Configuration{Servers: servers}))
+		err := n.await(rt.ctx, rt, rt.raft.BootstrapCluster(raft.Configuration{Servers: servers}))
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.logger.Error("bootstrap failed", "error", err)
 			continue
@@ -215,7 +215,7 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 // reconcileGossip is the leader's gossip duty: add members that appeared,
 // remove members that are leaving, and remove members failed for longer
 // than DeadNodeTimeout when that leaves a quorum of live voters.
-func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
+func (n *Node) reconcileGossip(ctx context.Context, rt *runtime, cfg raft.Configuration) {
 	members := rt.gossip.d.Members()
 	alive := make(map[uint64]discovery.Member, len(members))
 	for _, m := range members {
@@ -244,7 +244,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 		case id == n.id:
 		case m.Meta.Leaving && member:
 			n.logger.Info("removing a member that is leaving", "peer", id)
-			if err := n.removePeerLocal(rt, id); err != nil {
+			if err := n.removePeerLocal(ctx, rt, id); err != nil {
 				n.logger.Warn("could not remove leaving member", "peer", id, "error", err)
 			}
 			return // the configuration changed; look again next round
@@ -255,7 +255,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 			if err != nil {
 				continue
 			}
-			if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(n.recordedMeta(p, &s)), enqueueTimeout)); err != nil {
+			if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(n.recordedMeta(p, &s)), enqueueTimeout)); err != nil {
 				n.logger.Debug("could not record a member's addresses", "peer", id, "error", err)
 			}
 			return
@@ -265,7 +265,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 				n.logger.Warn("ignoring gossip member", "member", m.Name, "error", err)
 				continue
 			}
-			if err := n.addPeerLocal(rt, p); err != nil {
+			if err := n.addPeerLocal(ctx, rt, p); err != nil {
 				n.logger.Warn("could not add gossip member", "peer", id, "error", err)
 			}
 			return
@@ -293,7 +293,7 @@ func (n *Node) reconcileGossip(rt *runtime, cfg raft.Configuration) {
 			continue
 		}
 		n.logger.Info("removing a member dead for longer than DeadNodeTimeout", "peer", id, "since", at)
-		if err := n.removePeerLocal(rt, id); err != nil {
+		if err := n.removePeerLocal(ctx, rt, id); err != nil {
 			n.logger.Warn("could not remove dead member", "peer", id, "error", err)
 		}
 		return

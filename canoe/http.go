@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
 )
 
@@ -34,8 +35,6 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 	rt.http = httpconfig.NewServer(httpconfig.Config{
 		Membership: api,
 		Promoter:   api,
-		Proposer:   api,
-		Reader:     api,
 		Status:     api,
 		Metrics:    n.metrics.handler(),
 		Secret:     n.cfg.ClusterSecret,
@@ -88,24 +87,6 @@ func (a apiShim) RemovePeer(ctx context.Context, id uint64) error {
 
 func (a apiShim) Promote(ctx context.Context, id uint64) error {
 	return toHTTPError(a.n.Promote(ctx, id))
-}
-
-func (a apiShim) ProposeBatch(ctx context.Context, items [][]byte) ([]httpconfig.Result, error) {
-	res, err := a.n.serveProposals(ctx, items)
-	if err != nil {
-		return nil, toHTTPError(err)
-	}
-	a.n.metrics.forwarded.Add(float64(len(items)))
-	out := make([]httpconfig.Result, len(res))
-	for i, r := range res {
-		out[i] = httpconfig.Result{Index: r.Index, Err: r.Err}
-	}
-	return out, nil
-}
-
-func (a apiShim) ReadIndex(ctx context.Context) (uint64, error) {
-	i, err := a.n.serveReadIndex(ctx)
-	return i, toHTTPError(err)
 }
 
 func (a apiShim) Status() httpconfig.Status {
@@ -220,36 +201,22 @@ func (f *httpForwarder) base(id uint64) (string, error) {
 	return f.scheme + "://" + net.JoinHostPort(m.Host, strconv.Itoa(m.ConfigPort)), nil
 }
 
-func (f *httpForwarder) Propose(ctx context.Context, leader uint64, items [][]byte) ([]forwardResult, error) {
-	base, err := f.base(leader)
+// DialForward connects to member id's forward channel on its raft port.
+func (f *httpForwarder) DialForward(ctx context.Context, id uint64) (net.Conn, error) {
+	rt, err := f.n.current()
 	if err != nil {
 		return nil, err
 	}
-	res, err := f.client.Propose(ctx, base, items)
+	cfg, _, err := configuration(rt)
 	if err != nil {
-		return nil, fromHTTPError(err, leader)
+		return nil, err
 	}
-	out := make([]forwardResult, len(res))
-	for i, r := range res {
-		out[i] = forwardResult{Index: r.Index, Err: r.Err}
-	}
-	return out, nil
-}
-
-func (f *httpForwarder) ReadIndex(ctx context.Context, leader uint64) (uint64, error) {
-	base, err := f.base(leader)
-	if err != nil {
-		return 0, err
-	}
-	i, err := f.client.ReadIndex(ctx, base)
-	if err != nil {
-		err = fromHTTPError(err, leader)
-		if errors.Is(err, ErrUnknownOutcome) {
-			// A read changes nothing: always safe to ask again.
-			err = fmt.Errorf("%w: %v", ErrNoLeader, err)
+	for _, s := range cfg.Servers {
+		if s.ID == adapter.ServerID(id) {
+			return rt.layer.DialChannel(ctx, string(s.Address), transport.Forward)
 		}
 	}
-	return i, err
+	return nil, fmt.Errorf("%w: member %d is not in this node's configuration", ErrNoLeader, id)
 }
 
 func (f *httpForwarder) AddPeer(ctx context.Context, leader uint64, p Peer) error {

@@ -16,6 +16,10 @@ import (
 	"github.com/canoe-raft/canoe/canoe/internal/storage"
 )
 
+// enqueueTimeout bounds the wait for raft to take a membership change or
+// canoe's own metadata entry.
+const enqueueTimeout = 5 * time.Second
+
 // promoteLag is how far (in entries) a non-voter may trail the leader's log
 // and still be promoted to voter.
 const promoteLag = 256
@@ -126,29 +130,43 @@ func configuration(rt *runtime) (raft.Configuration, uint64, error) {
 // p.NonVoter it stays a non-voter, a read replica, until Promote. Adding a
 // member again with a new address moves it, keeping its suffrage (p.NonVoter
 // matters only for a new member). On a follower the request goes to the
-// leader.
+// leader. It returns when ctx ends; an error that matches ErrTimeout then
+// means the change may still happen.
 func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
-	return n.onLeader(ctx, func(rt *runtime) error { return n.addPeerLocal(rt, p) },
-		func(leader uint64) error { return n.fwd.AddPeer(ctx, leader, p) })
+	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+		if leader == n.id {
+			return n.addPeerLocal(ctx, rt, p)
+		}
+		return n.fwd.AddPeer(ctx, leader, p)
+	})
 }
 
 // RemovePeer removes member id from the cluster and returns once the change
 // is committed. Removing the leader itself makes it step down. The last
 // voter cannot be removed. On a follower the request goes to the leader.
+// It returns when ctx ends, as AddPeer does.
 func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
 	}
-	return n.onLeader(ctx, func(rt *runtime) error { return n.removePeerLocal(rt, id) },
-		func(leader uint64) error { return n.fwd.RemovePeer(ctx, leader, id) })
+	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+		if leader == n.id {
+			return n.removePeerLocal(ctx, rt, id)
+		}
+		return n.fwd.RemovePeer(ctx, leader, id)
+	})
 }
 
-// onLeader runs local on the leader, or remote with the leader's ID on a
-// follower, retrying while there is no leader until ctx ends.
-func (n *Node) onLeader(ctx context.Context, local func(*runtime) error, remote func(leader uint64) error) error {
+// onLeader runs do with the running runtime and the leader this node knows
+// (this node itself, or another member to forward to), and tries again
+// while it fails in a way that certainly did nothing (ErrNotLeader,
+// ErrNoLeader): after the next leader change, or a short pause. When ctx
+// ends first it returns ErrNoLeader (no leader known) or ErrTimeout, both
+// wrapping ctx's error.
+func (n *Node) onLeader(ctx context.Context, do func(rt *runtime, leader uint64) error) error {
 	for {
 		rt, err := n.current()
 		if err != nil {
@@ -156,29 +174,32 @@ func (n *Node) onLeader(ctx context.Context, local func(*runtime) error, remote 
 		}
 		changed := n.leaderBC.wait()
 		switch leader := n.LeaderID(); {
-		case leader == n.id && rt.raft.State() == raft.Leader:
-			err = local(rt)
+		case leader == n.id && rt.raft.State() != raft.Leader:
+			err = ErrNoLeader // stepping down
 		case leader != 0:
-			err = remote(leader)
+			err = do(rt, leader)
 		default:
 			err = ErrNoLeader
 		}
 		if !retriable(err) {
 			return err
 		}
+		pause := time.NewTimer(retryPause(n.cfg.Timing))
 		select {
 		case <-changed:
-		case <-time.After(retryPause(n.cfg.Timing)):
+		case <-pause.C:
 		case <-ctx.Done():
-			if n.LeaderID() == 0 {
+			pause.Stop()
+			if errors.Is(err, ErrNoLeader) || n.LeaderID() == 0 {
 				return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 			}
 			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 		}
+		pause.Stop()
 	}
 }
 
-func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
+func (n *Node) addPeerLocal(ctx context.Context, rt *runtime, p Peer) error {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -194,7 +215,7 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 	// a read replica before it knows it is one.
 	meta := n.recordedMeta(p, existing)
 	if m, ok := n.fsm.Peer(p.ID); !ok || m != meta {
-		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(meta), enqueueTimeout)); err != nil {
+		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(meta), enqueueTimeout)); err != nil {
 			return n.raftErr(err)
 		}
 	}
@@ -202,9 +223,9 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 	case existing != nil && existing.Address == addr:
 		return nil // already a member there
 	case existing != nil && existing.Suffrage == raft.Voter:
-		err = n.await(rt, rt.raft.AddVoter(sid, addr, 0, enqueueTimeout))
+		err = n.await(ctx, rt, rt.raft.AddVoter(sid, addr, 0, enqueueTimeout))
 	default:
-		err = n.await(rt, rt.raft.AddNonvoter(sid, addr, 0, enqueueTimeout))
+		err = n.await(ctx, rt, rt.raft.AddNonvoter(sid, addr, 0, enqueueTimeout))
 	}
 	if err != nil {
 		return n.raftErr(err)
@@ -214,7 +235,7 @@ func (n *Node) addPeerLocal(rt *runtime, p Peer) error {
 	return nil
 }
 
-func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
+func (n *Node) removePeerLocal(ctx context.Context, rt *runtime, id uint64) error {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -237,10 +258,10 @@ func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
 	}
 	// Recorded first, in the log, so that no leader re-adds the member when
 	// it sees it in gossip (it may not know yet that it was removed).
-	if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerForget(id), enqueueTimeout)); err != nil {
+	if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerForget(id), enqueueTimeout)); err != nil {
 		return n.raftErr(err)
 	}
-	if err := n.await(rt, rt.raft.RemoveServer(sid, 0, enqueueTimeout)); err != nil {
+	if err := n.await(ctx, rt, rt.raft.RemoveServer(sid, 0, enqueueTimeout)); err != nil {
 		return n.raftErr(err)
 	}
 	n.logger.Info("removed peer", "peer", strconv.FormatUint(id, 10))
@@ -248,7 +269,8 @@ func (n *Node) removePeerLocal(rt *runtime, id uint64) error {
 }
 
 // TransferLeadership hands leadership to another voter and returns once it
-// has taken over. Only the leader can call it.
+// has taken over, or when ctx ends (ErrTimeout: the transfer may still
+// complete). Only the leader can call it.
 func (n *Node) TransferLeadership(ctx context.Context) error {
 	rt, err := n.current()
 	if err != nil {
@@ -261,9 +283,17 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 		return fmt.Errorf("%w: no other voter to take over", ErrInvalidPeer)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
-	return n.raftErr(n.await(rt, rt.raft.LeadershipTransfer()))
+	return n.transferLeadership(ctx, rt)
+}
+
+// transferLeadership runs raft's leadership transfer with the batcher
+// held, since raft refuses new entries while a transfer is under way.
+func (n *Node) transferLeadership(ctx context.Context, rt *runtime) error {
+	rt.transferMu.Lock()
+	defer rt.transferMu.Unlock()
+	return n.raftErr(n.await(ctx, rt, rt.raft.LeadershipTransfer()))
 }
 
 // otherVoters counts the voters other than this node; with live, only those
@@ -473,12 +503,17 @@ func (n *Node) becameMember(rt *runtime, at uint64) {
 	}
 }
 
+// leaderDutyTimeout bounds one round of the leader's duties.
+const leaderDutyTimeout = 10 * time.Second
+
 func (n *Node) leaderDuties(rt *runtime) {
-	if err := n.ensureLeaderReady(rt); err != nil {
+	ctx, cancel := context.WithTimeout(rt.ctx, leaderDutyTimeout)
+	defer cancel()
+	if err := n.ensureLeaderReady(ctx, rt); err != nil {
 		return
 	}
 	if m, ok := n.fsm.Peer(n.id); !ok || m != rt.self.meta() {
-		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout)); err != nil {
+		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout)); err != nil {
 			n.logger.Debug("could not record own addresses", "error", err)
 			return
 		}
@@ -499,7 +534,7 @@ func (n *Node) leaderDuties(rt *runtime) {
 		if !ok || got < index || last-min(got, last) > promoteLag {
 			continue
 		}
-		if err := n.await(rt, rt.raft.AddVoter(s.ID, s.Address, index, enqueueTimeout)); err != nil {
+		if err := n.await(ctx, rt, rt.raft.AddVoter(s.ID, s.Address, index, enqueueTimeout)); err != nil {
 			n.logger.Debug("promotion failed; will retry", "peer", s.ID, "error", err)
 			return // the configuration moved on; look again next round
 		}
@@ -507,7 +542,7 @@ func (n *Node) leaderDuties(rt *runtime) {
 		return
 	}
 	if rt.gossip != nil {
-		n.reconcileGossip(rt, cfg)
+		n.reconcileGossip(ctx, rt, cfg)
 	}
 }
 

@@ -37,10 +37,11 @@ type Node struct {
 	memStores *storage.Stores // in-memory stores kept across Stop/Start (DataDir "")
 	joining   *pendingStart   // the Start waiting for its join, nil if none
 
-	rt        atomic.Pointer[runtime] // nil unless running
-	removed   atomic.Bool             // the cluster removed this node
-	wasMember atomic.Bool             // a committed configuration held this node (kept in DataDir)
-	memberAt  atomic.Uint64           // with wasMember: an index at which one did (kept in DataDir)
+	rt        atomic.Pointer[runtime]   // nil unless running
+	props     atomic.Pointer[proposals] // the running runtime's, for the adapter's hooks
+	removed   atomic.Bool               // the cluster removed this node
+	wasMember atomic.Bool               // a committed configuration held this node (kept in DataDir)
+	memberAt  atomic.Uint64             // with wasMember: an index at which one did (kept in DataDir)
 
 	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
@@ -52,23 +53,41 @@ type Node struct {
 // runtime is everything one Start builds and Stop tears down.
 type runtime struct {
 	raft      *raft.Raft
+	fsm       *adapter.Adapter
 	trans     *transport.Progress
+	layer     *transport.Layer // nil in in-memory test clusters
 	stores    *storage.Stores
 	obs       *raft.Observer
 	self      Peer
-	proposals chan *proposal  // to the leader's batcher
-	forwards  chan *forwarded // to the follower's forward batcher
+	props     *proposals
+	proposals chan proposal  // to the leader's batcher
+	forwards  chan proposal  // to the follower's forwarder
+	fwdClient *forwardClient // the follower's connection to the leader
+	reads     *reads         // read-index rounds
+	confirm   *transport.Confirmer
+	visible   visible
 	ctx       context.Context // cancelled when Stop begins
 	cancel    context.CancelFunc
 	stop      chan struct{} // closed when Stop begins
-	stopped   chan struct{} // closed when every goroutine has returned
 	http      *httpconfig.Server
 	gossip    *gossip // nil in in-memory test clusters
 	wg        sync.WaitGroup
 	kick      chan struct{}     // wakes the manager early
 	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
 	nudge     *transport.Nudger // tells followers about commits they wait for
+	futures   futureWaiters     // goroutines waiting on raft futures
+
+	// transferMu is held by leadership transfers: raft refuses new entries
+	// while one is under way, so the batcher waits (read-locked) meanwhile.
+	transferMu sync.RWMutex
+
+	connMu  sync.Mutex // guards serving, closing
+	serving map[net.Conn]struct{}
+	closing bool // Stop has begun: no new forward connection is served
 }
+
+// adapterApplied is the index of the last entry the FSM applied.
+func (rt *runtime) adapterApplied() uint64 { return rt.fsm.AppliedIndex() }
 
 // NewNode checks cfg and returns a node ready to Start. It reports every
 // problem with cfg at once. The node's ID is known from here on (UniqueID).
@@ -118,11 +137,14 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 	n.leaderBC.init()
 	n.metrics = newMetrics(n)
 	n.fsm = adapter.New(adapter.Config{
-		FSM:                  fsmShim{c.FSM},
+		FSM:                  shimFor(c.FSM),
 		Notifier:             &n.observers,
 		Logger:               n.logger.Named("fsm"),
 		ConfigurationApplied: n.configurationApplied,
 		ApplyObserved:        n.metrics.observeApply,
+		Owns:                 n.owns,
+		Delivered:            n.delivered,
+		Restored:             n.restoredTo,
 	})
 	if c.forwarder != nil {
 		n.fwd = c.forwarder
@@ -285,7 +307,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		}
 	}()
 
-	trans, self, err := n.openTransport()
+	trans, layer, self, err := n.openTransport()
 	if err != nil {
 		return nil, false, err
 	}
@@ -333,6 +355,8 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if err := st.CheckStart(n.logger); err != nil {
 		return nil, false, err
 	}
+	props := newProposals()
+	n.props.Store(props)
 	r, err := n.newRaft(rc, st, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
@@ -346,16 +370,26 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	}
 	rt := &runtime{
 		raft:      r,
+		fsm:       n.fsm,
 		trans:     trans,
+		layer:     layer,
 		stores:    st,
 		self:      self,
 		gossip:    g,
-		proposals: make(chan *proposal, maxBatchItems),
-		forwards:  make(chan *forwarded, maxBatchItems),
+		props:     props,
+		proposals: make(chan proposal, maxBatchItems),
+		forwards:  make(chan proposal, maxBatchItems),
 		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
+		serving:   make(map[net.Conn]struct{}),
 	}
+	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	rt.fwdClient = newForwardClient(n, rt)
+	rt.reads = newReads(n, rt)
+	rt.confirm = transport.NewConfirmer(trans, rc.LocalID)
+	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
+	rt.visible.last = n.fsm.AppliedIndex()
+	rt.visible.scanned = rt.visible.last
 	if httpLn != nil {
 		n.serveHTTP(rt, httpLn)
 	}
@@ -363,22 +397,27 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.obs = raft.NewObserver(obsCh, false, nil)
 	r.RegisterObserver(rt.obs)
 
-	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	slots, inflight := make(chan struct{}, maxInflightBatches), make(chan *batch, maxInflightBatches)
-	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
 	rt.wg.Go(func() { rt.nudge.Run(rt.stop) })
 	rt.wg.Go(func() { n.recordApplied(rt, recorded) })
 	rt.wg.Go(func() { n.observe(rt, obsCh) })
-	rt.wg.Go(func() { n.batch(rt, slots, inflight) })
-	rt.wg.Go(func() { n.complete(rt, slots, inflight) })
+	rt.wg.Go(func() { n.batcher(rt) })
+	rt.wg.Go(func() { n.settleBatches(rt) })
+	rt.wg.Go(rt.reads.run)
 	rt.wg.Go(func() { n.manage(rt) })
 	rt.wg.Go(func() { n.forwardLoop(rt) })
+	if layer != nil {
+		rt.wg.Go(func() { n.acceptForward(rt) })
+	}
 	if g != nil {
 		rt.wg.Go(func() { n.watchGossip(rt) })
 		rt.wg.Go(func() { n.joinGossip(rt) })
 		if !hasState && c.BootstrapExpect > 0 && !c.NonVoter {
 			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
+	}
+	if layer != nil && c.ClusterSecret == nil && c.TLSConfig == nil && !isLoopback(c.BindAddr) {
+		n.logger.Warn("this node has neither ClusterSecret nor TLSConfig: its raft, gossip and HTTP API ports accept anyone who can reach them",
+			"bind", bindName(c.BindAddr))
 	}
 	n.logger.Info("started", "raft", trans.LocalAddr(), "restarted", hasState)
 	return rt, hasState, nil
@@ -405,20 +444,20 @@ func (n *Node) raftConfig() *raft.Config {
 
 // openTransport starts the raft transport and works out the addresses this
 // node advertises.
-func (n *Node) openTransport() (*transport.Progress, Peer, error) {
+func (n *Node) openTransport() (*transport.Progress, *transport.Layer, Peer, error) {
 	c := &n.cfg
 	self := Peer{ID: n.id, ConfigPort: c.ConfigurationPort, Voter: true}
 	if c.transport != nil {
 		host, port, err := splitHostPort(string(c.transport.LocalAddr()))
 		if err != nil {
-			return nil, Peer{}, err
+			return nil, nil, Peer{}, err
 		}
 		self.Host, self.RaftPort = host, port
-		return transport.NewProgress(c.transport), self, nil
+		return transport.NewProgress(c.transport), nil, self, nil
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.RaftPort)))
 	if err != nil {
-		return nil, Peer{}, fmt.Errorf("canoe: raft listener: %w", err)
+		return nil, nil, Peer{}, fmt.Errorf("canoe: raft listener: %w", err)
 	}
 	self.Host = advertiseHost(c.AdvertiseAddr, c.BindAddr)
 	self.RaftPort = ln.Addr().(*net.TCPAddr).Port
@@ -427,7 +466,7 @@ func (n *Node) openTransport() (*transport.Progress, Peer, error) {
 		resolved, err := net.ResolveTCPAddr("tcp", self.raftAddr())
 		if err != nil {
 			ln.Close()
-			return nil, Peer{}, fmt.Errorf("canoe: resolve AdvertiseAddr: %w", err)
+			return nil, nil, Peer{}, fmt.Errorf("canoe: resolve AdvertiseAddr: %w", err)
 		}
 		advertise = resolved
 	}
@@ -445,7 +484,20 @@ func (n *Node) openTransport() (*transport.Progress, Peer, error) {
 		Timeout: 10 * time.Second,
 		Logger:  n.logger.Named("raft-net"),
 	})
-	return transport.NewProgress(nt), self, nil
+	return transport.NewProgress(nt), layer, self, nil
+}
+
+// isLoopback reports whether bind (a BindAddr) reaches this machine only.
+func isLoopback(bind string) bool {
+	ip := net.ParseIP(bind)
+	return ip != nil && ip.IsLoopback()
+}
+
+func bindName(bind string) string {
+	if bind == "" {
+		return "all interfaces"
+	}
+	return bind
 }
 
 // advertiseHost picks the host peers use to reach this node.
@@ -481,9 +533,10 @@ func splitHostPort(addr string) (string, int, error) {
 // Stop shuts the node down but keeps it a member: it still counts toward
 // quorum, and a Start (or a new process on the same DataDir) brings it back.
 // A leader hands leadership to another live voter first. A Start still
-// joining is interrupted (see Start). Stop waits for the node's goroutines
-// (except a waiter left on a raft future that raft dropped at shutdown, see
-// await); it is idempotent and safe before Start.
+// joining is interrupted (see Start). Proposals in flight get an error that
+// matches ErrUnknownOutcome (or ErrNotRunning if they never reached raft).
+// Stop waits for the node's goroutines; it is idempotent and safe before
+// Start.
 func (n *Node) Stop() error {
 	n.lifeMu.Lock()
 	defer n.lifeMu.Unlock()
@@ -497,7 +550,7 @@ func (n *Node) stopLocked(handover bool) error {
 		return nil
 	}
 	if handover && rt.raft.State() == raft.Leader && n.otherVoters(rt, true) > 0 {
-		if err := rt.raft.LeadershipTransfer().Error(); err != nil {
+		if err := n.transferLeadership(context.Background(), rt); err != nil {
 			n.logger.Warn("could not hand leadership over before stopping", "error", err)
 		}
 	}
@@ -506,25 +559,33 @@ func (n *Node) stopLocked(handover bool) error {
 	if err := n.stopHTTP(rt); err != nil {
 		errs = append(errs, fmt.Errorf("canoe: stop HTTP API: %w", err))
 	}
+	if left := rt.futures.wait(2 * n.cfg.Timing.ElectionTimeout); left > 0 {
+		n.logger.Warn("raft operations still unanswered at Stop; their waiting goroutines may outlive it", "operations", left)
+	}
 	if err := rt.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("canoe: shut raft down: %w", err))
 	}
 	rt.raft.DeregisterObserver(rt.obs)
 	rt.cancel()
 	close(rt.stop)
+	// Closing the transport ends the RPCs and dials in flight (nudges,
+	// confirmations, forward connections), which could otherwise hold Stop
+	// for a dial timeout to a dead peer.
+	if err := rt.trans.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("canoe: close transport: %w", err))
+	}
+	rt.closeServing()
 	if rt.gossip != nil {
 		if err := rt.gossip.d.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("canoe: stop gossip: %w", err))
 		}
 	}
 	rt.wg.Wait()
-	close(rt.stopped)
+	rt.confirm.Wait()
+	rt.props.failAll()
 	// Raft has shut down, so the FSM is where a restart should find it.
 	if err := rt.stores.SaveApplied(n.fsm.AppliedIndex()); err != nil {
 		n.logger.Warn("could not record the applied index; a restart may replay less of the log before Start returns", "error", err)
-	}
-	if err := rt.trans.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("canoe: close transport: %w", err))
 	}
 	if rt.stores != n.memStores {
 		if err := rt.stores.Close(); err != nil {
@@ -590,16 +651,24 @@ func (n *Node) raftErr(err error) error {
 // errStopped reports a raft future abandoned because the node stopped.
 var errStopped = errors.New("canoe: node stopped while waiting for raft")
 
-// await waits for a raft future, or for Stop. Raft does not answer every
-// future at Shutdown (entries already handed to its FSM queue are dropped),
-// so waiting on one unconditionally could hang Stop; the goroutine left
-// waiting on such a future is the price.
-func (n *Node) await(rt *runtime, f raft.Future) error {
+// await waits for a raft future of a rare operation (a membership change, a
+// barrier, a transfer) until ctx ends or the node stops. Raft does not
+// answer every future at Shutdown (entries already handed to its FSM queue
+// are dropped), so the wait runs in a goroutine that ends when raft answers;
+// proposals and reads, the frequent operations, never wait on a future.
+// An error that matches ErrTimeout means the operation may still happen.
+func (n *Node) await(ctx context.Context, rt *runtime, f raft.Future) error {
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	rt.futures.add()
+	go func() {
+		defer rt.futures.done()
+		done <- f.Error()
+	}()
 	select {
 	case err := <-done:
 		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 	case <-rt.stop:
 		// Raft has shut down by now: a future it answered is done at once.
 		select {
@@ -609,6 +678,54 @@ func (n *Node) await(rt *runtime, f raft.Future) error {
 			return errStopped
 		}
 	}
+}
+
+// futureWaiters counts the goroutines waiting on raft futures (await).
+// Stop lets them finish before it shuts raft down: raft answers at
+// Shutdown the futures of entries it has not committed, but drops those of
+// committed entries its FSM has not applied yet.
+type futureWaiters struct {
+	mu   sync.Mutex // guards n, idle
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (w *futureWaiters) add() {
+	w.mu.Lock()
+	if w.n == 0 {
+		w.idle = make(chan struct{})
+	}
+	w.n++
+	w.mu.Unlock()
+}
+
+func (w *futureWaiters) done() {
+	w.mu.Lock()
+	w.n--
+	if w.n == 0 {
+		close(w.idle)
+	}
+	w.mu.Unlock()
+}
+
+// wait waits until no goroutine waits on a future, or d passes; it reports
+// how many still do.
+func (w *futureWaiters) wait(d time.Duration) int {
+	w.mu.Lock()
+	n, idle := w.n, w.idle
+	w.mu.Unlock()
+	if n == 0 {
+		return 0
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
 }
 
 // current returns the runtime of a running node.

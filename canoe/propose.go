@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,33 +14,19 @@ import (
 // Group commit: while earlier entries are in flight, proposals queue up and
 // leave together as one raft entry, so a busy leader writes and replicates
 // one entry for many proposals. An idle leader sends a proposal at once.
-// The in-flight limit is taken before raft.Apply: taken after it, up to
-// three entries sat in raft at once and forwarded proposals, which arrive
-// one request at a time, left in small batches (follower proposals at 16
-// clients went from 0.46x to about 0.6x the leader's rate; bench, 64 B).
 const (
-	maxInflightBatches = 1       // raft entries in flight (1 measured 3.1k/s vs 1.9k/s for 4 at 16 clients)
+	maxInflightBatches = 1       // raft entries in flight
 	maxBatchItems      = 1024    // proposals per raft entry
 	maxBatchBytes      = 1 << 20 // bytes per raft entry (a larger proposal goes alone)
-	enqueueTimeout     = 5 * time.Second
 )
 
-// proposal is one Propose call waiting for its result.
+// proposal is one proposal queued for the leader's batcher: this node's
+// own (req nil) or one a follower forwarded.
 type proposal struct {
-	data      []byte
-	done      chan proposeResult // buffered: the batcher never blocks on it
-	forwarded bool               // from a follower, which waits to apply it
-}
-
-type proposeResult struct {
-	index uint64
-	err   error // the FSM's error, or why the proposal did not commit
-}
-
-// batch is one raft entry in flight.
-type batch struct {
-	future raft.ApplyFuture
-	items  []*proposal
+	tag  adapter.Tag
+	data []byte
+	req  *forwardRequest // nil for this node's own
+	i    int             // the item's position in req
 }
 
 // Propose proposes data with NodeConfig.ProposeTimeout as deadline. See
@@ -54,51 +39,223 @@ func (n *Node) Propose(data []byte) error {
 
 // ProposeContext replicates data to every node's FSM. It returns nil only
 // once a quorum has committed the proposal and this node's FSM has applied
-// it, so a read on this node right after sees it. If FSM.Apply fails for
-// it, the error (an *ApplyError wrapping the FSM's error) comes back here,
-// while the cluster applies it everywhere and keeps serving. With no leader
-// it waits for one until ctx ends (ErrNoLeader). Errors that match
-// ErrUnknownOutcome or ErrTimeout mean the proposal may still commit.
+// it, so a read on this node right after sees it. If the FSM's Apply fails
+// for it, that error comes back here as an *ApplyError (from this node's
+// own FSM, on the leader and on a follower alike), while the cluster
+// applies it everywhere and keeps serving. With no leader it waits for one
+// until ctx ends (ErrNoLeader). Errors that match ErrUnknownOutcome or
+// ErrTimeout mean the proposal may still commit.
 func (n *Node) ProposeContext(ctx context.Context, data []byte) error {
-	if len(data) == 0 {
-		return ErrEmptyProposal
-	}
-	err := n.propose(ctx, data)
-	n.metrics.proposed(err)
+	_, err := n.ProposeResult(ctx, data)
 	return err
 }
 
-func (n *Node) propose(ctx context.Context, data []byte) error {
-	for {
-		rt, err := n.current()
-		if err != nil {
-			return err
-		}
-		changed := n.leaderBC.wait()
-		var res proposeResult
-		switch leader := n.LeaderID(); {
-		case leader == n.id && rt.raft.State() == raft.Leader:
-			res = n.proposeLocal(ctx, rt, data)
-		case leader != 0:
-			res = n.proposeForward(ctx, rt, data)
-		default:
-			res.err = ErrNoLeader
-		}
-		if !retriable(res.err) {
-			return res.err
-		}
-		// No leader, or it moved before taking the proposal: wait for a
-		// leader change (or a short while) and try again.
-		select {
-		case <-changed:
-		case <-time.After(retryPause(n.cfg.Timing)):
-		case <-ctx.Done():
-			if errors.Is(res.err, ErrNoLeader) || n.LeaderID() == 0 {
-				return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
-			}
-			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+// ProposeResult is ProposeContext for a ResultFSM: it returns what this
+// node's FSM answered (ApplyResult) for the proposal, which is the same on
+// every node. For an FSM without ApplyResult the value is nil. If the node
+// installed a snapshot past the proposal before applying it (it lagged far
+// behind), the proposal is committed and reflected in the state but its
+// value is gone: the error then matches ErrResultUnavailable.
+func (n *Node) ProposeResult(ctx context.Context, data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, ErrEmptyProposal
+	}
+	res := n.propose(ctx, data)
+	if res.lost && res.err == nil {
+		if _, ok := n.cfg.FSM.(ResultFSM); ok {
+			res.err = fmt.Errorf("%w: entry %d", ErrResultUnavailable, res.index)
 		}
 	}
+	n.metrics.proposed(res.err)
+	return res.value, res.err
+}
+
+func (n *Node) propose(ctx context.Context, data []byte) proposeResult {
+	var res proposeResult
+	err := n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+		res = n.proposeOnce(ctx, rt, data, leader == n.id)
+		return res.err
+	})
+	if err != nil && !errors.Is(err, res.err) {
+		res = proposeResult{err: err}
+	}
+	return res
+}
+
+// proposeOnce hands data to the leader's batcher (local) or to the
+// follower's forwarder, and waits for this node's FSM to apply it.
+func (n *Node) proposeOnce(ctx context.Context, rt *runtime, data []byte, local bool) proposeResult {
+	tag, w := rt.props.register()
+	queue := rt.forwards
+	if local {
+		queue = rt.proposals
+	}
+	select {
+	case queue <- proposal{tag: tag, data: data}:
+	case <-rt.stop:
+		rt.props.forget(tag.Seq)
+		return proposeResult{err: ErrNotRunning}
+	case <-ctx.Done():
+		rt.props.forget(tag.Seq)
+		return proposeResult{err: fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())}
+	}
+	select {
+	case res := <-w.done:
+		return res
+	case <-ctx.Done():
+		rt.props.forget(tag.Seq)
+		select {
+		case res := <-w.done: // resolved meanwhile
+			return res
+		default:
+		}
+		return proposeResult{err: fmt.Errorf("%w: proposal in flight, outcome unknown: %w", ErrTimeout, ctx.Err())}
+	}
+}
+
+// batcher is the leader's batcher goroutine: it packs queued proposals into
+// tagged raft entries, keeping at most maxInflightBatches in flight.
+func (n *Node) batcher(rt *runtime) {
+	var pending []proposal
+	for {
+		if len(pending) == 0 {
+			select {
+			case p := <-rt.proposals:
+				pending = append(pending, p)
+			case <-rt.stop:
+				return
+			}
+		}
+		// Wait for a slot: proposals queue meanwhile and leave together.
+		for !rt.props.takeSlot(maxInflightBatches) {
+			select {
+			case <-rt.props.slotFreed:
+			case <-rt.stop:
+				n.refuse(rt, pending, ErrNotRunning)
+				return
+			}
+		}
+		pending = drain(rt.proposals, pending)
+		k, size := 1, len(pending[0].data)
+		for k < len(pending) && k < maxBatchItems && size+len(pending[k].data) <= maxBatchBytes {
+			size += len(pending[k].data)
+			k++
+		}
+		n.submit(rt, pending[:k])
+		pending = append(pending[:0], pending[k:]...)
+	}
+}
+
+// drain appends what is queued, up to the batch limits.
+func drain(queue <-chan proposal, pending []proposal) []proposal {
+	size := 0
+	for _, p := range pending {
+		size += len(p.data)
+	}
+	for len(pending) < maxBatchItems && size < maxBatchBytes {
+		select {
+		case p := <-queue:
+			pending = append(pending, p)
+			size += len(p.data)
+		default:
+			return pending
+		}
+	}
+	return pending
+}
+
+// submit writes items as one tagged entry, holding the slot taken for it.
+func (n *Node) submit(rt *runtime, items []proposal) {
+	// Leadership transfers hold this lock: raft refuses entries while one
+	// is under way, and would answer only the future no one waits on.
+	rt.transferMu.RLock()
+	defer rt.transferMu.RUnlock()
+	term := rt.raft.CurrentTerm()
+	if rt.raft.State() != raft.Leader {
+		rt.props.mu.Lock()
+		rt.props.slots--
+		rt.props.mu.Unlock()
+		n.refuse(rt, items, &NotLeaderError{LeaderID: n.LeaderID()})
+		return
+	}
+	rt.props.batchSeq++
+	b := &batch{seq: rt.props.batchSeq, term: term, slot: true}
+	t := adapter.Tagged{Batch: adapter.Tag{Session: rt.props.session, Seq: b.seq}}
+	groups := make(map[uint64]int) // session -> index in t.Groups
+	for _, p := range items {
+		g, ok := groups[p.tag.Session]
+		if !ok {
+			g = len(t.Groups)
+			groups[p.tag.Session] = g
+			t.Groups = append(t.Groups, adapter.Group{Session: p.tag.Session})
+		}
+		t.Groups[g].Seqs = append(t.Groups[g].Seqs, p.tag.Seq)
+		t.Groups[g].Items = append(t.Groups[g].Items, p.data)
+		if p.req == nil {
+			b.local = append(b.local, p.tag.Seq)
+		} else {
+			b.remote = append(b.remote, remoteItem{req: p.req, i: p.i})
+		}
+	}
+	rt.props.mu.Lock()
+	rt.props.batches[b.seq] = b
+	rt.props.mu.Unlock()
+	// The outcome arrives through the adapter (delivered) or settleBatches;
+	// the future is not needed.
+	rt.raft.Apply(adapter.EncodeTagged(t), 0)
+}
+
+// refuse fails proposals that were never handed to raft.
+func (n *Node) refuse(rt *runtime, items []proposal, err error) {
+	for _, p := range items {
+		if p.req != nil {
+			p.req.done(p.i, 0, err)
+		} else {
+			rt.props.resolve(p.tag.Seq, proposeResult{err: err})
+		}
+	}
+}
+
+// settleBatches is the goroutine that settles batches written in a term
+// this node no longer leads in. Such a batch is decided once an entry of a
+// later term has committed: raft's logs never hold an entry of an earlier
+// term after it, so a batch not applied by then never commits, and its
+// proposals are refused (the proposer retries them on the new leader).
+func (n *Node) settleBatches(rt *runtime) {
+	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-n.leaderBC.wait():
+		case <-rt.stop:
+			return
+		}
+		term := rt.raft.CurrentTerm()
+		orphans := rt.props.orphans(term, rt.raft.State() == raft.Leader)
+		if len(orphans) == 0 {
+			continue
+		}
+		commit := rt.raft.CommitIndex()
+		t, ok := n.entryTerm(rt, commit)
+		if !ok || n.fsm.AppliedIndex() < rt.visible.at(rt, commit) {
+			continue // not decided yet, or not applied this far
+		}
+		for _, b := range orphans {
+			if t > b.term {
+				rt.props.failBatch(b, fmt.Errorf("%w: the leader lost its term before the proposal committed; it never will", &NotLeaderError{LeaderID: n.LeaderID()}))
+			}
+		}
+	}
+}
+
+// entryTerm returns the term of log entry index.
+func (n *Node) entryTerm(rt *runtime, index uint64) (uint64, bool) {
+	var l raft.Log
+	if err := rt.stores.Logs.GetLog(index, &l); err != nil {
+		return 0, false
+	}
+	return l.Term, true
 }
 
 // retriable reports whether a proposal certainly did not commit and may be
@@ -109,132 +266,4 @@ func retriable(err error) bool {
 
 func retryPause(t Timing) time.Duration {
 	return max(t.HeartbeatTimeout/20, 5*time.Millisecond)
-}
-
-// proposeLocal hands data to the leader's batcher and waits for the result.
-func (n *Node) proposeLocal(ctx context.Context, rt *runtime, data []byte) proposeResult {
-	p := &proposal{data: data, done: make(chan proposeResult, 1)}
-	select {
-	case rt.proposals <- p:
-	case <-rt.stop:
-		return proposeResult{err: ErrNotRunning}
-	case <-ctx.Done():
-		return proposeResult{err: fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())}
-	}
-	select {
-	case res := <-p.done:
-		return res
-	case <-rt.stopped:
-		select {
-		case res := <-p.done:
-			return res
-		default:
-			return proposeResult{err: ErrNotRunning}
-		}
-	case <-ctx.Done():
-		return proposeResult{err: fmt.Errorf("%w: proposal in flight, outcome unknown: %w", ErrTimeout, ctx.Err())}
-	}
-}
-
-// batch is the batcher goroutine: it coalesces queued proposals into raft
-// entries, keeping at most maxInflightBatches in flight.
-func (n *Node) batch(rt *runtime, slots chan<- struct{}, inflight chan<- *batch) {
-	defer close(inflight)
-	var pending []*proposal
-	for {
-		if len(pending) == 0 {
-			select {
-			case p := <-rt.proposals:
-				pending = append(pending, p)
-			case <-rt.stop:
-				return
-			}
-		}
-		// Wait until fewer than maxInflightBatches entries are in raft:
-		// proposals queue meanwhile and leave together.
-		select {
-		case slots <- struct{}{}:
-		case <-rt.stop:
-			for _, p := range pending {
-				p.done <- proposeResult{err: ErrNotRunning}
-			}
-			return
-		}
-		// Take whatever else is queued, up to the limits.
-		size := 0
-		for _, p := range pending {
-			size += len(p.data)
-		}
-	drain:
-		for len(pending) < maxBatchItems && size < maxBatchBytes {
-			select {
-			case p := <-rt.proposals:
-				pending = append(pending, p)
-				size += len(p.data)
-			default:
-				break drain
-			}
-		}
-		k, size := 1, len(pending[0].data)
-		for k < len(pending) && k < maxBatchItems && size+len(pending[k].data) <= maxBatchBytes {
-			size += len(pending[k].data)
-			k++
-		}
-		items := make([][]byte, k)
-		for i, p := range pending[:k] {
-			items[i] = p.data
-		}
-		b := &batch{items: append([]*proposal(nil), pending[:k]...)}
-		pending = pending[k:]
-		b.future = rt.raft.Apply(adapter.EncodeBatch(items), enqueueTimeout)
-		select { // never blocks long: inflight holds maxInflightBatches
-		case inflight <- b:
-		case <-rt.stop:
-			// Handed to raft already: it may still commit.
-			n.finish(b, proposeResult{err: fmt.Errorf("%w: node stopped with the proposal in flight", ErrUnknownOutcome)})
-			for _, p := range pending {
-				p.done <- proposeResult{err: ErrNotRunning}
-			}
-			return
-		}
-	}
-}
-
-// complete is the completion goroutine: raft answers entries in order, so it
-// waits on them in order and hands each proposer its own result.
-func (n *Node) complete(rt *runtime, slots <-chan struct{}, inflight <-chan *batch) {
-	for b := range inflight {
-		err := n.await(rt, b.future)
-		<-slots
-		if err != nil {
-			n.finish(b, proposeResult{err: n.raftErr(err)})
-			continue
-		}
-		if slices.ContainsFunc(b.items, func(p *proposal) bool { return p.forwarded }) {
-			rt.nudge.Committed(b.future.Index())
-		}
-		res, _ := b.future.Response().(*adapter.Result)
-		for i, p := range b.items {
-			r := proposeResult{index: b.future.Index()}
-			if res != nil && i < len(res.Errs) {
-				r.err = res.Errs[i]
-			}
-			p.done <- r
-		}
-	}
-	// The batcher has returned; fail what is still queued.
-	for {
-		select {
-		case p := <-rt.proposals:
-			p.done <- proposeResult{err: ErrNotRunning}
-		default:
-			return
-		}
-	}
-}
-
-func (n *Node) finish(b *batch, res proposeResult) {
-	for _, p := range b.items {
-		p.done <- res
-	}
 }

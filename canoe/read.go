@@ -2,99 +2,202 @@ package canoe
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/canoe/internal/transport"
 )
 
 // ReadBarrier returns nil once this node's FSM reflects every proposal
 // committed before the call, so a read of the FSM right after is
-// linearizable (etcd's ReadIndex). The leader confirms it still leads with a
-// round of heartbeats; a follower asks the leader for its commit index and
-// waits until it has applied that far. No entry is written, beyond one
-// barrier per leader term.
+// linearizable (etcd's ReadIndex). The leader confirms it still leads with
+// one round of heartbeats; a follower asks the leader for its read index and
+// waits until it has applied that far. Concurrent ReadBarriers share one
+// confirmation (and, on a follower, one request to the leader). No entry is
+// written, beyond one barrier per leader term.
 func (n *Node) ReadBarrier(ctx context.Context) error {
+	var index uint64
+	err := n.onLeader(ctx, func(rt *runtime, _ uint64) error {
+		var err error
+		index, err = rt.reads.index(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	rt, err := n.current()
+	if err != nil {
+		return err
+	}
+	return n.waitApplied(ctx, rt, index)
+}
+
+// readRequest is one ReadBarrier (or a follower's request) waiting for a
+// read index: the index of the last entry the FSM applies at or below the
+// leader's commit index, taken after every request in the round arrived.
+type readRequest struct {
+	local  chan readIndexDone            // this node's ReadBarrier
+	remote func(index uint64, err error) // a follower's request; must not block
+}
+
+// reads batches read-index requests: one leadership confirmation, or one
+// request to the leader, answers every request queued when it starts.
+type reads struct {
+	n    *Node
+	rt   *runtime
+	wake chan struct{} // capacity 1
+
+	mu    sync.Mutex // guards queue
+	queue []readRequest
+}
+
+func newReads(n *Node, rt *runtime) *reads {
+	return &reads{n: n, rt: rt, wake: make(chan struct{}, 1)}
+}
+
+// index returns a read index for this node's ReadBarrier.
+func (r *reads) index(ctx context.Context) (uint64, error) {
+	done := make(chan readIndexDone, 1)
+	r.submit(readRequest{local: done})
+	select {
+	case d := <-done:
+		return d.index, d.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: read barrier: %w", ErrTimeout, ctx.Err())
+	case <-r.rt.stop:
+		return 0, ErrNotRunning
+	}
+}
+
+// submit queues a request for the next round.
+func (r *reads) submit(req readRequest) {
+	r.mu.Lock()
+	r.queue = append(r.queue, req)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the read goroutine: each round takes every queued request and
+// answers them all with one read index.
+func (r *reads) run() {
 	for {
-		rt, err := n.current()
-		if err != nil {
-			return err
-		}
-		changed := n.leaderBC.wait()
-		var index uint64
-		switch leader := n.LeaderID(); {
-		case leader == n.id && rt.raft.State() == raft.Leader:
-			index, err = n.readIndex(rt)
-		case leader != 0:
-			index, err = n.fwd.ReadIndex(ctx, leader)
-		default:
-			err = ErrNoLeader
-		}
-		if err == nil {
-			return n.waitApplied(ctx, rt, index)
-		}
-		if !retriable(err) {
-			return err
-		}
 		select {
-		case <-changed:
-		case <-time.After(retryPause(n.cfg.Timing)):
-		case <-ctx.Done():
-			if n.LeaderID() == 0 {
-				return fmt.Errorf("%w: read barrier: %w", ErrNoLeader, ctx.Err())
-			}
-			return fmt.Errorf("%w: read barrier: %w", ErrTimeout, ctx.Err())
+		case <-r.wake:
+		case <-r.rt.stop:
+			r.answer(r.take(), 0, ErrNotRunning)
+			return
+		}
+		batch := r.take()
+		if len(batch) == 0 {
+			continue
+		}
+		index, err := r.round(batch)
+		r.answer(batch, index, err)
+	}
+}
+
+func (r *reads) take() []readRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.queue
+	r.queue = nil
+	return q
+}
+
+func (r *reads) answer(batch []readRequest, index uint64, err error) {
+	for _, req := range batch {
+		if req.local != nil {
+			req.local <- readIndexDone{index: index, err: err}
+		} else {
+			req.remote(index, err)
 		}
 	}
 }
 
-// readIndex returns the leader's read index: its commit index, once it has
-// committed an entry of its own term and confirmed it still leads.
-func (n *Node) readIndex(rt *runtime) (uint64, error) {
-	if err := n.ensureLeaderReady(rt); err != nil {
+// round gets one read index: on the leader by confirming its leadership,
+// on a follower by asking the leader.
+func (r *reads) round(batch []readRequest) (uint64, error) {
+	n, rt := r.n, r.rt
+	ctx, cancel := context.WithTimeout(rt.ctx, max(2*n.cfg.Timing.ElectionTimeout, n.cfg.Timing.HeartbeatTimeout))
+	defer cancel()
+	if rt.raft.State() != raft.Leader {
+		for _, req := range batch {
+			if req.remote != nil {
+				// A follower asked a node that no longer leads.
+				return 0, &NotLeaderError{LeaderID: n.LeaderID()}
+			}
+		}
+		return rt.fwdClient.readIndex(ctx)
+	}
+	if err := n.ensureLeaderReady(ctx, rt); err != nil {
 		return 0, err
 	}
-	index := rt.raft.CommitIndex()
-	if err := n.await(rt, rt.raft.VerifyLeader()); err != nil {
+	term := rt.raft.CurrentTerm()
+	commit := rt.raft.CommitIndex()
+	cfg, _, err := configuration(rt)
+	if err != nil {
 		return 0, n.raftErr(err)
 	}
-	return index, nil
+	switch err := rt.confirm.Confirm(ctx, term, cfg.Servers); {
+	case errors.Is(err, transport.ErrDeposed):
+		return 0, &NotLeaderError{}
+	case err != nil:
+		return 0, fmt.Errorf("%w: could not confirm leadership: %v", ErrNoLeader, err)
+	}
+	for _, req := range batch {
+		if req.remote != nil {
+			rt.nudge.Committed(commit) // the follower waits to apply it
+			break
+		}
+	}
+	return rt.visible.at(rt, commit), nil
 }
 
-// ensureLeaderReady commits a barrier once per term, so that the leader's
-// commit index covers every entry committed by earlier leaders.
-func (n *Node) ensureLeaderReady(rt *runtime) error {
-	term := rt.raft.CurrentTerm()
-	if rt.readyTerm.Load() == term {
-		return nil
-	}
-	if err := n.await(rt, rt.raft.Barrier(enqueueTimeout)); err != nil {
-		return n.raftErr(err)
-	}
-	rt.readyTerm.Store(term)
-	return nil
-}
-
-// waitApplied waits until the FSM holds the effects of every entry up to
-// index. Entries the FSM never sees (raft's no-ops and barriers) do not move
-// its applied index, so once raft has handed everything up to index to the
-// FSM goroutine, entries past the FSM's applied index that are not commands
-// need no waiting.
-func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error {
-	pause := 100 * time.Microsecond
+// ensureLeaderReady waits until this leader has committed an entry of its
+// own term (raft appends a no-op when it takes over), so that its commit
+// index covers every entry committed by earlier leaders.
+func (n *Node) ensureLeaderReady(ctx context.Context, rt *runtime) error {
+	pause := time.Millisecond
 	for {
-		advanced := n.fsm.Advanced()
-		applied := n.fsm.AppliedIndex()
-		if applied >= index {
+		term := rt.raft.CurrentTerm()
+		if rt.readyTerm.Load() == term {
 			return nil
 		}
-		if rt.raft.AppliedIndex() >= index && !hasCommands(rt.stores.Logs, applied+1, index) {
+		if rt.raft.State() != raft.Leader {
+			return &NotLeaderError{LeaderID: n.LeaderID()}
+		}
+		if t, ok := n.entryTerm(rt, rt.raft.CommitIndex()); ok && t == term {
+			rt.readyTerm.Store(term)
+			return nil
+		}
+		timer := time.NewTimer(pause)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%w: waiting for this leader's first commit: %w", ErrTimeout, ctx.Err())
+		}
+		pause = min(2*pause, n.cfg.Timing.HeartbeatTimeout/10)
+	}
+}
+
+// waitApplied waits until the FSM holds the effects of the entry at index
+// (a read index names an entry the FSM applies).
+func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error {
+	for {
+		advanced := n.fsm.Advanced()
+		if n.fsm.AppliedIndex() >= index {
 			return nil
 		}
 		select {
 		case <-advanced:
-		case <-time.After(pause):
-			pause = min(2*pause, 10*time.Millisecond)
 		case <-rt.stop:
 			return ErrNotRunning
 		case <-ctx.Done():
@@ -103,21 +206,74 @@ func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error
 	}
 }
 
-// hasCommands reports whether logs[lo..hi] may hold an entry the FSM must
-// apply. Entries already compacted away are covered by a snapshot the FSM
-// has restored or taken.
-func hasCommands(logs raft.LogStore, lo, hi uint64) bool {
-	if hi-lo > 256 {
-		return true
+// visible maps a commit index to the last entry at or below it that the
+// FSM applies. Entries the FSM never sees (raft's no-ops and barriers,
+// canoe's per-term barrier) do not move its applied index, so a reader
+// waits for that entry instead of the commit index itself: with hundreds of
+// leader changes in a row and no write, the commit index runs far ahead of
+// anything the FSM will ever apply.
+type visible struct {
+	mu      sync.Mutex // guards scanned, last
+	scanned uint64     // entries up to here were looked at
+	last    uint64     // the last entry up to scanned that the FSM applies
+}
+
+// at returns the last FSM-applied entry at or below index, reading each
+// log entry once.
+func (v *visible) at(rt *runtime, index uint64) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if index <= v.scanned {
+		if index >= v.last {
+			return v.last
+		}
+		return lastAppliedBelow(rt, index) // an older index than the last asked
+	}
+	v.last = lastApplied(rt, v.scanned, index, v.last)
+	v.scanned = index
+	return v.last
+}
+
+// lastAppliedBelow scans back from index for the last entry the FSM
+// applies.
+func lastAppliedBelow(rt *runtime, index uint64) uint64 {
+	first, err := rt.stores.Logs.FirstIndex()
+	if err != nil {
+		return index
 	}
 	var l raft.Log
-	for i := lo; i <= hi; i++ {
-		if err := logs.GetLog(i, &l); err != nil {
+	for i := index; i >= first && i > 0; i-- {
+		if err := rt.stores.Logs.GetLog(i, &l); err != nil {
+			return i
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return min(rt.adapterApplied(), index)
+}
+
+// lastApplied scans (from, to] for the last entry the FSM applies, starting
+// from last. Entries compacted away are covered by a snapshot of this
+// node's FSM, whose applied index is a lower bound for them.
+func lastApplied(rt *runtime, from, to, last uint64) uint64 {
+	first, err := rt.stores.Logs.FirstIndex()
+	if err != nil {
+		return max(last, to) // cannot tell: the conservative answer
+	}
+	if from+1 < first {
+		last = max(last, min(rt.adapterApplied(), to))
+		from = first - 1
+	}
+	var l raft.Log
+	for i := from + 1; i <= to; i++ {
+		if err := rt.stores.Logs.GetLog(i, &l); err != nil {
+			last = max(last, i) // cannot tell: the conservative answer
 			continue
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
-			return true
+			last = i
 		}
 	}
-	return false
+	return last
 }

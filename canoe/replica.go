@@ -42,8 +42,12 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
 	}
-	return n.onLeader(ctx, func(rt *runtime) error { return n.promoteLocal(ctx, rt, id) },
-		func(leader uint64) error { return n.fwd.Promote(ctx, leader, id) })
+	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+		if leader == n.id {
+			return n.promoteLocal(ctx, rt, id)
+		}
+		return n.fwd.Promote(ctx, leader, id)
+	})
 }
 
 func (n *Node) promoteLocal(ctx context.Context, rt *runtime, id uint64) error {
@@ -63,7 +67,7 @@ func (n *Node) promoteLocal(ctx context.Context, rt *runtime, id uint64) error {
 	}
 	if m, ok := n.fsm.Peer(id); ok && m.NonVoter {
 		m.NonVoter = false
-		if err := n.await(rt, rt.raft.Apply(adapter.EncodePeerMeta(m), enqueueTimeout)); err != nil {
+		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(m), enqueueTimeout)); err != nil {
 			return n.raftErr(err)
 		}
 		n.logger.Info("read replica to be promoted", "peer", strconv.FormatUint(id, 10))

@@ -45,9 +45,9 @@ var (
 // Not covered: if a rotation failed before it committed its metadata
 // (wal-meta.db could not be written), or a crash or Close came between a
 // segment's sealing append and its rotation, raft-wal reopens the sealed
-// segment as the tail and refuses every append, at a restart too. And an
+// segment as the tail and refuses every append, at a restart too. (An
 // append whose fsync failed after its data reached the file is found in
-// the reopened log, so raft's retry of it fails as non-monotonic.
+// the reopened log; raft's retry of it then skips what is held: unstored.)
 type walStore struct {
 	dir    string
 	logger hclog.Logger
@@ -225,22 +225,53 @@ func (s *walStore) StoreLog(log *raft.Log) error {
 	return s.StoreLogs([]*raft.Log{log})
 }
 
-// StoreLogs appends logs; after a reopen it tries again only if none of
-// them made it into the log before the failure.
+// StoreLogs appends logs, skipping those the log already holds (see
+// unstored); after a failure it reopens the WAL and tries once more.
 func (s *walStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	err := s.write(func(w *wal.WAL) error { return w.StoreLogs(logs) }, func(w *wal.WAL) bool {
-		last, err := w.LastIndex()
-		return err == nil && (last == 0 || last+1 == logs[0].Index)
-	})
+	err := s.write(func(w *wal.WAL) error {
+		rest, err := unstored(w, logs)
+		if err != nil || len(rest) == 0 {
+			return err
+		}
+		return w.StoreLogs(rest)
+	}, func(*wal.WAL) bool { return true })
 	if errors.Is(err, wal.ErrSealed) {
 		// Still sealed after reopening: the case the type's comment says is
 		// not covered. Say what it means, since raft logs only the error.
 		return fmt.Errorf("%w: raft-wal reopened its last segment sealed (a crash or failure between sealing a full segment and starting the next one; raft-wal v0.4.1 cannot recover from it): this node cannot append to its log until its DataDir %s is removed and it joins the cluster again as a new node", err, filepath.Dir(s.dir))
 	}
 	return err
+}
+
+// unstored returns the entries of logs past what w holds. An append whose
+// data reached the segment file but that reported an error is found in the
+// WAL after a reopen, while raft, which still believes its last index is
+// the one before, stores the same entries again: they are skipped, so the
+// retry succeeds instead of failing as non-monotonic forever. An entry held
+// at the same index with the same term is the same entry (raft's log
+// matching); one held with another term is an error, as raft truncates the
+// log before it overwrites entries.
+func unstored(w *wal.WAL, logs []*raft.Log) ([]*raft.Log, error) {
+	last, err := w.LastIndex()
+	if err != nil || last < logs[0].Index {
+		return logs, err
+	}
+	var held raft.Log
+	for i, l := range logs {
+		if l.Index > last {
+			return logs[i:], nil
+		}
+		if err := w.GetLog(l.Index, &held); err != nil {
+			return nil, fmt.Errorf("canoe: raft log: entry %d is to be stored again but cannot be read: %w", l.Index, err)
+		}
+		if held.Term != l.Term {
+			return nil, fmt.Errorf("canoe: raft log: entry %d is held with term %d and was to be stored with term %d: non-monotonic append", l.Index, held.Term, l.Term)
+		}
+	}
+	return nil, nil
 }
 
 // DeleteRange deletes a prefix or suffix of the log; deleting what is

@@ -80,3 +80,37 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestWALStoreLogsIsIdempotent: an append whose data reached the segment
+// file but that returned an error (a failed fsync, or a full disk noticed
+// after the write) is found in the WAL once it is reopened, and raft, which
+// still believes its last index is the one before, stores the same entries
+// again. That retry must succeed, not fail as non-monotonic forever (the
+// disk-full follower then never caught up). Entries already held with the
+// same term are skipped; an entry held with another term is still refused.
+func TestWALStoreLogsIsIdempotent(t *testing.T) {
+	s, err := openWAL(filepath.Join(t.TempDir(), walDir), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storeRange(t, s, 1, 10)
+	again := func(lo, hi, term uint64) error {
+		var logs []*raft.Log
+		for i := lo; i <= hi; i++ {
+			logs = append(logs, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: fmt.Appendf(nil, "entry-%d", i)})
+		}
+		return s.StoreLogs(logs)
+	}
+	if err := again(6, 10, 1); err != nil {
+		t.Fatalf("storing entries 6-10 again: %v", err)
+	}
+	if err := again(8, 15, 1); err != nil {
+		t.Fatalf("storing entries 8-15, of which 8-10 are held: %v", err)
+	}
+	checkRange(t, s, 1, 15)
+	if err := again(14, 16, 2); err == nil {
+		t.Fatal("storing entry 14 of term 2 over the held entry of term 1 succeeded; want a refusal")
+	}
+	checkRange(t, s, 1, 15)
+}

@@ -75,6 +75,7 @@ type Layer struct {
 	ctx       context.Context // cancelled by Close: ends dials and handshakes
 	cancel    context.CancelFunc
 	raft      chan net.Conn // admitted raft connections, for Accept
+	forward   chan net.Conn // admitted forward connections, for AcceptForward
 	wg        sync.WaitGroup
 	refusals  refusalLog
 
@@ -112,6 +113,7 @@ func New(cfg Config) *Layer {
 		ctx:     ctx,
 		cancel:  cancel,
 		raft:    make(chan net.Conn),
+		forward: make(chan net.Conn),
 		conns:   make(map[*trackedConn]struct{}),
 		pending: list.New(),
 	}
@@ -139,18 +141,33 @@ func (l *Layer) Accept() (net.Conn, error) {
 	}
 }
 
-// Dial connects to address for raft.
-func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return l.DialChannel(string(address), Raft, timeout)
+// AcceptForward returns the next admitted forward connection (Forward).
+func (l *Layer) AcceptForward() (net.Conn, error) {
+	select {
+	case c := <-l.forward:
+		return c, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
 }
 
-// DialChannel connects to address, authenticates, and opens channel ch.
-func (l *Layer) DialChannel(address string, ch Channel, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := l.ctx, context.CancelFunc(func() {})
+// Dial connects to address for raft.
+func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(l.ctx, timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	defer cancel()
+	return l.DialChannel(ctx, string(address), Raft)
+}
+
+// DialChannel connects to address, authenticates, and opens channel ch. It
+// gives up when ctx ends or the Layer closes.
+func (l *Layer) DialChannel(ctx context.Context, address string, ch Channel) (net.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
 	d := net.Dialer{}
 	raw, err := d.DialContext(ctx, "tcp", address)
 	if err != nil {
@@ -165,9 +182,11 @@ func (l *Layer) DialChannel(address string, ch Channel, timeout time.Duration) (
 }
 
 func (l *Layer) clientSide(ctx context.Context, raw net.Conn, address string, ch Channel) (net.Conn, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		raw.SetDeadline(dl)
+	deadline := time.Now().Add(l.cfg.HandshakeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
+	raw.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	var c net.Conn = raw
@@ -307,6 +326,8 @@ func (l *Layer) admit(e *list.Element) {
 	switch ch {
 	case Raft:
 		queue = l.raft
+	case Forward:
+		queue = l.forward
 	default:
 		tc.Close()
 		l.refusals.log(l.log, raw.RemoteAddr(), fmt.Sprintf("unknown channel %q", byte(ch)))
@@ -359,6 +380,7 @@ func (l *Layer) serverSide(raw net.Conn) (net.Conn, Channel, error) {
 	case first[0] <= 5: // a raft RPC type: raft's protocol, no handshake
 		if l.cfg.Key != nil {
 			_, _ = c.Write(legacyRefusal)
+			drain(raw, br)
 			return nil, 0, errors.New("it sent raft traffic without the handshake (no ClusterSecret, or a canoe older than the handshake)")
 		}
 		raw.SetDeadline(time.Time{})
@@ -384,6 +406,17 @@ func (l *Layer) serverSide(raw net.Conn) (net.Conn, Channel, error) {
 	}
 	raw.SetDeadline(time.Time{})
 	return c, Channel(chb[0]), nil
+}
+
+// drain reads and discards what the peer sends for a moment, so that
+// closing the connection does not reset it before the peer has read the
+// refusal written to it (a close with unread data sends a TCP reset).
+func drain(raw net.Conn, r io.Reader) {
+	if tc, ok := raw.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	raw.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	_, _ = io.CopyN(io.Discard, r, 1<<20)
 }
 
 func isTimeout(err error) bool {
