@@ -352,6 +352,7 @@ func (n *Node) manage(rt *runtime) {
 	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	var leaderless, probed time.Time
+	var fsmTerm uint64 // see fsmCaughtUp
 	for {
 		select {
 		case <-rt.stop:
@@ -397,7 +398,7 @@ func (n *Node) manage(rt *runtime) {
 			n.markMember(rt)
 		}
 		if rt.raft.State() == raft.Leader {
-			n.leaderDuties(rt)
+			n.leaderDuties(rt, &fsmTerm)
 		}
 	}
 }
@@ -506,11 +507,17 @@ func (n *Node) becameMember(rt *runtime, at uint64) {
 // leaderDutyTimeout bounds one round of the leader's duties.
 const leaderDutyTimeout = 10 * time.Second
 
-func (n *Node) leaderDuties(rt *runtime) {
+// leaderDuties is the leader's round of the manager: record its own
+// addresses, promote a caught-up non-voter (not a read replica), reconcile
+// gossip. fsmTerm is the manager's record for fsmCaughtUp.
+func (n *Node) leaderDuties(rt *runtime, fsmTerm *uint64) {
 	ctx, cancel := context.WithTimeout(rt.ctx, leaderDutyTimeout)
 	defer cancel()
 	if err := n.ensureLeaderReady(ctx, rt); err != nil {
 		return
+	}
+	if !n.fsmCaughtUp(ctx, rt, fsmTerm) {
+		return // look again next round
 	}
 	if m, ok := n.fsm.Peer(n.id); !ok || m != rt.self.meta() {
 		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout)); err != nil {

@@ -28,6 +28,24 @@ func (n *Node) isReplica(id uint64) bool {
 	return ok && m.NonVoter
 }
 
+// fsmCaughtUp waits until this leader's FSM holds every entry before now
+// (a raft barrier), and with them the member metadata, replica flags among
+// them, that earlier leaders recorded: a new leader's commit index runs
+// ahead of its FSM until it has applied its predecessors' entries. *term,
+// owned by the caller, records the term in which it last did, so that the
+// barrier is written once per term.
+func (n *Node) fsmCaughtUp(ctx context.Context, rt *runtime, term *uint64) bool {
+	t := rt.raft.CurrentTerm()
+	if *term == t {
+		return true
+	}
+	if err := n.await(ctx, rt, rt.raft.Barrier(enqueueTimeout)); err != nil {
+		return false
+	}
+	*term = t
+	return true
+}
+
 // Promote makes member id a voter and returns once its promotion is
 // committed. For a read replica it clears the replica flag (replicated,
 // so no later leader keeps it a non-voter); the leader then promotes the
@@ -51,6 +69,25 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 }
 
 func (n *Node) promoteLocal(ctx context.Context, rt *runtime, id uint64) error {
+	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	wait := func() error {
+		select {
+		case <-tick.C:
+			return nil
+		case <-rt.stop:
+			return ErrNotRunning
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %d is not caught up yet; the leader promotes it once it is: %w", ErrTimeout, id, ctx.Err())
+		}
+	}
+	var term uint64
+	if !n.fsmCaughtUp(ctx, rt, &term) { // the replica flag must be known to clear it
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrTimeout, err)
+		}
+		return &NotLeaderError{LeaderID: n.LeaderID()}
+	}
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -76,8 +113,6 @@ func (n *Node) promoteLocal(ctx context.Context, rt *runtime, id uint64) error {
 		return nil
 	}
 	kick(rt) // the manager's promotion loop does the rest
-	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
-	defer tick.Stop()
 	for {
 		if servers, _ := n.fsm.CommittedConfiguration(); isVoterIn(servers, id) {
 			return nil
@@ -97,12 +132,8 @@ func (n *Node) promoteLocal(ctx context.Context, rt *runtime, id uint64) error {
 		if !found {
 			return fmt.Errorf("%w: %d was removed while being promoted", ErrPeerNotFound, id)
 		}
-		select {
-		case <-tick.C:
-		case <-rt.stop:
-			return ErrNotRunning
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %d is not caught up yet; the leader promotes it once it is: %w", ErrTimeout, id, ctx.Err())
+		if err := wait(); err != nil {
+			return err
 		}
 	}
 }

@@ -290,3 +290,58 @@ func TestPromoteWaitsForCatchUp(t *testing.T) {
 		c.waitConverged(300)
 	})
 }
+
+// slowFSM is a testFSM whose Apply takes delay (of synctest's virtual time).
+type slowFSM struct {
+	*testFSM
+	delay time.Duration
+}
+
+func (f slowFSM) Apply(d LogData) error {
+	time.Sleep(f.delay)
+	return f.testFSM.Apply(d)
+}
+
+// TestNewLeaderWithLaggingFSMKeepsReplica: a leader's commit index can run
+// ahead of its FSM, which holds the replica flags. A follower whose FSM is
+// still applying older entries when it takes over must not take the
+// replica, whose flag it has not applied yet, for a member to promote.
+func TestNewLeaderWithLaggingFSMKeepsReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 1, nil)
+		leader := c.leader()
+		slow := c.addNodeWith(false, func(cfg *NodeConfig) {
+			cfg.FSM = slowFSM{testFSM: c.fsm(cfg.ID), delay: 50 * time.Millisecond}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := leader.AddPeer(ctx, Peer{ID: slow.id, Host: "127.0.0.1", RaftPort: int(10000 + slow.id)}); err != nil {
+			t.Fatalf("AddPeer: %v", err)
+		}
+		c.waitVoters(2)
+		for i := range 40 {
+			propose(t, leader, fmt.Sprintf("e%d", i)) // the slow follower applies these for 2s
+		}
+		r := c.addReplica(leader)
+		if err := leader.TransferLeadership(ctx); err != nil {
+			t.Fatalf("TransferLeadership: %v", err)
+		}
+		if !slow.IsLeader() {
+			t.Fatal("the slow follower did not take over")
+		}
+		if got := c.fsm(slow.id).len(); got == 40 {
+			t.Fatal("the new leader's FSM has caught up already; the test needs it behind")
+		}
+		holdsFor(t, 4*time.Second, "a new leader whose FSM lags", func() error {
+			p, ok := peerOf(slow, r.id)
+			if !ok || p.Voter {
+				return fmt.Errorf("the new leader sees the replica as %+v (member %v)", p, ok)
+			}
+			return nil
+		})
+		c.waitConverged(40)
+		if err := c.isReplicaEverywhere(r.id); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
