@@ -426,7 +426,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 func (n *Node) raftConfig() *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = adapter.ServerID(n.id)
-	rc.Logger = n.logger.Named("raft")
+	rc.Logger = newRaftLogger(n.logger.Named("raft"))
 	t := n.cfg.Timing
 	rc.HeartbeatTimeout = t.HeartbeatTimeout
 	rc.ElectionTimeout = t.ElectionTimeout
@@ -482,7 +482,7 @@ func (n *Node) openTransport() (*transport.Progress, *transport.Layer, Peer, err
 		Stream:  layer,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  n.logger.Named("raft-net"),
+		Logger:  newRaftLogger(n.logger.Named("raft-net")),
 	})
 	return transport.NewProgress(nt), layer, self, nil
 }
@@ -551,7 +551,7 @@ func (n *Node) stopLocked(handover bool) error {
 	}
 	if handover && rt.raft.State() == raft.Leader && n.otherVoters(rt, true) > 0 {
 		if err := n.transferLeadership(context.Background(), rt); err != nil {
-			n.logger.Warn("could not hand leadership over before stopping", "error", err)
+			n.logger.Info("could not hand leadership over before stopping; the others elect a leader", "error", err)
 		}
 	}
 	n.rt.Store(nil)

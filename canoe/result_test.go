@@ -230,7 +230,9 @@ func TestMembershipCallsHonorContext(t *testing.T) {
 			c.partition(f.id)
 		}
 		for name, call := range map[string]func(context.Context) error{
-			"AddPeer":    func(ctx context.Context) error { return leader.AddPeer(ctx, Peer{ID: 99, Host: "127.0.0.1", RaftPort: 10099}) },
+			"AddPeer": func(ctx context.Context) error {
+				return leader.AddPeer(ctx, Peer{ID: 99, Host: "127.0.0.1", RaftPort: 10099})
+			},
 			"RemovePeer": func(ctx context.Context) error { return leader.RemovePeer(ctx, c.followers()[0].id) },
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

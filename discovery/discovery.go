@@ -1,10 +1,13 @@
 package discovery
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -90,7 +93,7 @@ func New(cfg Config) (*Discovery, error) {
 	if !cfg.noLabel {
 		mc.Label = label(cfg.ClusterID)
 	}
-	mc.Logger = d.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.Logger = log.New(&memberlistLog{w: d.logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})}, "", 0)
 	g := delegate{d: d}
 	mc.Delegate = g
 	mc.Events = g
@@ -112,6 +115,30 @@ func New(cfg Config) (*Discovery, error) {
 	d.logger.Debug("started", "name", d.name, "addr", d.AdvertiseAddr(),
 		"cluster", d.clusterID, "profile", cfg.Profile, "encrypted", cfg.SecretKey != nil)
 	return d, nil
+}
+
+// memberlistLog passes memberlist's log lines on, with the level of those
+// that report expected events lowered: a member that restarts (or pauses)
+// refutes the suspicion the others raised while it was away, and the alive
+// messages of its previous run that still circulate.
+type memberlistLog struct{ w io.Writer }
+
+var expectedMemberlistWarnings = []string{
+	"[WARN] memberlist: Refuting a suspect message",
+	"[WARN] memberlist: Refuting an alive message",
+}
+
+func (l *memberlistLog) Write(p []byte) (int, error) {
+	for _, prefix := range expectedMemberlistWarnings {
+		if bytes.HasPrefix(p, []byte(prefix)) {
+			q := append([]byte("[INFO]"), p[len("[WARN]"):]...)
+			if _, err := l.w.Write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return l.w.Write(p)
 }
 
 // Join contacts each seed (gossip host:port, optionally "name/host:port") and

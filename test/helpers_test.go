@@ -164,6 +164,8 @@ func (m *member) String() string { return strconv.FormatUint(m.id, 16) }
 
 // clusterOpts are what every node of a cluster shares.
 type clusterOpts struct {
+	logger   hclog.Logger  // nil: WARN and above to t.Log
+	timing   *canoe.Timing // nil: LocalProfile
 	secret   []byte
 	tls      *tls.Config
 	snapshot *canoe.SnapshotConfig
@@ -185,7 +187,10 @@ type cluster struct {
 // returns once every node is a voter and all agree on one leader.
 func newCluster(t testing.TB, size int, opts clusterOpts) *cluster {
 	t.Helper()
-	c := &cluster{t: t, logger: newLogger(t), opts: opts}
+	c := &cluster{t: t, logger: opts.logger, opts: opts}
+	if c.logger == nil {
+		c.logger = newLogger(t)
+	}
 	t.Cleanup(c.stopAll)
 	first := c.mustStart(c.config(true))
 	waitFor(t, 10*time.Second, "the founding node to lead", first.node.IsLeader)
@@ -210,13 +215,17 @@ func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 	// Cleanups run last-in first-out: stop the nodes before dir is removed
 	// (stopAll is idempotent).
 	c.t.Cleanup(c.stopAll)
+	timing := canoe.LocalProfile()
+	if c.opts.timing != nil {
+		timing = *c.opts.timing
+	}
 	return canoe.NodeConfig{
 		FSM:            newFSM(),
 		BootstrapNode:  bootstrap,
 		BootstrapPeers: peers,
 		DataDir:        dir,
 		BindAddr:       "127.0.0.1",
-		Timing:         canoe.LocalProfile(),
+		Timing:         timing,
 		Logger:         c.logger,
 		ClusterSecret:  c.opts.secret,
 		TLSConfig:      c.opts.tls,
@@ -262,10 +271,17 @@ func (c *cluster) urlOf(n *canoe.Node) string {
 // FSM, then checks it came back as the same member.
 func (c *cluster) restart(m *member) {
 	c.t.Helper()
+	c.restartAfter(m, 0)
+}
+
+// restartAfter is restart with the node left stopped for down.
+func (c *cluster) restartAfter(m *member, down time.Duration) {
+	c.t.Helper()
 	before := m.node.Self()
 	if err := stopNode(m); err != nil {
 		c.t.Fatalf("stop %v for restart: %v", m, err)
 	}
+	time.Sleep(down)
 	cfg := m.cfg
 	cfg.ID, cfg.RaftPort, cfg.ConfigurationPort = 0, 0, 0
 	cfg.FSM = newFSM()

@@ -16,12 +16,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/httpconfig"
 )
 
 // localOptions configures the one-process cluster.
 type localOptions struct {
 	DataDir  string // "" means a temporary directory removed at exit
 	HTTPPort int    // demo HTTP port of node 1 (nodes 2, 3 use the next ones); 0 picks free ports
+	Secret   string // the cluster's secret (never empty: -secret, or a random one)
 	Nodes    int    // cluster size; 0 means 3
 	Verbose  bool
 
@@ -283,7 +285,7 @@ func runLocal(ctx context.Context, opt localOptions, stdout, stderr io.Writer) (
 		}
 		return fmt.Errorf("cluster did not form: %w", err)
 	}
-	printLocal(stdout, c, dataDir, keep)
+	printLocal(stdout, c, dataDir, keep, opt.Secret)
 	if opt.ready != nil {
 		opt.ready(c)
 	}
@@ -324,6 +326,7 @@ func newLocalCluster(logger hclog.Logger, opt localOptions, dataDir string) *loc
 			AdvertiseAddr: "127.0.0.1",
 			Timing:        canoe.LocalProfile(),
 			InitBackoff:   backoff,
+			ClusterSecret: []byte(opt.Secret),
 		}})
 	}
 	c.slots[0].cfg.BootstrapNode = true
@@ -420,7 +423,7 @@ func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) err
 	return nil
 }
 
-func printLocal(w io.Writer, c *localCluster, dataDir string, keep bool) {
+func printLocal(w io.Writer, c *localCluster, dataDir string, keep bool, secret string) {
 	fmt.Fprintf(w, "\ncanoe demo: a %d-node replicated key-value store, all in this process\n", len(c.slots))
 	if keep {
 		fmt.Fprintf(w, "data: %s (kept; run again with the same -data to restart from it)\n\n", dataDir)
@@ -449,8 +452,21 @@ Try (writes go to any node; canoe forwards them to the leader):
   curl %[1]s/kv
   curl -i -X DELETE %[2]s/kv/hello
   curl %[1]s/api/cluster
-  curl http://%[3]s:%[4]d/status        (canoe's own HTTP API)
+
+canoe's own raft, gossip and HTTP API are protected by the cluster secret
+%[5]q (CANOE_SECRET=... or -secret chooses one). Its read-only metrics token:
+  curl -H 'Authorization: Bearer %[6]s' http://%[3]s:%[4]d/metrics
 
 Press Ctrl-C to stop.
-`, a.kvURL, b.kvURL, a.addrs().Host, a.addrs().ConfigPort)
+`, a.kvURL, b.kvURL, a.addrs().Host, a.addrs().ConfigPort, secret, metricsToken(secret))
+}
+
+// metricsToken is the bearer token for GET /metrics of a cluster with the
+// default ClusterID.
+func metricsToken(secret string) string {
+	t, err := httpconfig.MetricsToken([]byte(secret), canoe.DefaultClusterID)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return t
 }

@@ -46,6 +46,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,6 +105,7 @@ func parseLocalFlags(args []string, stderr io.Writer, lookupEnv func(string) (st
 	fs.StringVar(&opt.DataDir, "data", "", "directory for the nodes' data, kept at exit; empty means a temporary directory removed at exit")
 	fs.IntVar(&opt.HTTPPort, "http-port", 0, "demo HTTP port of node 1; nodes 2 and 3 use the next two ports; 0 picks free ports")
 	fs.BoolVar(&opt.Verbose, "v", false, "debug logging (canoe and raft internals)")
+	fs.StringVar(&opt.Secret, "secret", "", "the cluster `secret` (16, 24 or 32 bytes) that authenticates raft, gossip and canoe's API; empty means a random one for this run")
 	usage := `Usage: demo [flags]          run a 3-node cluster in this process
        demo node [flags]     run one node (see demo node -h)
 
@@ -113,6 +116,13 @@ commands, and serves a key-value API and a dashboard on each until Ctrl-C.`
 	}
 	if opt.HTTPPort < 0 || opt.HTTPPort > 65533 {
 		return opt, usageError{fmt.Errorf("-http-port %d is not a usable port", opt.HTTPPort)}
+	}
+	switch len(opt.Secret) {
+	case 0:
+		opt.Secret = randomSecret()
+	case 16, 24, 32:
+	default:
+		return opt, usageError{fmt.Errorf("-secret is %d bytes; it must be 16, 24 or 32", len(opt.Secret))}
 	}
 	return opt, nil
 }
@@ -196,3 +206,10 @@ func canoeLogger(l hclog.Logger, verbose bool) hclog.Logger {
 }
 
 func portOK(p int) bool { return p >= 0 && p <= 65535 }
+
+// randomSecret returns a random cluster secret of 32 hex digits.
+func randomSecret() string {
+	b := make([]byte, 16)
+	rand.Read(b) // crypto/rand.Read never fails (Go >= 1.24)
+	return hex.EncodeToString(b)
+}

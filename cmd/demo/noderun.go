@@ -63,6 +63,11 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) (err 
 
 	defer mon.start()()
 	printNode(stdout, node.Self(), kvURL)
+	if o.Secret == "" {
+		logger.Warn("no -secret (CANOE_SECRET): this node's raft, gossip and canoe API ports are open to anyone who can reach them")
+	} else {
+		logger.Info("protected by the cluster secret: raft connections, gossip and canoe API calls without it are refused")
+	}
 
 	select {
 	case <-ctx.Done():
