@@ -57,8 +57,8 @@ func (c *testCluster) restart(old *Node, tweak func(*NodeConfig)) *Node {
 	return n
 }
 
-// peerOf returns member id as node n sees it.
-func peerOf(n *Node, id uint64) (Peer, bool) {
+// memberAs returns member id as node n sees it.
+func memberAs(n *Node, id uint64) (Peer, bool) {
 	i := slices.IndexFunc(n.Peers(), func(p Peer) bool { return p.ID == id })
 	if i < 0 {
 		return Peer{}, false
@@ -81,7 +81,7 @@ func holdsFor(t *testing.T, d time.Duration, what string, cond func() error) {
 // member id as a read replica.
 func (c *testCluster) isReplicaEverywhere(id uint64) error {
 	for _, n := range c.running() {
-		p, ok := peerOf(n, id)
+		p, ok := memberAs(n, id)
 		if !ok || p.Voter || !p.NonVoter {
 			return fmt.Errorf("node %d sees member %d as %+v (member %v), want a read replica", n.id, id, p, ok)
 		}
@@ -198,7 +198,7 @@ func TestReadReplicaSurvivesRestart(t *testing.T) {
 		c.waitConverged(3)
 		holdsFor(t, 2*time.Second, "the voter restarted with NonVoter", func() error {
 			for _, n := range c.running() {
-				if p, ok := peerOf(n, voter.id); !ok || !p.Voter || p.NonVoter {
+				if p, ok := memberAs(n, voter.id); !ok || !p.Voter || p.NonVoter {
 					return fmt.Errorf("node %d sees %+v, want a voter", n.id, p)
 				}
 			}
@@ -237,7 +237,7 @@ func TestPromote(t *testing.T) {
 		if err := r.Promote(ctx, r.id); err != nil {
 			t.Fatalf("Promote(replica): %v", err)
 		}
-		if p, ok := peerOf(leader, r.id); !ok || !p.Voter || p.NonVoter {
+		if p, ok := memberAs(leader, r.id); !ok || !p.Voter || p.NonVoter {
 			t.Fatalf("after Promote the leader sees %+v, want a voter", p)
 		}
 		c.waitVoters(3)
@@ -257,7 +257,7 @@ func TestPromote(t *testing.T) {
 		propose(t, r, "two of three")
 		c.restart(other, nil)
 		c.waitConverged(2)
-		if p, ok := peerOf(c.leader(), r.id); !ok || !p.Voter || p.NonVoter {
+		if p, ok := memberAs(c.leader(), r.id); !ok || !p.Voter || p.NonVoter {
 			t.Fatalf("after the restart the leader sees %+v, want a voter", p)
 		}
 	})
@@ -282,7 +282,7 @@ func TestPromoteWaitsForCatchUp(t *testing.T) {
 		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Promote of a cut-off replica: got %v, want ErrTimeout and DeadlineExceeded", err)
 		}
-		if p, _ := peerOf(leader, r.id); p.Voter || p.NonVoter {
+		if p, _ := memberAs(leader, r.id); p.Voter || p.NonVoter {
 			t.Fatalf("the leader sees %+v, want a non-voter no longer flagged as a replica", p)
 		}
 		c.heal(r.id)
@@ -333,7 +333,7 @@ func TestNewLeaderWithLaggingFSMKeepsReplica(t *testing.T) {
 			t.Fatal("the new leader's FSM has caught up already; the test needs it behind")
 		}
 		holdsFor(t, 4*time.Second, "a new leader whose FSM lags", func() error {
-			p, ok := peerOf(slow, r.id)
+			p, ok := memberAs(slow, r.id)
 			if !ok || p.Voter {
 				return fmt.Errorf("the new leader sees the replica as %+v (member %v)", p, ok)
 			}
