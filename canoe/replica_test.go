@@ -326,9 +326,7 @@ func TestNewLeaderWithLaggingFSMKeepsReplica(t *testing.T) {
 		if err := leader.TransferLeadership(ctx); err != nil {
 			t.Fatalf("TransferLeadership: %v", err)
 		}
-		if !slow.IsLeader() {
-			t.Fatal("the slow follower did not take over")
-		}
+		waitFor(t, 5*time.Second, "the slow follower to take over", slow.IsLeader)
 		if got := c.fsm(slow.id).len(); got == 40 {
 			t.Fatal("the new leader's FSM has caught up already; the test needs it behind")
 		}
