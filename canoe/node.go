@@ -784,6 +784,8 @@ func (s nudgeShim) EntryTerm(index uint64) (uint64, bool) {
 	return l.Term, true
 }
 
+func (s nudgeShim) LastIndex() uint64 { return s.rt.raft.LastIndex() }
+
 func (s nudgeShim) Servers() []raft.Server {
 	cfg, _, err := configuration(s.rt)
 	if err != nil {

@@ -163,6 +163,7 @@ func (n *Node) delivered(d adapter.Delivery) {
 	if len(b.remote) > 0 {
 		if rt := n.rt.Load(); rt != nil {
 			rt.nudge.Committed(d.Index) // the followers wait to apply it
+			rt.nudge.Waiting(-1)
 		}
 	}
 }
@@ -220,11 +221,15 @@ func (p *proposals) takeSlot(max int) bool {
 }
 
 // failBatch settles b as failed with err for every proposal in it.
-func (p *proposals) failBatch(b *batch, err error) {
+func (p *proposals) failBatch(rt *runtime, b *batch, err error) {
 	p.mu.Lock()
+	_, ok := p.batches[b.seq]
 	delete(p.batches, b.seq)
 	p.freeSlotLocked(b)
 	p.mu.Unlock()
+	if ok && len(b.remote) > 0 {
+		rt.nudge.Waiting(-1)
+	}
 	for _, seq := range b.local {
 		p.resolve(seq, proposeResult{err: err})
 	}

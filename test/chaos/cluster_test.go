@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canoe-raft/canoe/canoe"
 	"github.com/canoe-raft/canoe/httpconfig"
 )
 
@@ -93,6 +94,8 @@ type cluster struct {
 	api    *httpconfig.Client // the nodes' canoe HTTP API
 	start  time.Time
 
+	secret string // every node's ClusterSecret: the suite runs with the trust boundary on
+
 	mu         sync.Mutex // guards the fields below
 	nodes      []*proc    // every node of the schedule, by index; grows with membership faults
 	members    []int      // indices of the current members, ascending
@@ -115,10 +118,12 @@ const replicas = 1
 
 // newCluster prepares n voters and the read replicas.
 func newCluster(t testing.TB, bin, dir string, n, run int, seed int64) *cluster {
+	secret := fmt.Sprintf("chaos-secret-%019d", seed)[:32]
 	c := &cluster{
 		t: t, bin: bin, dir: dir, run: run, net: newFaultNet(seed),
 		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
-		api:     httpconfig.NewClient(nil, nil, 0),
+		api:     httpconfig.NewClient(nil, []byte(secret), canoe.DefaultClusterID),
+		secret:  secret,
 		leaders: map[uint64]map[uint64]bool{},
 		start:   time.Now(),
 	}
@@ -223,7 +228,7 @@ func (c *cluster) args(p *proc) []string {
 		"-id", strconv.FormatUint(p.id, 10), "-data", p.dataDir,
 		"-raft-port", strconv.Itoa(p.raftPort), "-api-port", strconv.Itoa(p.apiPort),
 		"-gossip-port", strconv.Itoa(p.gossipPort), "-kv-port", strconv.Itoa(p.kvP),
-		"-bind", "127.0.0.1", "-advertise", p.adv,
+		"-bind", "127.0.0.1", "-advertise", p.adv, "-secret", c.secret,
 	}
 	if p.bootstrap {
 		a = append(a, "-bootstrap")

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,9 @@ type Leader interface {
 	EntryTerm(index uint64) (uint64, bool)
 	// Servers returns the latest configuration's servers.
 	Servers() []raft.Server
+	// LastIndex returns the index of the last entry in this node's log
+	// (durable: raft's leader stores entries before replicating them).
+	LastIndex() uint64
 }
 
 // Nudger tells followers about commits they wait for.
@@ -46,6 +50,7 @@ type Nudger struct {
 
 	mu      sync.Mutex               // guards the fields below
 	index   uint64                   // highest committed index to announce
+	waiting int                      // followers' requests waiting for a commit
 	sent    map[raft.ServerID]uint64 // highest index announced to each server
 	busy    map[raft.ServerID]bool   // a nudge to this server is in flight
 	servers []raft.Server            // the configuration, refreshed every serversTTL
@@ -81,6 +86,43 @@ func (u *Nudger) Committed(index uint64) {
 	}
 }
 
+// Waiting adds delta to the followers' requests that wait for an entry to
+// commit (a batch holding forwarded proposals). While any wait, the Nudger
+// works out the commit index itself from what the voters acknowledged, as
+// raft's leader does, and tells the followers at once, instead of after the
+// leader's FSM applied the entry.
+func (u *Nudger) Waiting(delta int) {
+	u.mu.Lock()
+	u.waiting += delta
+	u.mu.Unlock()
+	if delta > 0 {
+		u.poke()
+	}
+}
+
+// quorumIndex returns the highest index a quorum of voters holds: the
+// leader's last index and what followers acknowledged. An entry of the
+// current term at or below it is committed.
+func (u *Nudger) quorumIndex(servers []raft.Server) uint64 {
+	var held []uint64
+	for _, s := range servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		if s.ID == u.self {
+			held = append(held, u.leader.LastIndex())
+			continue
+		}
+		m, _ := u.progress.Matched(s.ID)
+		held = append(held, m)
+	}
+	if len(held) == 0 {
+		return 0
+	}
+	slices.Sort(held)
+	return held[len(held)-(len(held)/2+1)]
+}
+
 func (u *Nudger) poke() {
 	select {
 	case u.wake <- struct{}{}:
@@ -106,18 +148,25 @@ func (u *Nudger) Run(stop <-chan struct{}) {
 // beyond what it was told.
 func (u *Nudger) sendDue() {
 	u.mu.Lock()
-	index := u.index
+	index, waiting := u.index, u.waiting
 	u.mu.Unlock()
-	if index == 0 {
-		return
-	}
 	// The term first, then the state: a leader that stepped down in between
 	// has a newer term, and the entry check below skips the send.
 	term := u.leader.CurrentTerm()
 	if !u.leader.IsLeader() {
 		return
 	}
-	for _, s := range u.followers() {
+	servers := u.followers()
+	if waiting > 0 {
+		index = max(index, u.quorumIndex(servers))
+	}
+	if index == 0 {
+		return
+	}
+	for _, s := range servers {
+		if s.ID == u.self {
+			continue
+		}
 		held, _ := u.progress.Matched(s.ID)
 		at := min(index, held)
 		u.mu.Lock()
@@ -152,7 +201,7 @@ func (u *Nudger) sendDue() {
 	}
 }
 
-// followers returns the other servers of the configuration.
+// followers returns the servers of the configuration, this node included.
 func (u *Nudger) followers() []raft.Server {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -162,11 +211,5 @@ func (u *Nudger) followers() []raft.Server {
 		u.mu.Lock()
 		u.servers, u.fetched = servers, time.Now()
 	}
-	out := make([]raft.Server, 0, len(u.servers))
-	for _, s := range u.servers {
-		if s.ID != u.self {
-			out = append(out, s)
-		}
-	}
-	return out
+	return u.servers
 }

@@ -54,6 +54,7 @@ func run() error {
 		logLevel   = flag.String("log-level", "info", "hclog level")
 		snapMin    = flag.Uint64("snapshot-min", 200, "SnapshotConfig.MinCommittedLogs")
 		snapEvery  = flag.Duration("snapshot-interval", 200*time.Millisecond, "SnapshotConfig.Interval")
+		secret     = flag.String("secret", "", "ClusterSecret (16, 24 or 32 bytes); empty: none")
 	)
 	flag.Parse()
 
@@ -77,6 +78,7 @@ func run() error {
 		BindAddr:          *bind,
 		AdvertiseAddr:     *advertise,
 		Timing:            canoe.LocalProfile(),
+		ClusterSecret:     []byte(*secret),
 		SnapshotConfig: &canoe.SnapshotConfig{
 			Interval:             *snapEvery,
 			MinCommittedLogs:     *snapMin,
