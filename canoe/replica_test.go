@@ -163,7 +163,9 @@ func TestReadReplicaIsNotCountedTowardQuorum(t *testing.T) {
 		})
 		back := c.restart(voter, nil)
 		propose(t, back, "quorum again")
-		want := c.fsm(leader.id).len() // "without quorum" may have committed since: its outcome was unknown
+		// "without quorum" may have committed since (its outcome was unknown):
+		// back has applied all that precedes its own proposal.
+		want := c.fsm(back.id).len()
 		c.waitConverged(want)
 		if err := c.isReplicaEverywhere(r.id); err != nil {
 			t.Fatal(err)
