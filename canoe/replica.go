@@ -54,7 +54,7 @@ func (n *Node) fsmCaughtUp(ctx context.Context, rt *runtime, term *uint64) bool 
 // or far behind is not promoted until it catches up, so that it cannot cost
 // the cluster its quorum; if ctx ends first, Promote returns an error
 // matching ErrTimeout and the promotion still happens later. Promote of a
-// voter returns nil at once; of an ID that is not a member,
+// voter changes nothing and returns nil; of an ID that is not a member,
 // ErrPeerNotFound. On a follower the request goes to the leader.
 func (n *Node) Promote(ctx context.Context, id uint64) error {
 	if id == 0 {
