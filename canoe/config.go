@@ -304,7 +304,27 @@ type Timing struct {
 	// told at once instead.)
 	CommitTimeout time.Duration
 
-	gossip discovery.Profile // memberlist's timing: LAN unless LocalProfile
+	// Gossip picks memberlist's timing: GossipLAN (the zero value: a
+	// crashed node is noticed in about 5 s) or GossipLocal (about a second;
+	// too tight for real networks).
+	Gossip GossipTiming
+}
+
+// GossipTiming is a set of memberlist timeouts (Timing.Gossip).
+type GossipTiming int
+
+const (
+	// GossipLAN is memberlist's LAN configuration.
+	GossipLAN GossipTiming = iota
+	// GossipLocal is for nodes on one machine: faster probes and gossip.
+	GossipLocal
+)
+
+func (g GossipTiming) profile() discovery.Profile {
+	if g == GossipLocal {
+		return discovery.Local
+	}
+	return discovery.LAN
 }
 
 // LANProfile returns timeouts for a local network: a crashed leader is
@@ -331,7 +351,7 @@ func LocalProfile() Timing {
 		ElectionTimeout:    200 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond,
 		CommitTimeout:      time.Millisecond,
-		gossip:             discovery.Local,
+		Gossip:             GossipLocal,
 	}
 }
 
@@ -422,6 +442,9 @@ func (c *NodeConfig) Validate() error {
 	}
 	if t.CommitTimeout < time.Millisecond {
 		bad("Timing.CommitTimeout %v must be at least 1ms", t.CommitTimeout)
+	}
+	if t.Gossip != GossipLAN && t.Gossip != GossipLocal {
+		bad("Timing.Gossip %d is neither GossipLAN nor GossipLocal", int(t.Gossip))
 	}
 	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
 		bad("Timing.LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", t.LeaderLeaseTimeout, t.HeartbeatTimeout)

@@ -70,6 +70,23 @@
 //	...
 //	err := node.Promote(ctx, replicaID) // on any member
 //
+// # Recovering from the loss of a quorum
+//
+// When most voters are gone for good, the survivors hold the data but can
+// never elect a leader. Stop each survivor and run RecoverCluster on its
+// DataDir with the same members (the survivors, as ParseMembers reads
+// "ID@HOST:RAFTPORT,..."); started again, they elect a leader among
+// themselves, and the lost machines come back as new nodes (an empty
+// DataDir, joining). Entries only the lost nodes held are lost; entries a
+// survivor held but the cluster never committed become committed.
+// ScheduleRecovery does the same for programs without the FSM (the canoe
+// operator command): the node's next Start carries it out.
+//
+//	members, err := canoe.ParseMembers("42@10.0.0.1:7000")
+//	if err != nil { ... }
+//	if err := canoe.RecoverCluster(cfg, members); err != nil { ... }
+//	node, err := canoe.NewNode(cfg) // and Start: it leads alone
+//
 // # Observing
 //
 // RegisterObserver delivers typed events (LeaderChanged, PeerAdded,
@@ -80,10 +97,11 @@
 //
 // Each node serves, on ConfigurationPort: GET/POST/DELETE /peers (the
 // original canoe's membership API), GET /status, GET /healthz, GET /metrics
-// (Prometheus), and the internal endpoints followers use to forward
+// (Prometheus), POST /leader/transfer, and the internal endpoints followers use to forward
 // proposals and read indexes. With ClusterSecret set every call must be
 // signed with a key derived from it (httpconfig.Client does so), and GET
 // /metrics and GET /healthz also take the read-only
 // httpconfig.MetricsToken; with TLSConfig set the API and the raft
-// transport use TLS.
+// transport use TLS. The canoe command (cmd/canoe) is the operator's
+// client of this API.
 package canoe

@@ -69,7 +69,7 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 		AdvertiseAddr: self.Host,
 		ClusterID:     c.ClusterID,
 		SecretKey:     gossipKey,
-		Profile:       c.Timing.gossip,
+		Profile:       c.Timing.Gossip.profile(),
 		Meta:          meta,
 		Logger:        n.logger.Named("gossip"),
 	})

@@ -36,6 +36,7 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 		Membership: api,
 		Promoter:   api,
 		Status:     api,
+		Leadership: api,
 		Metrics:    n.metrics.handler(),
 		Secret:     n.cfg.ClusterSecret,
 		ClusterID:  n.cfg.ClusterID,
@@ -99,8 +100,28 @@ func (a apiShim) Status() httpconfig.Status {
 	}
 	for i, p := range s.Members {
 		out.Members[i] = toHTTPPeer(p)
+		if d, ok := s.LastContact[p.ID]; ok {
+			ms := d.Milliseconds()
+			out.Members[i].LastContactMs = &ms
+		}
 	}
 	return out
+}
+
+func (a apiShim) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	var err error
+	switch {
+	case to == 0:
+		err = a.n.TransferLeadership(ctx)
+	case to == a.n.id && a.n.IsLeader():
+		return a.n.id, nil
+	default:
+		err = a.n.TransferLeadershipTo(ctx, to)
+	}
+	if err != nil {
+		return 0, toHTTPError(err)
+	}
+	return a.n.awaitOtherLeader(ctx), nil
 }
 
 func (a apiShim) Healthy() error {
@@ -276,6 +297,10 @@ type Status struct {
 	AppliedIndex uint64 // last entry the FSM applied
 	LastIndex    uint64
 	Members      []Peer // the latest configuration, committed or not
+	// LastContact is, on the leader, how long ago each other member last
+	// answered it (heartbeats included), for the members that have; nil on
+	// other nodes.
+	LastContact map[uint64]time.Duration
 	// CommittedMembers are the IDs of the newest committed configuration
 	// this node has applied, sorted; nil before it has applied one. It may
 	// lag Members, and unlike Members it is never undone.
@@ -288,6 +313,7 @@ func (n *Node) Status() Status {
 	if rt == nil {
 		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
 	}
+	members := n.Peers()
 	return Status{
 		ID:               n.id,
 		State:            rt.raft.State().String(),
@@ -296,7 +322,8 @@ func (n *Node) Status() Status {
 		CommitIndex:      rt.raft.CommitIndex(),
 		AppliedIndex:     n.fsm.AppliedIndex(),
 		LastIndex:        rt.raft.LastIndex(),
-		Members:          n.Peers(),
+		Members:          members,
+		LastContact:      n.lastContact(rt, members),
 		CommittedMembers: n.committedMembers(),
 	}
 }

@@ -212,6 +212,10 @@ func (e *startInterrupted) Is(target error) bool { return target == ErrNotRunnin
 // Destroy meanwhile end the join at once, and Start then returns an error
 // matching ErrNotRunning that says so. A Start called while another one is
 // joining waits for it and returns what it returns.
+//
+// A DataDir that another running node holds is refused (ErrDataDirInUse).
+// A recovery requested in DataDir (ScheduleRecovery) is carried out first,
+// with this node's FSM; if it cannot be, Start fails and says why.
 func (n *Node) Start() error {
 	n.lifeMu.Lock()
 	if p := n.joining; p != nil {
@@ -306,6 +310,9 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			st.Close()
 		}
 	}()
+	if err := n.recoverAtStart(st); err != nil {
+		return nil, false, err
+	}
 
 	trans, layer, self, err := n.openTransport()
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -248,6 +250,28 @@ func TestMembershipCallsHonorContext(t *testing.T) {
 		}
 		for _, f := range c.followers() {
 			c.heal(f.id)
+		}
+	})
+}
+
+// TestMetricsReflectStatus: the status gauges, read once per scrape.
+func TestMetricsReflectStatus(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, nil)
+		leader := c.leader()
+		propose(t, leader, "x")
+		rec := httptest.NewRecorder()
+		leader.metrics.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body := rec.Body.String()
+		st := leader.Status()
+		for _, want := range []string{
+			"canoe_members 3", "canoe_voters 3", "canoe_is_leader 1",
+			fmt.Sprintf("canoe_raft_term %d", st.Term),
+			`canoe_proposals_total{result="ok"} 1`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %q", want)
+			}
 		}
 	})
 }

@@ -36,6 +36,8 @@ type Config struct {
 	Reader ReadIndexer
 	// Status serves GET /status and GET /healthz. Nil: 404.
 	Status StatusSource
+	// Leadership serves POST /leader/transfer. Nil: 404.
+	Leadership LeaderTransfer
 	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
 	// Nil: 404.
 	Metrics http.Handler

@@ -5,7 +5,7 @@
 //
 // The package is a leaf: it imports neither canoe nor hashicorp/raft. It
 // declares one small interface per concern (Membership, Proposer,
-// ReadIndexer, StatusSource) that the node implements with unexported
+// ReadIndexer, StatusSource, LeaderTransfer) that the node implements with unexported
 // shims, and the node's errors reach HTTP through this package's sentinel
 // errors.
 //
@@ -24,6 +24,16 @@
 //	GET     /status              -                            200 Status
 //	GET     /healthz             -                            200 {"status":"ok"}
 //	GET     /metrics             -                            Config.Metrics (Prometheus)
+//	POST    /leader/transfer     none, or {"id"}              200 {"leader_id": new leader}, once
+//	                                                          the old leader stepped down
+//
+// POST /leader/transfer (Config.Leadership) hands leadership to voter "id",
+// or with no body (or id 0) to a voter the leader picks; only the leader
+// serves it, others answer 421 with the leader's id (the client goes there),
+// an unknown id gets 404 and a non-voter, or no other voter, 400. A
+// leader's GET /status carries, per member, "last_contact_ms": how long
+// ago that member last answered it (absent for itself, for members that
+// have not answered yet, and in every follower's answer).
 //
 // A POST /peers without "host" adds the peer at the address the request came
 // from, as the original canoe did; one with "cluster_id" is refused (409)
@@ -65,7 +75,8 @@
 //	                              or a new member of another cluster
 //	410  ErrRemoved               the node was removed from the cluster
 //	413  ErrTooLarge              body over the limit
-//	421  ErrNotLeader             leader-only call on a follower (NotLeaderError)
+//	421  ErrNotLeader             leader-only call on a follower (NotLeaderError),
+//	                              e.g. POST /leader/transfer
 //	503  ErrNoLeader              no known leader; also GET /healthz when
 //	                              unhealthy, and a request canceled by shutdown
 //	504  context.DeadlineExceeded the node did not finish within

@@ -88,6 +88,9 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		r.Handler(http.MethodGet, PathMetrics, cfg.Metrics)
 	}
+	if cfg.Leadership != nil {
+		r.POST(PathLeaderTransfer, h.transferLeader)
+	}
 	h.router = r
 	return h
 }

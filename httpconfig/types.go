@@ -28,6 +28,11 @@ type Peer struct {
 	// the leader promotes it on its own. In a POST /peers request it asks
 	// for the new member to be added as a read replica.
 	NonVoter bool `json:"nonvoter,omitempty"`
+	// LastContactMs is, in a leader's GET /status, how many milliseconds
+	// ago the member last answered the leader (heartbeats included); absent
+	// for the leader itself, for a member that has not answered it yet, on
+	// other routes and in a follower's answer.
+	LastContactMs *int64 `json:"last_contact_ms,omitempty"`
 	// ClusterID is, in a POST /peers request, the cluster the new member
 	// belongs to: a node of another cluster refuses it (ErrConflict). 0
 	// means unchecked; answers leave it 0.

@@ -71,9 +71,10 @@ type proc struct {
 	adv                                string // advertised address, served by faultNet
 	raftPort, apiPort, gossipPort, kvP int
 	dataDir, logPath                   string
-	bootstrap                          bool   // founds the cluster (node 0)
-	nonVoter                           bool   // a read replica (-nonvoter): never a voter
-	join                               string // -join URL ("": none)
+	bootstrap                          bool     // founds the cluster (node 0)
+	nonVoter                           bool     // a read replica (-nonvoter): never a voter
+	join                               string   // -join URL ("": none)
+	extra                              []string // more flags for the next start (a test's own)
 
 	mu       sync.Mutex // guards cmd, exited, expected, paused, starts
 	cmd      *exec.Cmd
@@ -239,7 +240,7 @@ func (c *cluster) args(p *proc) []string {
 	if p.nonVoter {
 		a = append(a, "-nonvoter")
 	}
-	return a
+	return append(a, p.extra...)
 }
 
 // startProc starts p's process (fresh or on its existing data dir).

@@ -110,6 +110,16 @@ func (t *Progress) AnsweredWithin(id raft.ServerID, d time.Duration) bool {
 	return ok && time.Since(at) < d
 }
 
+// LastAnswer returns when follower id last answered an AppendEntries
+// (heartbeats included) or InstallSnapshot of this node, and whether it
+// ever did.
+func (t *Progress) LastAnswer(id raft.ServerID) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.lastAck[id]
+	return at, ok
+}
+
 // AppendEntriesPipeline turns raft's pipelined replication off. Its
 // netPipeline can deadlock at shutdown (hashicorp/raft#612: with the
 // default MaxRPCsInFlight the send loop and the decoder wait on each other

@@ -6,6 +6,9 @@
 //	GET  /get?key=K&linearizable=1   ReadBarrier, then read
 //	GET  /status                     node.Status, FSM digest
 //
+// With -recover it first recovers -data from the loss of a quorum
+// (canoe.RecoverCluster) with the given members.
+//
 // Errors are {"error": text, "kind": k} with k one of no_leader, timeout,
 // unknown_outcome, apply_error, not_running, removed, bad_request, error.
 // The node prints one JSON line per leader or state change on stdout,
@@ -55,6 +58,7 @@ func run() error {
 		snapMin    = flag.Uint64("snapshot-min", 200, "SnapshotConfig.MinCommittedLogs")
 		snapEvery  = flag.Duration("snapshot-interval", 200*time.Millisecond, "SnapshotConfig.Interval")
 		secret     = flag.String("secret", "", "ClusterSecret (16, 24 or 32 bytes); empty: none")
+		recoverTo  = flag.String("recover", "", "before starting, run canoe.RecoverCluster on -data with these members (ID@HOST:RAFTPORT,...)")
 	)
 	flag.Parse()
 
@@ -94,6 +98,15 @@ func run() error {
 	}
 	if *join != "" {
 		cfg.BootstrapPeers = []string{*join}
+	}
+	if *recoverTo != "" {
+		members, err := canoe.ParseMembers(*recoverTo)
+		if err != nil {
+			return err
+		}
+		if err := canoe.RecoverCluster(cfg, members); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
 	}
 	node, err := canoe.NewNode(cfg)
 	if err != nil {
