@@ -262,9 +262,13 @@ func FuzzRestore(f *testing.F) {
 	_ = snap.Persist(&sink)
 	f.Add(sink.Bytes())
 	f.Add([]byte("CNS\x01"))
+	f.Add([]byte(oldSnapshot))
+	f.Add([]byte("CNS\x02\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x01\x02{}a"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := New(Config{FSM: &listFSM{}})
-		_ = a.Restore(io.NopCloser(bytes.NewReader(data))) // must not panic
+		for _, fsm := range []FSM{&listFSM{}, &streamFSM{}} {
+			a := New(Config{FSM: fsm})
+			_ = a.Restore(io.NopCloser(bytes.NewReader(data))) // must not panic
+		}
 	})
 }
 

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,19 @@ type FSM interface {
 	Restore(data []byte) error
 }
 
+// StreamingFSM is implemented by an FSM whose snapshots are streams: the
+// adapter then calls these instead of Snapshot and Restore, and never holds
+// the whole state in memory.
+type StreamingFSM interface {
+	// SnapshotStream captures the state; Apply is not called while it
+	// runs. The returned function writes the captured state to w while
+	// later Applies go on; the adapter calls it at most once.
+	SnapshotStream() (func(w io.Writer) error, error)
+	// RestoreStream replaces the whole state with the one read from r,
+	// which ends where the state ends.
+	RestoreStream(r io.Reader) error
+}
+
 // ResultFSM is an FSM whose Apply answers the proposer with a value. The
 // adapter calls ApplyResult instead of Apply when the FSM implements it.
 type ResultFSM interface {
@@ -41,7 +55,10 @@ type Notifier interface {
 
 // Config configures an Adapter.
 type Config struct {
-	FSM      FSM          // required
+	FSM FSM // required
+	// Stream, when set, is the FSM as a StreamingFSM: snapshots stream. Nil:
+	// FSM's own, if it is one.
+	Stream   StreamingFSM
 	Notifier Notifier     // nil: no observations
 	Logger   hclog.Logger // nil: hclog.NewNullLogger()
 	// ConfigurationApplied, when set, is called on raft's FSM goroutine after
@@ -66,6 +83,7 @@ type Config struct {
 // Delivery is what applying one tagged entry produced for this node.
 type Delivery struct {
 	Index   uint64
+	Term    uint64       // the entry's term
 	Batch   Tag          // the batch's tag: the leader that wrote it
 	Results []ItemResult // the results of this node's proposals, in entry order
 }
@@ -96,7 +114,8 @@ func (e *PanicError) Error() string { return fmt.Sprintf("FSM.Apply panicked: %v
 // members' addresses, the last applied configuration and the applied index.
 type Adapter struct {
 	fsm      FSM
-	result   ResultFSM // fsm, when it answers with values
+	stream   StreamingFSM // fsm as a StreamingFSM; nil if it is not one
+	result   ResultFSM    // fsm, when it answers with values
 	owns     func(uint64) bool
 	deliver  func(Delivery)
 	restored func(uint64)
@@ -134,9 +153,14 @@ func New(cfg Config) *Adapter {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	stream := cfg.Stream
+	if stream == nil {
+		stream, _ = cfg.FSM.(StreamingFSM)
+	}
 	result, _ := cfg.FSM.(ResultFSM)
 	return &Adapter{
 		fsm:      cfg.FSM,
+		stream:   stream,
 		result:   result,
 		owns:     cfg.Owns,
 		deliver:  cfg.Delivered,
@@ -223,7 +247,7 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		if err != nil {
 			return a.malformed(l, err)
 		}
-		a.applyTagged(l.Index, t)
+		a.applyTagged(l.Index, l.Term, t)
 		return nil
 	case KindProposal, KindBatch:
 		items, err := DecodeProposals(l.Data)
@@ -275,7 +299,7 @@ func (a *Adapter) malformed(l *raft.Log, err error) interface{} {
 }
 
 // applyTagged applies a tagged batch and hands this node's results over.
-func (a *Adapter) applyTagged(index uint64, t Tagged) {
+func (a *Adapter) applyTagged(index, term uint64, t Tagged) {
 	start := time.Now()
 	n := 0
 	var results []ItemResult
@@ -296,7 +320,7 @@ func (a *Adapter) applyTagged(index uint64, t Tagged) {
 		a.notify.Notify(observer.EntryApplied{Index: index, Count: n})
 	}
 	if a.deliver != nil && (results != nil || a.owns != nil && a.owns(t.Batch.Session)) {
-		a.deliver(Delivery{Index: index, Batch: t.Batch, Results: results})
+		a.deliver(Delivery{Index: index, Term: term, Batch: t.Batch, Results: results})
 	}
 }
 

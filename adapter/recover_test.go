@@ -3,6 +3,7 @@ package adapter
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"maps"
 	"slices"
 	"testing"
@@ -39,10 +40,16 @@ func TestResetMembership(t *testing.T) {
 	if err := snap.Persist(&sink); err != nil {
 		t.Fatal(err)
 	}
-	index, term, st, data, err := readSnapshot(bufio.NewReader(bytes.NewReader(sink.Bytes())))
+	r := bufio.NewReader(bytes.NewReader(sink.Bytes()))
+	h, err := ReadSnapshotHeader(r)
 	if err != nil {
 		t.Fatal(err)
 	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, term, st := h.Index, h.Term, h.Membership
 	if index != 9 || term != 3 || string(data) != "x" {
 		t.Errorf("snapshot index %d term %d data %q, want 9, 3, x", index, term, data)
 	}
@@ -53,7 +60,7 @@ func TestResetMembership(t *testing.T) {
 	if !slices.Equal(st.Removed, []uint64{2, 3}) {
 		t.Errorf("removed %v, want [2 3]", st.Removed)
 	}
-	if want := []snapshotServer{{ID: 1, Voter: true}, {ID: 4, Voter: true}}; !slices.Equal(st.Servers, want) {
+	if want := []Server{{ID: 1, Voter: true}, {ID: 4, Voter: true}}; !slices.Equal(st.Servers, want) {
 		t.Errorf("servers %+v, want %+v", st.Servers, want)
 	}
 	// An older index never moves the applied index back.

@@ -107,6 +107,24 @@ func (c *testCluster) addNode(bootstrap bool) *Node {
 // the cluster's.
 func (c *testCluster) addNodeWith(bootstrap bool, tweak func(*NodeConfig)) *Node {
 	c.t.Helper()
+	n, err := c.startNodeWith(bootstrap, tweak)
+	if err != nil {
+		c.t.Fatalf("Start: %v", err)
+	}
+	return n
+}
+
+// startNode is addNode, returning Start's error (the node is then not
+// added).
+func (c *testCluster) startNode(bootstrap bool) (*Node, error) {
+	c.t.Helper()
+	return c.startNodeWith(bootstrap, nil)
+}
+
+// startNodeWith is startNode with tweak applied to this node's config
+// after the cluster's.
+func (c *testCluster) startNodeWith(bootstrap bool, tweak func(*NodeConfig)) (*Node, error) {
+	c.t.Helper()
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -141,12 +159,12 @@ func (c *testCluster) addNodeWith(bootstrap bool, tweak func(*NodeConfig)) *Node
 		c.t.Fatalf("NewNode: %v", err)
 	}
 	if err := n.Start(); err != nil {
-		c.t.Fatalf("Start: %v", err)
+		return nil, err
 	}
 	c.mu.Lock()
 	c.nodes[id] = n
 	c.mu.Unlock()
-	return n
+	return n, nil
 }
 
 // join adds a new node through the leader.

@@ -105,7 +105,7 @@ type NodeConfig struct {
 	// stays a voter whatever NonVoter says). With BootstrapExpect the node
 	// neither counts toward the expectation nor bootstraps: like a joining
 	// node it waits, and the leader adds it by gossip once the cluster has
-	// formed. It cannot be combined with BootstrapNode.
+	// formed. It cannot be combined with BootstrapNode or RestoreFrom.
 	NonVoter bool
 
 	// DeadNodeTimeout, when > 0, makes the leader remove a member whose
@@ -139,6 +139,28 @@ type NodeConfig struct {
 	// Certificates, RootCAs (and ClientCAs with ClientAuth for mutual TLS);
 	// certificates must name the advertised host (an IP SAN for an IP).
 	TLSConfig *tls.Config
+
+	// RestoreFrom, when set, is the path of a backup (written by
+	// Node.Backup or GET /snapshot) to found a new cluster from: at its
+	// first Start, with no state in DataDir, the node checks the backup
+	// (format, checksum, and that it belongs to ClusterID) and founds a
+	// one-node cluster whose FSM holds the backup's state before Start
+	// returns; nothing is written if the backup is refused. The backup's
+	// membership is not used: the new cluster's members join as usual.
+	// It needs BootstrapNode or BootstrapExpect. With BootstrapExpect the
+	// node founds the cluster at once, as a BootstrapNode does, and the
+	// other BootstrapExpect nodes, seeing a member with state, wait for its
+	// leader to add them: give RestoreFrom to one node only. A restart on a
+	// DataDir that holds state ignores it.
+	RestoreFrom string
+
+	// MaxBackupBytes is the largest backup, in bytes, that RestoreBackup,
+	// POST /snapshot and RestoreFrom accept; a larger one is refused
+	// before anything changes. RestoreBackup stages the backup in DataDir
+	// (the system's temporary directory when DataDir is "") before it
+	// applies it, so this also bounds the disk that takes. 0 means
+	// DefaultMaxBackupBytes (16 GiB).
+	MaxBackupBytes int64
 
 	// transport, when set (by tests), replaces the TCP raft transport; the
 	// HTTP API is then not started and forwarder carries forwarded calls.
@@ -406,6 +428,15 @@ func (c *NodeConfig) Validate() error {
 	if c.BootstrapNode && c.NonVoter {
 		bad("BootstrapNode founds a cluster with this node as its only voter, and NonVoter keeps it a non-voter: set one of them")
 	}
+	if c.RestoreFrom != "" && c.NonVoter {
+		bad("RestoreFrom founds a cluster with this node as its only voter, and NonVoter keeps it a non-voter: set one of them")
+	}
+	if c.RestoreFrom != "" && !c.BootstrapNode && c.BootstrapExpect <= 0 {
+		bad("RestoreFrom founds a new cluster from a backup: set BootstrapNode or BootstrapExpect with it")
+	}
+	if c.MaxBackupBytes < 0 {
+		bad("MaxBackupBytes %d is negative", c.MaxBackupBytes)
+	}
 	if c.BootstrapExpect < 0 {
 		bad("BootstrapExpect %d is negative", c.BootstrapExpect)
 	}
@@ -486,6 +517,9 @@ func (c *NodeConfig) withDefaults() NodeConfig {
 	d.Timing = d.Timing.withDefaults()
 	if d.ProposeTimeout == 0 {
 		d.ProposeTimeout = 10 * time.Second
+	}
+	if d.MaxBackupBytes == 0 {
+		d.MaxBackupBytes = DefaultMaxBackupBytes
 	}
 	return d
 }

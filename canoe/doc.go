@@ -50,6 +50,32 @@
 // new entries that makes one due, and how many snapshot files are kept. The
 // log is truncated after each snapshot. Snapshots are on by default.
 //
+// FSM.Snapshot returns the whole state as one []byte, which must fit in
+// memory (twice, while it is written). An FSM with a large state also
+// implements StreamingFSM: SnapshotStream captures the state quickly (Apply
+// waits only for that) and returns a function that writes it while Applies
+// go on, and RestoreStream reads it back. canoe then never holds the whole
+// state: snapshots, installs on new or lagging nodes, restarts, backups and
+// restores all stream. An FSM may start streaming at any time: snapshots
+// written before are read the same way, so its RestoreStream must read what
+// its Snapshot wrote.
+//
+// # Backups
+//
+// Backup writes a consistent copy of the cluster's state (at a
+// linearizable point, from any node) as one self-describing, checksummed
+// stream; GET /snapshot does the same over HTTP. InspectBackup reads one
+// and verifies it without a node. RestoreBackup (POST /snapshot) replaces
+// the state of the whole running cluster with a backup, after checking it
+// in full: a damaged, truncated or foreign backup is refused with an
+// ErrInvalidBackup that says why, and nothing changes. NodeConfig.RestoreFrom
+// founds a new cluster from a backup file:
+//
+//	f, _ := os.Create("cluster.backup")
+//	index, err := node.Backup(ctx, f) // the state at index, or later
+//	...
+//	cfg := &canoe.NodeConfig{FSM: fsm, BootstrapNode: true, RestoreFrom: "cluster.backup"}
+//
 // # Membership
 //
 // AddPeer and RemovePeer change membership from Go; the HTTP API's /peers
@@ -97,8 +123,9 @@
 //
 // Each node serves, on ConfigurationPort: GET/POST/DELETE /peers (the
 // original canoe's membership API), GET /status, GET /healthz, GET /metrics
-// (Prometheus), POST /leader/transfer, and the internal endpoints followers use to forward
-// proposals and read indexes. With ClusterSecret set every call must be
+// (Prometheus), GET/POST /snapshot (backups), POST /leader/transfer, and
+// the internal endpoints followers use to forward proposals and read
+// indexes. With ClusterSecret set every call must be
 // signed with a key derived from it (httpconfig.Client does so), and GET
 // /metrics and GET /healthz also take the read-only
 // httpconfig.MetricsToken; with TLSConfig set the API and the raft

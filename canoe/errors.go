@@ -47,6 +47,12 @@ var (
 	// ErrEmptyProposal is returned by Propose for nil or empty data.
 	ErrEmptyProposal = errors.New("canoe: empty proposal")
 
+	// ErrInvalidBackup is returned for a backup that RestoreBackup,
+	// InspectBackup or RestoreFrom refuses: not a canoe backup, of an
+	// unknown format version, truncated, damaged (its checksum does not
+	// match), larger than MaxBackupBytes, or of another cluster. The error
+	// says which; nothing was changed.
+	ErrInvalidBackup = errors.New("canoe: invalid backup")
 	// ErrInvalidProposal is returned when the leader refused a forwarded
 	// proposal as malformed; nothing was committed.
 	ErrInvalidProposal = errors.New("canoe: invalid proposal")

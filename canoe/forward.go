@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ type forwardCall struct {
 
 type readIndexDone struct {
 	index uint64
+	term  uint64 // the term of the entry at index, 0 if unknown
 	err   error
 }
 
@@ -135,20 +137,21 @@ func (c *forwardClient) propose(req *transport.ProposeRequest) {
 	}
 }
 
-// readIndex asks the leader for a read index.
-func (c *forwardClient) readIndex(ctx context.Context) (uint64, error) {
+// readIndex asks the leader for a read index, and returns it with the term
+// of its entry.
+func (c *forwardClient) readIndex(ctx context.Context) (uint64, uint64, error) {
 	call := &forwardCall{read: make(chan readIndexDone, 1)}
 	if err := c.send(call, func(id uint64, b []byte) []byte {
 		return transport.AppendReadIndex(b, transport.ReadIndexRequest{ID: id})
 	}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	select {
 	case d := <-call.read:
-		return d.index, d.err
+		return d.index, d.term, d.err
 	case <-ctx.Done():
 		c.drop(call)
-		return 0, fmt.Errorf("%w: read index: %w", ErrTimeout, ctx.Err())
+		return 0, 0, fmt.Errorf("%w: read index: %w", ErrTimeout, ctx.Err())
 	}
 }
 
@@ -326,7 +329,7 @@ func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply) {
 	if call.read != nil {
 		d := readIndexDone{err: rerr}
 		if rerr == nil && len(rep.Indexes) == 1 {
-			d.index = rep.Indexes[0]
+			d.index, d.term = rep.Indexes[0], rep.Term
 		} else if rerr == nil {
 			d.err = fmt.Errorf("%w: the leader answered a read index with %d indexes", ErrNoLeader, len(rep.Indexes))
 		}
@@ -335,6 +338,9 @@ func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply) {
 	}
 	if rerr == nil && len(rep.Indexes) != len(call.seqs) {
 		rerr = fmt.Errorf("%w: the leader answered %d indexes for %d proposals", ErrUnknownOutcome, len(rep.Indexes), len(call.seqs))
+	}
+	if rerr == nil {
+		c.rt.catchUp.learn(slices.Max(rep.Indexes), rep.Term)
 	}
 	for i, seq := range call.seqs {
 		if rerr != nil {
@@ -409,8 +415,8 @@ func (n *Node) serveForward(rt *runtime, conn net.Conn) {
 			}
 		case transport.ReadIndexRequest:
 			id := req.ID
-			rt.reads.submit(readRequest{remote: func(index uint64, err error) {
-				out.push(readReply(id, index, err))
+			rt.reads.submit(readRequest{remote: func(d readIndexDone) {
+				out.push(readReply(id, d))
 			}})
 		}
 	}
@@ -437,7 +443,7 @@ func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply
 		case rt.proposals <- p:
 		case <-rt.stop:
 			for j := i; j < len(req.Items); j++ {
-				fr.done(j, 0, ErrNotRunning)
+				fr.done(j, 0, 0, ErrNotRunning)
 			}
 			return false
 		}
@@ -445,12 +451,12 @@ func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply
 	return true
 }
 
-func readReply(id, index uint64, err error) *transport.Reply {
+func readReply(id uint64, d readIndexDone) *transport.Reply {
 	var nle *NotLeaderError
 	switch {
-	case err == nil:
-		return &transport.Reply{ID: id, Status: transport.ReplyOK, Indexes: []uint64{index}}
-	case errors.As(err, &nle):
+	case d.err == nil:
+		return &transport.Reply{ID: id, Status: transport.ReplyOK, Indexes: []uint64{d.index}, Term: d.term}
+	case errors.As(d.err, &nle):
 		return &transport.Reply{ID: id, Status: transport.ReplyNotLeader, Leader: nle.LeaderID}
 	}
 	// A read changes nothing; the follower asks again.

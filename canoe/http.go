@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"slices"
@@ -36,11 +37,15 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 		Membership: api,
 		Promoter:   api,
 		Status:     api,
+		Snapshots:  api,
 		Leadership: api,
 		Metrics:    n.metrics.handler(),
 		Secret:     n.cfg.ClusterSecret,
 		ClusterID:  n.cfg.ClusterID,
 		Logger:     n.logger.Named("http"),
+		// The body is the backup, which RestoreBackup also checks against
+		// MaxBackupBytes as it reads it.
+		MaxSnapshotBytes: n.cfg.MaxBackupBytes,
 	}, ln, n.cfg.TLSConfig)
 	rt.wg.Add(1)
 	go func() {
@@ -135,6 +140,29 @@ func (a apiShim) Healthy() error {
 	return nil
 }
 
+func (a apiShim) Backup(ctx context.Context, w io.Writer) (uint64, error) {
+	index, err := a.n.Backup(ctx, w)
+	return index, toHTTPError(err)
+}
+
+func (a apiShim) StageRestore(ctx context.Context, r io.Reader) (httpconfig.StagedRestore, error) {
+	if _, err := a.n.current(); err != nil {
+		return nil, toHTTPError(err)
+	}
+	st, err := a.n.stageBackup(ctx, r)
+	if err != nil {
+		return nil, toHTTPError(err)
+	}
+	return stagedShim{st}, nil
+}
+
+// stagedShim is a staged backup as the HTTP API sees it.
+type stagedShim struct{ s *stagedBackup }
+
+func (s stagedShim) Index() uint64                     { return s.s.info.Index }
+func (s stagedShim) Restore(ctx context.Context) error { return toHTTPError(s.s.Restore(ctx)) }
+func (s stagedShim) Discard()                          { s.s.Discard() }
+
 func toHTTPPeer(p Peer) httpconfig.Peer {
 	s := httpconfig.Nonvoter
 	if p.Voter {
@@ -163,7 +191,7 @@ func toHTTPError(err error) error {
 		return fmt.Errorf("%w: %v", httpconfig.ErrNoLeader, err)
 	case errors.Is(err, ErrPeerNotFound):
 		return fmt.Errorf("%w: %v", httpconfig.ErrPeerNotFound, err)
-	case errors.Is(err, ErrInvalidPeer), errors.Is(err, ErrEmptyProposal):
+	case errors.Is(err, ErrInvalidPeer), errors.Is(err, ErrEmptyProposal), errors.Is(err, ErrInvalidBackup):
 		return fmt.Errorf("%w: %v", httpconfig.ErrInvalid, err)
 	case errors.Is(err, ErrorRemovedFromCluster):
 		return fmt.Errorf("%w: %v", httpconfig.ErrRemoved, err)

@@ -43,6 +43,8 @@ type Node struct {
 	wasMember atomic.Bool               // a committed configuration held this node (kept in DataDir)
 	memberAt  atomic.Uint64             // with wasMember: an index at which one did (kept in DataDir)
 
+	restoreMu sync.Mutex // serializes RestoreBackup's restores
+
 	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
 	client     *httpconfig.Client // nil in in-memory test clusters
@@ -60,6 +62,7 @@ type runtime struct {
 	obs       *raft.Observer
 	self      Peer
 	props     *proposals
+	catchUp   *catchUp       // committed entries to apply before raft learns of them
 	proposals chan proposal  // to the leader's batcher
 	forwards  chan proposal  // to the follower's forwarder
 	fwdClient *forwardClient // the follower's connection to the leader
@@ -72,10 +75,9 @@ type runtime struct {
 	http      *httpconfig.Server
 	gossip    *gossip // nil in in-memory test clusters
 	wg        sync.WaitGroup
-	kick      chan struct{}     // wakes the manager early
-	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
-	nudge     *transport.Nudger // tells followers about commits they wait for
-	futures   futureWaiters     // goroutines waiting on raft futures
+	kick      chan struct{} // wakes the manager early
+	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
+	futures   futureWaiters // goroutines waiting on raft futures
 
 	// transferMu is held by leadership transfers: raft refuses new entries
 	// while one is under way, so the batcher waits (read-locked) meanwhile.
@@ -138,6 +140,7 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 	n.metrics = newMetrics(n)
 	n.fsm = adapter.New(adapter.Config{
 		FSM:                  shimFor(c.FSM),
+		Stream:               streamFor(c.FSM),
 		Notifier:             &n.observers,
 		Logger:               n.logger.Named("fsm"),
 		ConfigurationApplied: n.configurationApplied,
@@ -328,6 +331,17 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
 	}
+	removeStagedBackups(c.DataDir)
+	// Validate lets RestoreFrom only with BootstrapNode or BootstrapExpect.
+	founding := !hasState && (c.BootstrapNode || c.RestoreFrom != "")
+	switch {
+	case founding && c.RestoreFrom != "":
+		if _, err := n.checkRestoreFrom(); err != nil {
+			return nil, false, err
+		}
+	case hasState && c.RestoreFrom != "":
+		n.logger.Info("DataDir holds state: restarting from it, RestoreFrom is not used", "restore_from", c.RestoreFrom)
+	}
 	var httpLn net.Listener
 	var g *gossip
 	if c.transport == nil {
@@ -340,7 +354,9 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			}
 		}()
 		self.ConfigPort = httpLn.Addr().(*net.TCPAddr).Port
-		if g, err = n.startGossip(&self, c.GossipPort, hasState); err != nil {
+		// A node founding from a backup has state from the start: other
+		// BootstrapExpect nodes wait for it to add them.
+		if g, err = n.startGossip(&self, c.GossipPort, hasState || founding && c.RestoreFrom != ""); err != nil {
 			return nil, false, err
 		}
 		defer func() {
@@ -352,7 +368,12 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), MemberIndex: n.memberAt.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
 		return nil, false, err
 	}
-	if !hasState && c.BootstrapNode {
+	switch {
+	case founding && c.RestoreFrom != "":
+		if err := n.foundFromBackup(rc, st, trans, self); err != nil {
+			return nil, false, err
+		}
+	case founding:
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snaps, trans, boot); err != nil {
 			return nil, false, fmt.Errorf("canoe: bootstrap: %w", err)
@@ -364,7 +385,8 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	}
 	props := newProposals()
 	n.props.Store(props)
-	r, err := n.newRaft(rc, st, trans)
+	cu := newCatchUp()
+	r, err := n.newRaft(rc, st, catchUpLogs{LogStore: st.Logs, c: cu}, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
 	}
@@ -384,6 +406,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 		self:      self,
 		gossip:    g,
 		props:     props,
+		catchUp:   cu,
 		proposals: make(chan proposal, maxBatchItems),
 		forwards:  make(chan proposal, maxBatchItems),
 		stop:      make(chan struct{}),
@@ -394,7 +417,6 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.fwdClient = newForwardClient(n, rt)
 	rt.reads = newReads(n, rt)
 	rt.confirm = transport.NewConfirmer(trans, rc.LocalID)
-	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
 	rt.visible.last = n.fsm.AppliedIndex()
 	rt.visible.scanned = rt.visible.last
 	if httpLn != nil {
@@ -404,11 +426,11 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	rt.obs = raft.NewObserver(obsCh, false, nil)
 	r.RegisterObserver(rt.obs)
 
-	rt.wg.Go(func() { rt.nudge.Run(rt.stop) })
 	rt.wg.Go(func() { n.recordApplied(rt, recorded) })
 	rt.wg.Go(func() { n.observe(rt, obsCh) })
 	rt.wg.Go(func() { n.batcher(rt) })
 	rt.wg.Go(func() { n.settleBatches(rt) })
+	rt.wg.Go(func() { n.runCatchUp(rt) })
 	rt.wg.Go(rt.reads.run)
 	rt.wg.Go(func() { n.manage(rt) })
 	rt.wg.Go(func() { n.forwardLoop(rt) })
@@ -418,7 +440,7 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 	if g != nil {
 		rt.wg.Go(func() { n.watchGossip(rt) })
 		rt.wg.Go(func() { n.joinGossip(rt) })
-		if !hasState && c.BootstrapExpect > 0 && !c.NonVoter {
+		if !hasState && !founding && c.BootstrapExpect > 0 && !c.NonVoter {
 			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
 	}
@@ -575,7 +597,7 @@ func (n *Node) stopLocked(handover bool) error {
 	rt.raft.DeregisterObserver(rt.obs)
 	rt.cancel()
 	close(rt.stop)
-	// Closing the transport ends the RPCs and dials in flight (nudges,
+	// Closing the transport ends the RPCs and dials in flight (leadership
 	// confirmations, forward connections), which could otherwise hold Stop
 	// for a dial timeout to a dead peer.
 	if err := rt.trans.Close(); err != nil {
@@ -647,6 +669,10 @@ func (n *Node) raftErr(err error) error {
 		return &NotLeaderError{LeaderID: n.LeaderID()}
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: leadership lost: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrAbortedByRestore):
+		// The entry may have been applied before a backup's state replaced
+		// the FSM's.
+		return fmt.Errorf("%w: a backup was restored meanwhile: %v", ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	case errors.Is(err, errStopped):
@@ -775,28 +801,4 @@ func (n *Node) raftKey() []byte {
 		return nil
 	}
 	return n.keys.Raft[:]
-}
-
-// nudgeShim is the node as its Nudger sees it.
-type nudgeShim struct{ rt *runtime }
-
-func (s nudgeShim) CurrentTerm() uint64 { return s.rt.raft.CurrentTerm() }
-func (s nudgeShim) IsLeader() bool      { return s.rt.raft.State() == raft.Leader }
-
-func (s nudgeShim) EntryTerm(index uint64) (uint64, bool) {
-	var l raft.Log
-	if err := s.rt.stores.Logs.GetLog(index, &l); err != nil {
-		return 0, false
-	}
-	return l.Term, true
-}
-
-func (s nudgeShim) LastIndex() uint64 { return s.rt.raft.LastIndex() }
-
-func (s nudgeShim) Servers() []raft.Server {
-	cfg, _, err := configuration(s.rt)
-	if err != nil {
-		return nil
-	}
-	return cfg.Servers
 }

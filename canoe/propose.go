@@ -200,9 +200,6 @@ func (n *Node) submit(rt *runtime, items []proposal) {
 	rt.props.mu.Lock()
 	rt.props.batches[b.seq] = b
 	rt.props.mu.Unlock()
-	if len(b.remote) > 0 {
-		rt.nudge.Waiting(1) // until the batch is settled (proposals.settled)
-	}
 	// The outcome arrives through the adapter (delivered) or settleBatches;
 	// the future is not needed.
 	rt.raft.Apply(adapter.EncodeTagged(t), 0)
@@ -212,7 +209,7 @@ func (n *Node) submit(rt *runtime, items []proposal) {
 func (n *Node) refuse(rt *runtime, items []proposal, err error) {
 	for _, p := range items {
 		if p.req != nil {
-			p.req.done(p.i, 0, err)
+			p.req.done(p.i, 0, 0, err)
 		} else {
 			rt.props.resolve(p.tag.Seq, proposeResult{err: err})
 		}
@@ -246,7 +243,7 @@ func (n *Node) settleBatches(rt *runtime) {
 		}
 		for _, b := range orphans {
 			if t > b.term {
-				rt.props.failBatch(rt, b, fmt.Errorf("%w: the leader lost its term before the proposal committed; it never will", &NotLeaderError{LeaderID: n.LeaderID()}))
+				rt.props.failBatch(b, fmt.Errorf("%w: the leader lost its term before the proposal committed; it never will", &NotLeaderError{LeaderID: n.LeaderID()}))
 			}
 		}
 	}

@@ -165,6 +165,77 @@ func (c *Client) Status(ctx context.Context, base string) (Status, error) {
 	return out, err
 }
 
+// Backup calls GET /snapshot and copies the backup the node writes to w.
+// It returns the log index whose state the backup holds (the answer's
+// TrailerBackupIndex trailer). An answer cut short (the node failed
+// midway, or the connection broke) is an error; w then holds part of a
+// backup, which InspectBackup and the restores refuse.
+func (c *Client) Backup(ctx context.Context, base string, w io.Writer) (uint64, error) {
+	resp, err := c.do(ctx, http.MethodGet, base, PathSnapshot, "", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer drain(resp.Body)
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != contentTypeBackup {
+		b, _ := readLimited(resp.Body, maxExcerpt)
+		return 0, fmt.Errorf("%w: GET %s: Content-Type %q, want %s (body %q)", ErrUnexpectedAnswer, PathSnapshot,
+			truncate(ct, 64), contentTypeBackup, excerpt(b))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return 0, fmt.Errorf("httpconfig: GET %s: %w", PathSnapshot, err)
+	}
+	index, err := strconv.ParseUint(resp.Trailer.Get(TrailerBackupIndex), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: GET %s: the answer has no valid %s trailer", ErrUnexpectedAnswer, PathSnapshot, TrailerBackupIndex)
+	}
+	return index, nil
+}
+
+// RestoreSnapshot calls POST /snapshot with the backup body holds, from its
+// current offset to its end, and returns the log index whose state the
+// backup holds once the node has restored it across the cluster. With a
+// secret it reads body twice: first to hash it for the signature, then to
+// send it. A backup the node refuses gives an error matching ErrInvalid
+// whose message says why; nothing changed then.
+func (c *Client) RestoreSnapshot(ctx context.Context, base string, body io.ReadSeeker) (uint64, error) {
+	start, err := body.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: %w", PathSnapshot, err)
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, body)
+	if err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: reading the backup: %w", PathSnapshot, err)
+	}
+	if _, err := body.Seek(start, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: %w", PathSnapshot, err)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	// The body goes through a LimitReader: it must stop at the size that
+	// was hashed even if the file grows, and net/http must not see the
+	// caller's *os.File (it would close it).
+	hdr := http.Header{}
+	hdr.Set("Content-Type", contentTypeBackup)
+	// The node answers a request it refuses (a bad signature, a body over
+	// its limit) before reading the body: then the backup is not sent.
+	hdr.Set("Expect", "100-continue")
+	resp, err := c.send(ctx, http.MethodPost, base, PathSnapshot, hdr, io.LimitReader(body, size), size, sum)
+	if err != nil {
+		return 0, err
+	}
+	defer drain(resp.Body)
+	b, err := readLimited(resp.Body, maxJSONAnswer)
+	if err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: reading answer: %w", PathSnapshot, err)
+	}
+	var out restoreResponse
+	if err := json.Unmarshal(b, &out); err != nil || !out.Restored {
+		return 0, fmt.Errorf("%w: POST %s: answer %q", ErrUnexpectedAnswer, PathSnapshot, excerpt(b))
+	}
+	return out.BackupIndex, nil
+}
+
 // doJSON sends in (nil: no body) as JSON and decodes a 2xx answer into out.
 func (c *Client) doJSON(ctx context.Context, method, base, path string, in, out any) error {
 	var body []byte
@@ -196,6 +267,20 @@ func (c *Client) doJSON(ctx context.Context, method, base, path string, in, out 
 // must drain; any other status is read, closed and returned as a
 // *StatusError.
 func (c *Client) do(ctx context.Context, method, base, path, ctype string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hdr := http.Header{}
+	if ctype != "" {
+		hdr.Set("Content-Type", ctype)
+	}
+	return c.send(ctx, method, base, path, hdr, rd, int64(len(body)), sha256.Sum256(body))
+}
+
+// send is do with the headers hdr and a body of size bytes read from body
+// (nil: none), whose SHA-256 is sum.
+func (c *Client) send(ctx context.Context, method, base, path string, hdr http.Header, body io.Reader, size int64, sum [sha256.Size]byte) (*http.Response, error) {
 	if c.signErr != nil {
 		return nil, fmt.Errorf("httpconfig: %s %s: %w", method, path, c.signErr)
 	}
@@ -204,19 +289,21 @@ func (c *Client) do(ctx context.Context, method, base, path, ctype string, body 
 		return nil, err
 	}
 	u.Path = path
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return nil, fmt.Errorf("httpconfig: %s %s: %w", method, path, err)
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	if body != nil {
+		req.ContentLength = size
+		if size == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if c.signer != nil {
-		req.Header.Set("Authorization", c.signer.Authorization(method, req.URL.RequestURI(), sha256.Sum256(body), time.Now()))
+		req.Header.Set("Authorization", c.signer.Authorization(method, req.URL.RequestURI(), sum, time.Now()))
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -19,6 +19,12 @@ const (
 	// DefaultRequestTimeout bounds the context the node's AddPeer,
 	// RemovePeer, Promote, ProposeBatch and ReadIndex get: 30s.
 	DefaultRequestTimeout = 30 * time.Second
+	// DefaultMaxSnapshotBytes limits a POST /snapshot body (a backup):
+	// 16 GiB.
+	DefaultMaxSnapshotBytes int64 = 16 << 30
+	// DefaultSnapshotTimeout bounds a GET or POST /snapshot, the transfer
+	// of the backup included: 1h.
+	DefaultSnapshotTimeout = time.Hour
 )
 
 // Config configures NewHandler and NewServer. The zero value of every field
@@ -36,6 +42,8 @@ type Config struct {
 	Reader ReadIndexer
 	// Status serves GET /status and GET /healthz. Nil: 404.
 	Status StatusSource
+	// Snapshots serves GET and POST /snapshot. Nil: 404.
+	Snapshots Snapshots
 	// Leadership serves POST /leader/transfer. Nil: 404.
 	Leadership LeaderTransfer
 	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
@@ -66,6 +74,16 @@ type Config struct {
 	// /internal/propose batch; more get 400. Zero or negative:
 	// DefaultMaxProposalItems (65536).
 	MaxProposalItems int
+	// MaxSnapshotBytes limits a POST /snapshot body, in bytes; a larger
+	// body gets 413 (MaxBodyBytes does not apply to it). Zero or negative:
+	// DefaultMaxSnapshotBytes (16 GiB).
+	MaxSnapshotBytes int64
+	// SnapshotTimeout bounds a GET or POST /snapshot: the context passed
+	// to the node and the connection's read and write deadlines, which
+	// the server's own (2 minutes to read a request, RequestTimeout + 30s
+	// to write an answer) would otherwise cut a large backup short with.
+	// Zero or negative: DefaultSnapshotTimeout (1h).
+	SnapshotTimeout time.Duration
 	// RequestTimeout bounds the context passed to the node for one request
 	// (the request's own context ends earlier if the caller goes away); a
 	// request that runs out of it gets 504. Zero: DefaultRequestTimeout
@@ -93,6 +111,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxProposalItems <= 0 {
 		c.MaxProposalItems = DefaultMaxProposalItems
+	}
+	if c.MaxSnapshotBytes <= 0 {
+		c.MaxSnapshotBytes = DefaultMaxSnapshotBytes
+	}
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = DefaultSnapshotTimeout
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout

@@ -5,9 +5,9 @@
 //
 // The package is a leaf: it imports neither canoe nor hashicorp/raft. It
 // declares one small interface per concern (Membership, Proposer,
-// ReadIndexer, StatusSource, LeaderTransfer) that the node implements with unexported
-// shims, and the node's errors reach HTTP through this package's sentinel
-// errors.
+// ReadIndexer, StatusSource, LeaderTransfer, Snapshots) that the node
+// implements with unexported shims, and the node's errors reach HTTP
+// through this package's sentinel errors.
 //
 // # Endpoints
 //
@@ -24,6 +24,10 @@
 //	GET     /status              -                            200 Status
 //	GET     /healthz             -                            200 {"status":"ok"}
 //	GET     /metrics             -                            Config.Metrics (Prometheus)
+//	GET     /snapshot            -                            200 a backup (application/octet-stream),
+//	                                                          its index in the trailer X-Canoe-Backup-Index
+//	POST    /snapshot            a backup                     200 {"restored": true, "backup_index": N},
+//	                                                          once the cluster holds it
 //	POST    /leader/transfer     none, or {"id"}              200 {"leader_id": new leader}, once
 //	                                                          the old leader stepped down
 //
@@ -48,9 +52,19 @@
 // once; of a non-voter it answers once the member is a voter (it is
 // promoted when it has caught up, so a lagging replica takes longer).
 //
-// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB) and
-// proposal bodies to Config.MaxProposalBytes (64 MiB). Answers are JSON
-// except for /internal/propose (application/octet-stream) and /metrics.
+// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB), proposal
+// bodies to Config.MaxProposalBytes (64 MiB) and backups to
+// Config.MaxSnapshotBytes (16 GiB). Answers are JSON except for
+// /internal/propose and GET /snapshot (application/octet-stream) and
+// /metrics.
+//
+// GET /snapshot streams a backup as the node writes it; if the node fails
+// midway the answer is aborted (the client sees a broken connection, not a
+// short backup). POST /snapshot hands the body to the node, which reads it
+// to its end and checks the backup before anything changes; the server
+// lets it restore only once the body matched its signature. Both run
+// under Config.SnapshotTimeout (1h) instead of RequestTimeout, and with
+// the connection's read and write deadlines extended to match.
 //
 // # Errors
 //
@@ -60,7 +74,8 @@
 //
 //	400  ErrInvalid               malformed JSON, unknown field, data after the object,
 //	                              missing or zero id, port outside 1..65535, bad host,
-//	                              malformed or empty proposal batch
+//	                              malformed or empty proposal batch, a backup the node
+//	                              refuses (damaged, truncated, of another cluster)
 //	401  ErrUnauthorized          Config.Secret set and the request not properly
 //	                              signed (see Authentication: the message says
 //	                              what is wrong); sets "WWW-Authenticate:

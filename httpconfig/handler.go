@@ -88,6 +88,10 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		r.Handler(http.MethodGet, PathMetrics, cfg.Metrics)
 	}
+	if cfg.Snapshots != nil {
+		r.GET(PathSnapshot, h.getSnapshot)
+		r.POST(PathSnapshot, h.postSnapshot)
+	}
 	if cfg.Leadership != nil {
 		r.POST(PathLeaderTransfer, h.transferLeader)
 	}

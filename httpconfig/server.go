@@ -45,13 +45,13 @@ func NewServer(cfg Config, ln net.Listener, tlsConfig *tls.Config) *Server {
 	cfg = cfg.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ln:      ln,
-		tls:     tlsConfig != nil,
-		log:     cfg.Logger,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		busy:    make(map[net.Conn]bool),
-		idle:    make(chan struct{}),
+		ln:     ln,
+		tls:    tlsConfig != nil,
+		log:    cfg.Logger,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		busy:   make(map[net.Conn]bool),
+		idle:   make(chan struct{}),
 	}
 	close(s.idle)
 	api := NewHandler(cfg)

@@ -1,6 +1,9 @@
 package httpconfig
 
-import "context"
+import (
+	"context"
+	"io"
+)
 
 // Suffrage values of Peer.Suffrage.
 const (
@@ -160,4 +163,35 @@ type StatusSource interface {
 	// Healthy returns nil if the node is running and knows a leader, else
 	// an error saying why not. It must not block.
 	Healthy() error
+}
+
+// Snapshots serves GET and POST /snapshot: backups of the cluster's state,
+// and their restore.
+type Snapshots interface {
+	// Backup writes a backup of the cluster's state to w and returns the
+	// log index whose state it holds. It streams the whole state, so it
+	// may take long; it must return once ctx ends. If it fails after
+	// writing, the server aborts the answer, so that the client sees an
+	// error rather than a short backup.
+	Backup(ctx context.Context, w io.Writer) (index uint64, err error)
+	// StageRestore reads a backup from r to its end (io.EOF) and checks
+	// it, changing nothing, and returns what restores it. The server calls
+	// it once per POST /snapshot and acts on the result only once the
+	// request's body is known to be authentic (see bodyVerified). It
+	// returns an error matching ErrInvalid for a backup it refuses, and
+	// r's own errors (ErrUnauthorized for a body that does not match its
+	// signature, *http.MaxBytesError past MaxSnapshotBytes) as they are.
+	StageRestore(ctx context.Context, r io.Reader) (StagedRestore, error)
+}
+
+// StagedRestore is a backup read and checked by Snapshots.StageRestore.
+type StagedRestore interface {
+	// Index returns the log index whose state the backup holds.
+	Index() uint64
+	// Restore replaces the state of the whole cluster with the backup's
+	// and returns once that is committed; it may block until ctx ends.
+	Restore(ctx context.Context) error
+	// Discard releases the backup. The server calls it once, after
+	// Restore or instead of it.
+	Discard()
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +85,8 @@ func newLogger(t testing.TB) hclog.Logger {
 var errRefused = errors.New("recFSM refused the proposal")
 
 // recFSM records every proposal it applies, in order. Proposals that start
-// with "fail:" are refused with an error (deterministically) and counted.
+// with "fail:" are refused with an error (deterministically) and counted;
+// proposals that start with "pad:" (log filler) are applied and forgotten.
 type recFSM struct {
 	mu      sync.Mutex // guards entries, seen, failed
 	entries []string
@@ -95,6 +97,9 @@ type recFSM struct {
 func newFSM() *recFSM { return &recFSM{seen: make(map[string]int)} }
 
 func (f *recFSM) Apply(d canoe.LogData) error {
+	if bytes.HasPrefix(d, []byte("pad:")) {
+		return nil
+	}
 	s := string(d)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -130,6 +135,52 @@ func (f *recFSM) Restore(d canoe.SnapshotData) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.entries, f.failed, f.seen = st.Entries, st.Failed, seen
+	return nil
+}
+
+// streamRecFSM is recFSM with streamed snapshots (canoe.StreamingFSM), in
+// recFSM's format, so that either reads the other's snapshots. It counts
+// its RestoreStream calls; its []byte methods fail, so that a test notices
+// canoe calling them.
+type streamRecFSM struct {
+	*recFSM
+	restores atomic.Int64
+}
+
+func (f *streamRecFSM) Snapshot() (canoe.SnapshotData, error) {
+	return nil, errors.New("Snapshot called on a StreamingFSM")
+}
+
+func (f *streamRecFSM) Restore(canoe.SnapshotData) error {
+	return errors.New("Restore called on a StreamingFSM")
+}
+
+func (f *streamRecFSM) SnapshotStream() (func(io.Writer) error, error) {
+	st := f.state()
+	return func(w io.Writer) error { return json.NewEncoder(w).Encode(st) }, nil
+}
+
+func (f *streamRecFSM) RestoreStream(r io.Reader) error {
+	var st fsmState
+	if err := json.NewDecoder(r).Decode(&st); err != nil {
+		return err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	f.restores.Add(1)
+	return f.recFSM.Restore(b)
+}
+
+// recOf returns the recFSM inside an FSM the helpers made, nil for others.
+func recOf(f canoe.FSM) *recFSM {
+	switch f := f.(type) {
+	case *recFSM:
+		return f
+	case *streamRecFSM:
+		return f.recFSM
+	}
 	return nil
 }
 
@@ -170,6 +221,11 @@ type clusterOpts struct {
 	tls      *tls.Config
 	snapshot *canoe.SnapshotConfig
 	logStore canoe.LogStore
+	// streaming gives nodes a streamRecFSM; newFSM, when set, makes their
+	// FSM instead (member.fsm is then nil unless it is a recFSM).
+	streaming bool
+	newFSM    func() canoe.FSM
+	clusterID uint64
 }
 
 // cluster is a set of real nodes on 127.0.0.1. Every node is stopped in
@@ -209,6 +265,17 @@ func (c *cluster) scheme() string {
 	return "http"
 }
 
+// newFSM returns a fresh FSM for a node of c.
+func (c *cluster) newFSM() canoe.FSM {
+	switch {
+	case c.opts.newFSM != nil:
+		return c.opts.newFSM()
+	case c.opts.streaming:
+		return &streamRecFSM{recFSM: newFSM()}
+	}
+	return newFSM()
+}
+
 // config returns a new node's config: a fresh FSM and data dir, port 0.
 func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 	dir := c.t.TempDir()
@@ -220,7 +287,8 @@ func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 		timing = *c.opts.timing
 	}
 	return canoe.NodeConfig{
-		FSM:            newFSM(),
+		FSM:            c.newFSM(),
+		ClusterID:      c.opts.clusterID,
 		BootstrapNode:  bootstrap,
 		BootstrapPeers: peers,
 		DataDir:        dir,
@@ -244,7 +312,7 @@ func (c *cluster) start(cfg canoe.NodeConfig) (*member, error) {
 		_ = n.Stop()
 		return nil, err
 	}
-	m := &member{node: n, fsm: cfg.FSM.(*recFSM), cfg: cfg, id: n.UniqueID()}
+	m := &member{node: n, fsm: recOf(cfg.FSM), cfg: cfg, id: n.UniqueID()}
 	m.url = c.urlOf(n)
 	c.mu.Lock()
 	c.members = append(c.members, m)
@@ -284,7 +352,7 @@ func (c *cluster) restartAfter(m *member, down time.Duration) {
 	time.Sleep(down)
 	cfg := m.cfg
 	cfg.ID, cfg.RaftPort, cfg.ConfigurationPort = 0, 0, 0
-	cfg.FSM = newFSM()
+	cfg.FSM = c.newFSM()
 	n, err := canoe.NewNode(&cfg)
 	if err != nil {
 		c.t.Fatalf("NewNode for restart of %v: %v", m, err)
@@ -296,7 +364,7 @@ func (c *cluster) restartAfter(m *member, down time.Duration) {
 		c.t.Fatalf("restart %v: %v", m, err)
 	}
 	c.mu.Lock()
-	m.node, m.fsm, m.cfg = n, cfg.FSM.(*recFSM), cfg
+	m.node, m.fsm, m.cfg = n, recOf(cfg.FSM), cfg
 	c.mu.Unlock()
 	after := n.Self()
 	if after.ID != before.ID || after.RaftPort != before.RaftPort || after.ConfigPort != before.ConfigPort {

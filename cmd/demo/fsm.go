@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,8 +32,11 @@ import (
 //	uvarint     number of pairs
 //	per pair:   uvarint key length, key, uvarint value length, value
 //
-// A future version gets a new header/version byte; decoders reject versions
-// they do not know instead of guessing.
+// and nothing after. The store streams its snapshots (canoe.StreamingFSM)
+// in this format, which it wrote as one []byte before: the count comes
+// first, known from the captured map. A future version gets a new
+// header/version byte; decoders reject versions they do not know instead
+// of guessing.
 
 const (
 	cmdVersion  = 1
@@ -121,7 +127,10 @@ type kvStore struct {
 	recent  recentKeys // the keys changed last
 }
 
-var _ canoe.FSM = (*kvStore)(nil)
+var (
+	_ canoe.FSM          = (*kvStore)(nil)
+	_ canoe.StreamingFSM = (*kvStore)(nil)
+)
 
 var storeGen atomic.Uint64
 
@@ -156,19 +165,46 @@ func (s *kvStore) Apply(data canoe.LogData) error {
 	return nil
 }
 
-// Snapshot encodes the whole store.
+// Snapshot encodes the whole store into one []byte. canoe streams instead
+// (SnapshotStream); this is for callers that want the bytes.
 func (s *kvStore) Snapshot() (canoe.SnapshotData, error) {
+	write, err := s.SnapshotStream()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// SnapshotStream captures the store and returns the function that writes
+// it. It copies the map's references to keys and values (values are never
+// modified in place), not the bytes, so Apply waits only for that copy;
+// sorting and writing happen in the returned function.
+func (s *kvStore) SnapshotStream() (func(io.Writer) error, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return encodeSnapshot(s.data), nil
+	m := make(map[string][]byte, len(s.data))
+	for k, v := range s.data {
+		m[k] = v
+	}
+	s.mu.RUnlock()
+	return func(w io.Writer) error { return writeSnapshot(w, m) }, nil
 }
 
 // Restore replaces the store with a snapshot's content. A malformed
-// snapshot leaves the store unchanged. The recent keys become the
-// snapshot's first keys in key order: a snapshot does not say which keys
-// changed last.
+// snapshot leaves the store unchanged.
 func (s *kvStore) Restore(snap canoe.SnapshotData) error {
-	m, err := decodeSnapshot(snap)
+	return s.RestoreStream(bytes.NewReader(snap))
+}
+
+// RestoreStream replaces the store with the content of the snapshot r
+// holds, read as a stream. A malformed snapshot leaves the store
+// unchanged. The recent keys become the snapshot's first keys in key
+// order: a snapshot does not say which keys changed last.
+func (s *kvStore) RestoreStream(r io.Reader) error {
+	m, err := readSnapshot(r)
 	if err != nil {
 		return err
 	}
@@ -216,71 +252,94 @@ func (s *kvStore) Writes() uint64 {
 	return s.writes
 }
 
+// encodeSnapshot returns the snapshot of m.
 func encodeSnapshot(m map[string][]byte) []byte {
-	keys := make([]string, 0, len(m))
-	size := len(snapMagic) + 1 + binary.MaxVarintLen64
-	for k, v := range m {
-		keys = append(keys, k)
-		size += 2*binary.MaxVarintLen64 + len(k) + len(v)
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	b = append(b, snapMagic...)
-	b = append(b, snapVersion)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(m[k])))
-		b = append(b, m[k]...)
-	}
-	return b
+	var b bytes.Buffer
+	_ = writeSnapshot(&b, m) // a bytes.Buffer does not fail
+	return b.Bytes()
 }
 
+// writeSnapshot writes the snapshot of m to w.
+func writeSnapshot(w io.Writer, m map[string][]byte) error {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var hdr []byte
+	hdr = append(hdr, snapMagic...)
+	hdr = append(hdr, snapVersion)
+	hdr = binary.AppendUvarint(hdr, uint64(len(keys)))
+	if _, err := bw.Write(hdr); err != nil {
+		return err
+	}
+	var lb [binary.MaxVarintLen64]byte
+	for _, k := range keys {
+		v := m[k]
+		bw.Write(binary.AppendUvarint(lb[:0], uint64(len(k))))
+		bw.WriteString(k)
+		bw.Write(binary.AppendUvarint(lb[:0], uint64(len(v))))
+		if _, err := bw.Write(v); err != nil {
+			return err // a bufio.Writer keeps its first error
+		}
+	}
+	return bw.Flush()
+}
+
+// decodeSnapshot decodes the snapshot b.
 func decodeSnapshot(b []byte) (map[string][]byte, error) {
-	if len(b) < len(snapMagic)+1 || !bytes.Equal(b[:len(snapMagic)], snapMagic) {
+	return readSnapshot(bytes.NewReader(b))
+}
+
+// readSnapshot reads a snapshot from r, to its end. It never panics, and
+// allocates no more than the input holds: lengths and counts are not
+// trusted until the bytes they announce arrive.
+func readSnapshot(r io.Reader) (map[string][]byte, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	hdr := make([]byte, len(snapMagic)+1)
+	if _, err := io.ReadFull(br, hdr); err != nil || !bytes.Equal(hdr[:len(snapMagic)], snapMagic) {
 		return nil, fmt.Errorf("%w: no %q header", errBadSnap, snapMagic)
 	}
-	if v := b[len(snapMagic)]; v != snapVersion {
+	if v := hdr[len(snapMagic)]; v != snapVersion {
 		return nil, fmt.Errorf("%w: format version %d, this build knows %d", errBadSnap, v, snapVersion)
 	}
-	b = b[len(snapMagic)+1:]
-	next := func(what string) ([]byte, error) {
-		n, w := binary.Uvarint(b)
-		if w <= 0 || n > uint64(len(b)-w) {
-			return nil, fmt.Errorf("%w: bad %s length", errBadSnap, what)
-		}
-		out := b[w : w+int(n)]
-		b = b[w+int(n):]
-		return out, nil
-	}
-	count, w := binary.Uvarint(b)
-	// Every pair takes at least two bytes: a bound that stops a forged
-	// count from allocating a huge map.
-	if w <= 0 || count > uint64(len(b)-w)/2 {
+	count, err := binary.ReadUvarint(br)
+	if err != nil {
 		return nil, fmt.Errorf("%w: bad pair count", errBadSnap)
 	}
-	b = b[w:]
-	m := make(map[string][]byte, count)
+	next := func(what string, limit uint64) ([]byte, error) {
+		n, err := binary.ReadUvarint(br)
+		if err != nil || n > limit {
+			return nil, fmt.Errorf("%w: bad %s length", errBadSnap, what)
+		}
+		var b bytes.Buffer
+		if k, err := io.CopyN(&b, br, int64(n)); err != nil {
+			return nil, fmt.Errorf("%w: %s truncated (%d of %d bytes)", errBadSnap, what, k, n)
+		}
+		out := b.Bytes()
+		if out == nil {
+			out = []byte{}
+		}
+		return out, nil
+	}
+	m := make(map[string][]byte, min(count, 1<<16))
 	for i := uint64(0); i < count; i++ {
-		k, err := next("key")
+		k, err := next("key", maxKeyLen)
 		if err != nil {
 			return nil, err
 		}
-		v, err := next("value")
+		v, err := next("value", math.MaxInt64)
 		if err != nil {
 			return nil, err
 		}
 		if _, dup := m[string(k)]; dup {
 			return nil, fmt.Errorf("%w: duplicate key %q", errBadSnap, k)
 		}
-		m[string(k)] = bytes.Clone(v)
-		if m[string(k)] == nil {
-			m[string(k)] = []byte{}
-		}
+		m[string(k)] = v
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errBadSnap, len(b))
+	if n, _ := io.Copy(io.Discard, br); n != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errBadSnap, n)
 	}
 	return m, nil
 }

@@ -1,8 +1,9 @@
 // Package chaos is canoe's fault-injection and linearizability suite. It
 // runs real node processes (test/chaos/node: a canoe node with an
-// append-only KV state machine and a JSON API) on 127.0.0.1 with real data
-// directories (the voters, plus one read replica: a -nonvoter node, which
-// the workload and the faults target like any member), behind an in-process userspace proxy that carries all
+// append-only KV state machine, whose snapshots stream, and a JSON API) on
+// 127.0.0.1 with real data directories (the voters, plus one read replica:
+// a -nonvoter node, which the workload and the faults target like any
+// member), behind an in-process userspace proxy that carries all
 // traffic between the nodes (raft, canoe's HTTP API, gossip over TCP and
 // UDP), and drives 8 concurrent clients while a seeded schedule injects
 // faults:

@@ -21,10 +21,9 @@ import (
 type Progress struct {
 	raft.Transport
 
-	mu      sync.Mutex // guards matched, lastAck, onMatch
+	mu      sync.Mutex // guards matched, lastAck
 	matched map[raft.ServerID]uint64
 	lastAck map[raft.ServerID]time.Time
-	onMatch func() // called (without mu) when a matched index grows
 }
 
 // NewProgress wraps t.
@@ -67,19 +66,8 @@ func (t *Progress) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, 
 
 func (t *Progress) record(id raft.ServerID, matched uint64) {
 	t.mu.Lock()
-	grew := matched > t.matched[id]
 	t.matched[id] = max(t.matched[id], matched)
 	t.lastAck[id] = time.Now()
-	onMatch := t.onMatch
-	t.mu.Unlock()
-	if grew && onMatch != nil {
-		onMatch()
-	}
-}
-
-func (t *Progress) setOnMatch(f func()) {
-	t.mu.Lock()
-	t.onMatch = f
 	t.mu.Unlock()
 }
 
