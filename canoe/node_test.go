@@ -16,7 +16,8 @@ func TestMain(m *testing.M) {
 	// memberlist's Shutdown does not wait for a probe in flight; with the LAN
 	// profile (BenchmarkGossipJoinAndLeave) that goroutine ends up to a probe
 	// interval (1s) after Shutdown. Everything canoe starts is joined by Stop.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func1"))
 }
 
 func propose(t *testing.T, n *Node, data string) {

@@ -334,7 +334,7 @@ func TestTornLogTailAtRestart(t *testing.T) {
 	for i := range 150 {
 		mustPropose(t, leader, fmt.Sprintf("e%03d-%s", i, strings.Repeat("x", 1000)))
 	}
-	torn := c.followers()[0]
+	torn := otherMember(c, leader, c.leader()) // neither the leader proposed to nor the current one
 	other := otherMember(c, leader, torn)
 	waitSameState(t, 10*time.Second, 150, leader, other, torn)
 	if err := stopNode(torn); err != nil {

@@ -268,7 +268,7 @@ func TestWALTornTailAtRestart(t *testing.T) {
 		commitOnLeader(t, c, fmt.Sprintf("e%03d-%s", i, strings.Repeat("x", 1000)))
 	}
 	leader := c.leader()
-	torn := c.followers()[0]
+	torn := otherMember(c, leader, c.leader()) // neither the leader proposed to nor the current one
 	other := otherMember(c, leader, torn)
 	waitSameState(t, 10*time.Second, -1, leader, other, torn)
 	if n := torn.fsm.len(); n < 150 {
@@ -414,7 +414,7 @@ func TestWALKill9MidWrite(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(seed, 0))
 	c := newLANCluster(t, 3, clusterOpts{logStore: canoe.LogStoreWAL}, "")
 	leader := c.leader()
-	victim := c.followers()[0]
+	victim := otherMember(c, leader, c.leader()) // neither the leader proposed to nor the current one
 	mustPropose(t, leader, "before")
 	waitSameState(t, 10*time.Second, -1, leader, otherMember(c, leader, victim), victim)
 	if err := stopNode(victim); err != nil {
