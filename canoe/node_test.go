@@ -17,7 +17,7 @@ func TestMain(m *testing.M) {
 	// profile (BenchmarkGossipJoinAndLeave) that goroutine ends up to a probe
 	// interval (1s) after Shutdown. Everything canoe starts is joined by Stop.
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
-		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func1"))
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"))
 }
 
 func propose(t *testing.T, n *Node, data string) {

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	// interval (1s with the LAN profile) after Shutdown. Everything canoe
 	// starts is joined by Stop.
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
-		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func1"))
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"))
 }
 
 // waitFor polls cond until it holds, failing the test if it does not within
