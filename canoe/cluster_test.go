@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // testFSM records every proposal it applies, in order. Proposals whose data
@@ -89,7 +91,7 @@ func newTestCluster(t *testing.T, size int, tweak func(*NodeConfig)) *testCluste
 	}
 	t.Cleanup(c.stopAll)
 	first := c.addNode(true)
-	waitFor(t, 10*time.Second, "first leader", func() bool { return first.IsLeader() })
+	testutil.WaitFor(t, 10*time.Second, "first leader", func() bool { return first.IsLeader() })
 	for i := 1; i < size; i++ {
 		c.join()
 	}
@@ -208,7 +210,7 @@ func (c *testCluster) running() []*Node {
 func (c *testCluster) leader() *Node {
 	c.t.Helper()
 	var l *Node
-	waitFor(c.t, 10*time.Second, "a leader", func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, "a leader", func() bool {
 		l = nil
 		for _, n := range c.running() {
 			if n.IsLeader() {
@@ -236,7 +238,7 @@ func (c *testCluster) followers() []*Node {
 
 func (c *testCluster) waitVoters(want int) {
 	c.t.Helper()
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("%d voters", want), func() bool {
+	testutil.WaitFor(c.t, 20*time.Second, fmt.Sprintf("%d voters", want), func() bool {
 		voters := 0
 		for _, p := range c.leader().Peers() {
 			if p.Voter {
@@ -259,7 +261,7 @@ func (c *testCluster) waitConverged(want int) []string {
 			}
 		}
 	}()
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("all FSMs at %d entries", want), func() bool {
+	testutil.WaitFor(c.t, 20*time.Second, fmt.Sprintf("all FSMs at %d entries", want), func() bool {
 		ref = nil
 		for _, n := range c.running() {
 			got := c.fsm(n.id).list()
@@ -388,19 +390,6 @@ func (f inmemForwarder) Membership(_ context.Context, peer uint64) (uint64, []ui
 	}
 	st := n.Status()
 	return st.LeaderID, st.CommittedMembers, nil
-}
-
-// waitFor polls cond until it holds or timeout passes (in a synctest bubble
-// the time is virtual, so the polling costs nothing).
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // testWriter sends logs to the test's log.

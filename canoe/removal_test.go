@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/canoe-raft/canoe/adapter"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // latestHolds reports whether node n's latest raft configuration (committed
@@ -57,13 +58,13 @@ func TestUncommittedRemovalKeepsTheMember(t *testing.T) {
 		// RemovePeer would first commit a peer-forget entry, which cannot
 		// commit now; append the configuration change itself.
 		removal := leader.rt.Load().raft.RemoveServer(adapter.ServerID(e.id), 0, 0)
-		waitFor(t, 5*time.Second, "the removal to reach E", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "the removal to reach E", func() bool {
 			holds, running := latestHolds(e, e.id)
 			return !holds || !running
 		})
 		mustKeepRunning(t, e, "right after the uncommitted removal reached it")
 		var next *Node
-		waitFor(t, 10*time.Second, "a new leader among the others", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "a new leader among the others", func() bool {
 			for _, f := range fs[1:] {
 				if f.IsLeader() {
 					next = f
@@ -77,7 +78,7 @@ func TestUncommittedRemovalKeepsTheMember(t *testing.T) {
 		}
 		// The new leader's log never held the removal: it brings E back to
 		// its own configuration.
-		waitFor(t, 10*time.Second, "E to hold itself in its configuration again", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "E to hold itself in its configuration again", func() bool {
 			holds, running := latestHolds(e, e.id)
 			return holds || !running
 		})
@@ -112,12 +113,12 @@ func TestLeaderRemovingItselfInPartition(t *testing.T) {
 		others := c.followers()
 		c.partition(old.id)
 		removal := old.rt.Load().raft.RemoveServer(adapter.ServerID(old.id), 0, 0)
-		waitFor(t, 5*time.Second, "the leader to append its own removal", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "the leader to append its own removal", func() bool {
 			holds, running := latestHolds(old, old.id)
 			return !holds || !running
 		})
 		var next *Node
-		waitFor(t, 10*time.Second, "a new leader among the others", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "a new leader among the others", func() bool {
 			for _, f := range others {
 				if f.IsLeader() {
 					next = f
@@ -131,7 +132,7 @@ func TestLeaderRemovingItselfInPartition(t *testing.T) {
 		}
 		mustKeepRunning(t, old, "after losing leadership with its removal uncommitted")
 		c.heal(old.id)
-		waitFor(t, 10*time.Second, "the old leader to hold itself in its configuration again", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the old leader to hold itself in its configuration again", func() bool {
 			holds, running := latestHolds(old, old.id)
 			return holds || !running
 		})

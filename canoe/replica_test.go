@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // onDisk gives every node of a test cluster its own DataDir under dir.
@@ -328,7 +330,7 @@ func TestNewLeaderWithLaggingFSMKeepsReplica(t *testing.T) {
 		if err := leader.TransferLeadership(ctx); err != nil {
 			t.Fatalf("TransferLeadership: %v", err)
 		}
-		waitFor(t, 5*time.Second, "the slow follower to take over", slow.IsLeader)
+		testutil.WaitFor(t, 5*time.Second, "the slow follower to take over", slow.IsLeader)
 		if got := c.fsm(slow.id).len(); got == 40 {
 			t.Fatal("the new leader's FSM has caught up already; the test needs it behind")
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // counterFSM is a ResultFSM: "incr" answers the new value; "cas:OLD:NEW"
@@ -134,7 +136,7 @@ func TestProposeResult(t *testing.T) {
 			}
 			seen[i] = true
 		}
-		waitFor(t, 10*time.Second, "every FSM at the last value", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "every FSM at the last value", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, f := range fsms {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // buildDemo compiles this program once per test run.
@@ -109,7 +111,7 @@ func TestNodeProcesses(t *testing.T) {
 		return []string{"-join", "http://127.0.0.1:" + strconv.Itoa(ports[0][1])}
 	})
 	procs[0].start(t, bin)
-	waitFor(t, 20*time.Second, "node 1 to lead", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "node 1 to lead", func() bool {
 		code, body := do(t, "GET", procs[0].kv+"/api/cluster", "")
 		return code == 200 && jsonLeader(body) == "1"
 	})
@@ -121,7 +123,7 @@ func TestNodeProcesses(t *testing.T) {
 		t.Fatalf("PUT on node 2: %d %s", code, body)
 	}
 	for _, p := range procs {
-		waitFor(t, 5*time.Second, fmt.Sprintf("node %d to serve color", p.id), func() bool {
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("node %d to serve color", p.id), func() bool {
 			code, body := do(t, "GET", p.kv+"/kv/color", "")
 			return code == 200 && body == "blue"
 		})
@@ -142,7 +144,7 @@ func TestNodeProcesses(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	waitFor(t, 10*time.Second, "a write on a survivor after the leader died", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a write on a survivor after the leader died", func() bool {
 		code, _ := do(t, "PUT", survivors[0].kv+"/kv/shape", "circle")
 		return code == 204
 	})
@@ -158,7 +160,7 @@ func TestNodeProcesses(t *testing.T) {
 
 	// Restart it on its data: it comes back and catches up.
 	victim.start(t, bin)
-	waitFor(t, 20*time.Second, "the restarted node to catch up", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the restarted node to catch up", func() bool {
 		c1, b1 := do(t, "GET", victim.kv+"/kv/shape", "")
 		c2, b2 := do(t, "GET", victim.kv+"/kv/size", "")
 		return c1 == 200 && b1 == "circle" && c2 == 200 && b2 == "large"
@@ -241,7 +243,7 @@ func waitVoters(t *testing.T, p *proc, want int) {
 			t.Logf("last GET /api/cluster on node %d: %s", p.id, last)
 		}
 	}()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d voters and a leader", want), func() bool {
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d voters and a leader", want), func() bool {
 		code, body := do(t, "GET", p.kv+"/api/cluster", "")
 		last = body
 		if code != 200 {
@@ -311,7 +313,7 @@ func TestNodeProcessesReadReplica(t *testing.T) {
 		return []string{"-join", "http://127.0.0.1:" + strconv.Itoa(ports[0][1]), "-nonvoter"}
 	})
 	procs[0].start(t, bin)
-	waitFor(t, 20*time.Second, "node 1 to lead", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "node 1 to lead", func() bool {
 		code, body := do(t, "GET", procs[0].kv+"/api/cluster", "")
 		return code == 200 && jsonLeader(body) == "1"
 	})
@@ -331,7 +333,7 @@ func TestNodeProcessesReadReplica(t *testing.T) {
 		return false, body
 	}
 	for _, p := range procs {
-		waitFor(t, 10*time.Second, fmt.Sprintf("node %d's dashboard to show node 3 as a read replica", p.id), func() bool {
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("node %d's dashboard to show node 3 as a read replica", p.id), func() bool {
 			ok, _ := replicaShown(p)
 			return ok
 		})
@@ -378,7 +380,7 @@ func TestNodeInterruptWhileJoining(t *testing.T) {
 	})
 	p := procs[0]
 	p.start(t, bin)
-	waitFor(t, 20*time.Second, "a failed join attempt in the log", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a failed join attempt in the log", func() bool {
 		b, _ := os.ReadFile(p.log)
 		return strings.Contains(string(b), "join attempt failed")
 	})
