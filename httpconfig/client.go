@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -21,7 +20,6 @@ import (
 // Limits on what the client reads from a server.
 const (
 	maxJSONAnswer   = 16 << 20  // a GET /peers or /status answer
-	maxBinaryAnswer = 256 << 20 // a POST /internal/propose answer
 	maxErrorAnswer  = 64 << 10  // an error body
 	maxDrain        = 256 << 10 // left-over body read to reuse the connection
 	maxErrorMessage = 512       // bytes of a non-JSON error body kept in Message
@@ -120,42 +118,6 @@ func (c *Client) RemovePeer(ctx context.Context, base string, id uint64) error {
 func (c *Client) Promote(ctx context.Context, base string, id uint64) error {
 	var out promoteResponse
 	return c.doJSON(ctx, http.MethodPost, base, PathPromote, idRequest{ID: id}, &out)
-}
-
-// Propose calls POST /internal/propose on the leader and returns one Result
-// per item, in order. items must not be empty.
-func (c *Client) Propose(ctx context.Context, base string, items [][]byte) ([]Result, error) {
-	if len(items) == 0 {
-		return nil, errors.New("httpconfig: Propose called with no items")
-	}
-	resp, err := c.do(ctx, http.MethodPost, base, PathPropose, contentTypeBinary, EncodeProposals(items))
-	if err != nil {
-		return nil, err
-	}
-	defer drain(resp.Body)
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != contentTypeBinary {
-		return nil, fmt.Errorf("httpconfig: POST %s: answer has Content-Type %q, want %s", PathPropose, truncate(ct, 64), contentTypeBinary)
-	}
-	body, err := readLimited(resp.Body, maxBinaryAnswer)
-	if err != nil {
-		return nil, fmt.Errorf("httpconfig: POST %s: reading answer: %w", PathPropose, err)
-	}
-	results, err := DecodeResults(body)
-	if err != nil {
-		// %v: a malformed answer is not the caller's invalid request.
-		return nil, fmt.Errorf("httpconfig: POST %s: bad answer: %v", PathPropose, err)
-	}
-	if len(results) != len(items) {
-		return nil, fmt.Errorf("httpconfig: POST %s: %d results for %d items", PathPropose, len(results), len(items))
-	}
-	return results, nil
-}
-
-// ReadIndex calls GET /internal/readindex on the leader.
-func (c *Client) ReadIndex(ctx context.Context, base string) (uint64, error) {
-	var out readIndexResponse
-	err := c.doJSON(ctx, http.MethodGet, base, PathReadIndex, nil, &out)
-	return out.Index, err
 }
 
 // Status calls GET /status.

@@ -1,11 +1,12 @@
 // Package httpconfig is canoe's HTTP API: the configuration API of the
-// original canoe (/peers), proposal forwarding and read index between nodes,
-// status, health and metrics, with its server (NewHandler, NewServer) and
-// client (NewClient).
+// original canoe (/peers), promotion, leadership transfer, backups, status,
+// health and metrics, with its server (NewHandler, NewServer) and client
+// (NewClient). (Followers forward proposals and read-index requests over
+// the raft port, not over this API.)
 //
 // The package is a leaf: it imports neither canoe nor hashicorp/raft. It
-// declares one small interface per concern (Membership, Proposer,
-// ReadIndexer, StatusSource, LeaderTransfer, Snapshots) that the node
+// declares one small interface per concern (Membership, Promoter,
+// StatusSource, LeaderTransfer, Snapshots) that the node
 // implements with unexported shims, and the node's errors reach HTTP
 // through this package's sentinel errors.
 //
@@ -19,8 +20,6 @@
 //	                              "nonvoter"]}
 //	DELETE  /peers               {"id"}                       200 {"removed": id}, once committed
 //	POST    /peers/promote       {"id"}                       200 {"promoted": id}, once a voter
-//	POST    /internal/propose    binary proposals (codec.go)  200 binary results
-//	GET     /internal/readindex  -                            200 {"index": N}
 //	GET     /status              -                            200 Status
 //	GET     /healthz             -                            200 {"status":"ok"}
 //	GET     /metrics             -                            Config.Metrics (Prometheus)
@@ -52,11 +51,9 @@
 // once; of a non-voter it answers once the member is a voter (it is
 // promoted when it has caught up, so a lagging replica takes longer).
 //
-// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB), proposal
-// bodies to Config.MaxProposalBytes (64 MiB) and backups to
-// Config.MaxSnapshotBytes (16 GiB). Answers are JSON except for
-// /internal/propose and GET /snapshot (application/octet-stream) and
-// /metrics.
+// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB) and
+// backups to Config.MaxSnapshotBytes (16 GiB). Answers are JSON except for
+// GET /snapshot (application/octet-stream) and /metrics.
 //
 // GET /snapshot streams a backup as the node writes it; if the node fails
 // midway the answer is aborted (the client sees a broken connection, not a
@@ -189,21 +186,12 @@
 // altered, redirected to another route or replayed to the same node
 // without a 401. Use TLSConfig where reading matters.
 //
-// # Proposal codec
-//
-// POST /internal/propose carries a batch of proposals in a small binary,
-// versioned format (EncodeProposals, DecodeProposals) and answers one Result
-// per proposal (EncodeResults, DecodeResults); see codec.go. Decoding
-// rejects every malformed input with an error and bounds its allocations by
-// the input length.
-//
 // # Serving
 //
 //	ln, err := net.Listen("tcp", ":9001")
 //	...
 //	srv := httpconfig.NewServer(httpconfig.Config{
-//		Membership: membershipShim, Proposer: proposerShim,
-//		Reader: readerShim, Status: statusShim,
+//		Membership: membershipShim, Status: statusShim,
 //		Metrics: promhttp.Handler(), Secret: secret, ClusterID: clusterID,
 //		Logger: logger,
 //	}, ln, tlsConfig)

@@ -89,50 +89,6 @@ func FuzzPeersRequest(f *testing.F) {
 	})
 }
 
-// FuzzDecodeProposals checks that decoding never panics and that every
-// accepted input has exactly one encoding.
-func FuzzDecodeProposals(f *testing.F) {
-	f.Add(EncodeProposals([][]byte{[]byte("a")}))
-	f.Add(EncodeProposals([][]byte{{}, []byte("bb"), bytes.Repeat([]byte{9}, 200)}))
-	f.Add([]byte{1, 0})
-	f.Add([]byte{1, 0x81, 0x00, 0})
-	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	f.Add([]byte{2, 1, 0})
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, in []byte) {
-		items, err := DecodeProposals(in, 0)
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error %v does not match ErrInvalid", err)
-			}
-			return
-		}
-		if len(items) == 0 {
-			t.Fatalf("accepted %v with zero items", in)
-		}
-		if out := EncodeProposals(items); !bytes.Equal(out, in) {
-			t.Errorf("re-encoding %v gave %v", in, out)
-		}
-	})
-}
-
-// FuzzDecodeResults is FuzzDecodeProposals for the answer.
-func FuzzDecodeResults(f *testing.F) {
-	f.Add(EncodeResults([]Result{{Index: 1}}))
-	f.Add(EncodeResults([]Result{{Index: 300, Err: "bad"}, {Index: 1 << 62}}))
-	f.Add([]byte{1, 1, 0x80, 0x00, 0})
-	f.Add([]byte{1})
-	f.Fuzz(func(t *testing.T, in []byte) {
-		results, err := DecodeResults(in)
-		if err != nil {
-			return
-		}
-		if out := EncodeResults(results); !bytes.Equal(out, in) {
-			t.Errorf("re-encoding %v gave %v", in, out)
-		}
-	})
-}
-
 // FuzzAuthorization feeds arbitrary Authorization headers to the parser and
 // to the authenticator: nothing may panic, every refusal matches
 // ErrUnauthorized, whatever parses formats back to itself, and only the

@@ -22,8 +22,6 @@ import (
 const (
 	PathPeers     = "/peers"
 	PathPromote   = "/peers/promote"
-	PathPropose   = "/internal/propose"
-	PathReadIndex = "/internal/readindex"
 	PathStatus    = "/status"
 	PathHealthz   = "/healthz"
 	PathMetrics   = "/metrics"
@@ -74,12 +72,6 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	if cfg.Promoter != nil {
 		r.POST(PathPromote, h.promote)
-	}
-	if cfg.Proposer != nil {
-		r.POST(PathPropose, h.propose)
-	}
-	if cfg.Reader != nil {
-		r.GET(PathReadIndex, h.readIndex)
 	}
 	if cfg.Status != nil {
 		r.GET(PathStatus, h.status)
@@ -312,46 +304,6 @@ type promoteResponse struct {
 	Promoted uint64 `json:"promoted"`
 }
 
-func (h *handler) propose(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r, h.cfg.MaxProposalBytes)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	// body is never reused, so the items may alias it and the node may keep them.
-	items, err := DecodeProposals(body, h.cfg.MaxProposalItems)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	ctx, cancel := h.context(r)
-	defer cancel()
-	results, err := h.cfg.Proposer.ProposeBatch(ctx, items)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if len(results) != len(items) {
-		h.fail(w, r, fmt.Errorf("httpconfig: proposer returned %d results for %d items", len(results), len(items)))
-		return
-	}
-	b := EncodeResults(results)
-	w.Header().Set("Content-Type", contentTypeBinary)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-}
-
-func (h *handler) readIndex(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ctx, cancel := h.context(r)
-	defer cancel()
-	idx, err := h.cfg.Reader.ReadIndex(ctx)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, readIndexResponse{Index: idx})
-}
-
 func (h *handler) status(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	st := h.cfg.Status.Status()
 	if st.Members == nil {
@@ -367,10 +319,6 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.P
 		return
 	}
 	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
-}
-
-type readIndexResponse struct {
-	Index uint64 `json:"index"`
 }
 
 type healthResponse struct {

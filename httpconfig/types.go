@@ -93,15 +93,6 @@ type Status struct {
 	CommittedMembers []uint64 `json:"committed_members,omitempty"`
 }
 
-// Result is the outcome of one proposal of a batch.
-type Result struct {
-	// Index is the raft log index the proposal was committed at.
-	Index uint64
-	// Err is the text of the error FSM.Apply returned for it, "" if none.
-	// The entry is applied either way.
-	Err string
-}
-
 // Membership is the node's membership, used by the /peers routes.
 //
 // Self and Peers are called on every GET /peers, POST /peers and DELETE
@@ -134,26 +125,6 @@ type Promoter interface {
 	// if id is not a member. It is called once per valid request; it may
 	// block until ctx ends, and must return once ctx ends.
 	Promote(ctx context.Context, id uint64) error
-}
-
-// Proposer commits proposals forwarded by other nodes (POST
-// /internal/propose).
-type Proposer interface {
-	// ProposeBatch commits the items, in order, and returns one Result per
-	// item, in the same order. It is called once per valid request, only on
-	// the node that should be the leader; a node that is not the leader
-	// returns ErrNotLeader (or a *NotLeaderError). It may block until the
-	// items are committed or ctx ends, and must return once ctx ends. The
-	// items are never reused by the server, so the node may keep them.
-	ProposeBatch(ctx context.Context, items [][]byte) ([]Result, error)
-}
-
-// ReadIndexer serves GET /internal/readindex.
-type ReadIndexer interface {
-	// ReadIndex returns the leader's commit index once it has confirmed it
-	// is still the leader (etcd's ReadIndex). Only the leader serves it;
-	// others return ErrNotLeader. It may block until ctx ends.
-	ReadIndex(ctx context.Context) (uint64, error)
 }
 
 // StatusSource serves GET /status and GET /healthz.
