@@ -20,11 +20,11 @@ import (
 
 // Paths of the API.
 const (
-	PathPeers     = "/peers"
-	PathPromote   = "/peers/promote"
-	PathStatus    = "/status"
-	PathHealthz   = "/healthz"
-	PathMetrics   = "/metrics"
+	PathPeers   = "/peers"
+	PathPromote = "/peers/promote"
+	PathStatus  = "/status"
+	PathHealthz = "/healthz"
+	PathMetrics = "/metrics"
 )
 
 const contentTypeJSON = "application/json"
