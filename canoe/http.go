@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
-	"slices"
 	"strconv"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/canoe-raft/canoe/adapter"
 	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/observer"
 )
 
 // httpShutdownGrace bounds how long Stop waits for HTTP requests in flight.
@@ -30,8 +29,8 @@ func (n *Node) listenHTTP() (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP starts the HTTP API on ln; the runtime's WaitGroup owns it.
-func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
+// serveHTTP starts the HTTP API on ln; the run's WaitGroup owns it.
+func (n *Node) serveHTTP(rt *run, ln net.Listener) {
 	api := apiShim{n}
 	rt.http = httpconfig.NewServer(httpconfig.Config{
 		Membership: api,
@@ -47,16 +46,14 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 		// MaxBackupBytes as it reads it.
 		MaxSnapshotBytes: n.cfg.MaxBackupBytes,
 	}, ln, n.cfg.TLSConfig)
-	rt.wg.Add(1)
-	go func() {
-		defer rt.wg.Done()
+	rt.wg.Go(func() {
 		if err := rt.http.Serve(); err != nil {
 			n.logger.Error("HTTP API stopped", "error", err)
 		}
-	}()
+	})
 }
 
-func (n *Node) stopHTTP(rt *runtime) error {
+func (n *Node) stopHTTP(rt *run) error {
 	if rt.http == nil {
 		return nil
 	}
@@ -98,7 +95,7 @@ func (a apiShim) Promote(ctx context.Context, id uint64) error {
 func (a apiShim) Status() httpconfig.Status {
 	s := a.n.Status()
 	out := httpconfig.Status{
-		ID: s.ID, State: s.State, LeaderID: s.LeaderID, Term: s.Term,
+		ID: s.ID, State: raftStateName(s.State), LeaderID: s.LeaderID, Term: s.Term,
 		CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastIndex: s.LastIndex,
 		Members:          make([]httpconfig.Peer, len(s.Members)),
 		CommittedMembers: s.CommittedMembers,
@@ -173,6 +170,19 @@ func toHTTPPeer(p Peer) httpconfig.Peer {
 
 func fromHTTPPeer(p httpconfig.Peer) Peer {
 	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter, NonVoter: p.NonVoter}
+}
+
+// raftStateName is a State as the HTTP API names it (raft's names).
+func raftStateName(s State) string {
+	switch s {
+	case observer.Leader:
+		return raft.Leader.String()
+	case observer.Candidate:
+		return raft.Candidate.String()
+	case observer.Shutdown:
+		return raft.Shutdown.String()
+	}
+	return raft.Follower.String()
 }
 
 // toHTTPError maps canoe's errors to the HTTP API's sentinels.
@@ -313,68 +323,4 @@ func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []
 	// A member too old to report its committed configuration cannot tell:
 	// its Members may hold a change that is undone later.
 	return st.LeaderID, st.CommittedMembers, nil
-}
-
-// Status is a snapshot of a node's view of the cluster.
-type Status struct {
-	ID           uint64
-	State        string // "Follower", "Candidate", "Leader" or "Shutdown"
-	LeaderID     uint64 // 0: none known
-	Term         uint64
-	CommitIndex  uint64
-	AppliedIndex uint64 // last entry the FSM applied
-	LastIndex    uint64
-	Members      []Peer // the latest configuration, committed or not
-	// LastContact is, on the leader, how long ago each other member last
-	// answered it (heartbeats included), for the members that have; nil on
-	// other nodes.
-	LastContact map[uint64]time.Duration
-	// CommittedMembers are the IDs of the newest committed configuration
-	// this node has applied, sorted; nil before it has applied one. It may
-	// lag Members, and unlike Members it is never undone.
-	CommittedMembers []uint64
-}
-
-// Status returns the node's view of the cluster. It does not block.
-func (n *Node) Status() Status {
-	rt := n.rt.Load()
-	if rt == nil {
-		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
-	}
-	members := n.Peers()
-	return Status{
-		ID:               n.id,
-		State:            rt.raft.State().String(),
-		LeaderID:         n.LeaderID(),
-		Term:             rt.raft.CurrentTerm(),
-		CommitIndex:      rt.raft.CommitIndex(),
-		AppliedIndex:     n.fsm.AppliedIndex(),
-		LastIndex:        rt.raft.LastIndex(),
-		Members:          members,
-		LastContact:      n.lastContact(rt, members),
-		CommittedMembers: n.committedMembers(),
-	}
-}
-
-// committedMembers returns the IDs of the newest committed configuration
-// the FSM holds, sorted; nil before it holds one.
-func (n *Node) committedMembers() []uint64 {
-	servers, _ := n.fsm.CommittedConfiguration()
-	if len(servers) == 0 {
-		return nil
-	}
-	return slices.Sorted(maps.Keys(servers))
-}
-
-func (n *Node) isVoter(rt *runtime) bool {
-	cfg, _, err := configuration(rt)
-	if err != nil {
-		return false
-	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(n.id) {
-			return s.Suffrage == raft.Voter
-		}
-	}
-	return false
 }

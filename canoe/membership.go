@@ -116,7 +116,7 @@ func (n *Node) Peers() []Peer {
 	return out
 }
 
-func configuration(rt *runtime) (raft.Configuration, uint64, error) {
+func configuration(rt *run) (raft.Configuration, uint64, error) {
 	f := rt.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return raft.Configuration{}, 0, err
@@ -136,7 +136,7 @@ func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
-	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	return n.onLeader(ctx, func(rt *run, leader uint64) error {
 		if leader == n.id {
 			return n.addPeerLocal(ctx, rt, p)
 		}
@@ -152,7 +152,7 @@ func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
 	}
-	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	return n.onLeader(ctx, func(rt *run, leader uint64) error {
 		if leader == n.id {
 			return n.removePeerLocal(ctx, rt, id)
 		}
@@ -160,13 +160,13 @@ func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
 	})
 }
 
-// onLeader runs do with the running runtime and the leader this node knows
+// onLeader runs do with the current run and the leader this node knows
 // (this node itself, or another member to forward to), and tries again
 // while it fails in a way that certainly did nothing (ErrNotLeader,
 // ErrNoLeader): after the next leader change, or a short pause. When ctx
 // ends first it returns ErrNoLeader (no leader known) or ErrTimeout, both
 // wrapping ctx's error.
-func (n *Node) onLeader(ctx context.Context, do func(rt *runtime, leader uint64) error) error {
+func (n *Node) onLeader(ctx context.Context, do func(rt *run, leader uint64) error) error {
 	for {
 		rt, err := n.current()
 		if err != nil {
@@ -199,7 +199,7 @@ func (n *Node) onLeader(ctx context.Context, do func(rt *runtime, leader uint64)
 	}
 }
 
-func (n *Node) addPeerLocal(ctx context.Context, rt *runtime, p Peer) error {
+func (n *Node) addPeerLocal(ctx context.Context, rt *run, p Peer) error {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -235,7 +235,7 @@ func (n *Node) addPeerLocal(ctx context.Context, rt *runtime, p Peer) error {
 	return nil
 }
 
-func (n *Node) removePeerLocal(ctx context.Context, rt *runtime, id uint64) error {
+func (n *Node) removePeerLocal(ctx context.Context, rt *run, id uint64) error {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -290,7 +290,7 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 
 // transferLeadership runs raft's leadership transfer with the batcher
 // held, since raft refuses new entries while a transfer is under way.
-func (n *Node) transferLeadership(ctx context.Context, rt *runtime) error {
+func (n *Node) transferLeadership(ctx context.Context, rt *run) error {
 	rt.transferMu.Lock()
 	defer rt.transferMu.Unlock()
 	return n.raftErr(n.await(ctx, rt, rt.raft.LeadershipTransfer()))
@@ -299,7 +299,7 @@ func (n *Node) transferLeadership(ctx context.Context, rt *runtime) error {
 // otherVoters counts the voters other than this node; with live, only those
 // that answered this leader within two heartbeat timeouts (the ones that
 // can take leadership over).
-func (n *Node) otherVoters(rt *runtime, live bool) int {
+func (n *Node) otherVoters(rt *run, live bool) int {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return 0
@@ -317,7 +317,7 @@ func (n *Node) otherVoters(rt *runtime, live bool) int {
 }
 
 // leave removes this node from the cluster for Destroy.
-func (n *Node) leave(rt *runtime) error {
+func (n *Node) leave(rt *run) error {
 	if n.otherVoters(rt, false) == 0 {
 		return nil // the only voter: there is no cluster left to leave
 	}
@@ -330,7 +330,7 @@ func (n *Node) leave(rt *runtime) error {
 	return err
 }
 
-func kick(rt *runtime) {
+func kick(rt *run) {
 	select {
 	case rt.kick <- struct{}{}:
 	default:
@@ -348,14 +348,14 @@ func (n *Node) configurationApplied([]raft.Server) {
 // manage is the manager goroutine: it notices this node's removal, and on
 // the leader keeps canoe's replicated metadata current and promotes
 // non-voters that have caught up.
-func (n *Node) manage(rt *runtime) {
+func (n *Node) manage(rt *run) {
 	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	var leaderless, probed time.Time
 	var fsmTerm uint64 // see fsmCaughtUp
 	for {
 		select {
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return
 		case <-tick.C:
 		case <-rt.kick:
@@ -384,14 +384,15 @@ func (n *Node) manage(rt *runtime) {
 		if removed {
 			n.removed.Store(true)
 			n.logger.Warn("this node was removed from the cluster; stopping")
-			go func() {
+			// Not under the run's WaitGroup: stopping waits for it.
+			n.selfStop.Go(func() {
 				n.lifeMu.Lock()
 				defer n.lifeMu.Unlock()
 				if n.rt.Load() == rt {
 					n.leaveGossip(rt)
 					n.stopLocked(false)
 				}
-			}()
+			})
 			return
 		}
 		if n.wasMember.Load() {
@@ -409,7 +410,7 @@ func (n *Node) manage(rt *runtime) {
 // configuration not committed yet may still be undone). A member that
 // cannot tell (it has applied no configuration, or predates the committed
 // members in /status) does not decide.
-func (n *Node) askIfRemoved(rt *runtime) bool {
+func (n *Node) askIfRemoved(rt *run) bool {
 	ask := func(id uint64) (leader uint64, members []uint64, ok bool) {
 		ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.Timing.ElectionTimeout)
 		defer cancel()
@@ -450,9 +451,9 @@ func (n *Node) askIfRemoved(rt *runtime) bool {
 // raft's latest configuration may be undone by the next leader (a removal
 // that reached only this node), and a node that stopped itself on it would
 // be lost to a cluster that still counts it as a voter.
-func (n *Node) checkRemoved(rt *runtime) bool {
-	// Stop swaps the runtime out before it shuts raft down: a shutdown seen
-	// with the runtime still current is raft's own.
+func (n *Node) checkRemoved(rt *run) bool {
+	// Stop swaps the run out before it shuts raft down: a shutdown seen
+	// with the run still current is raft's own.
 	shut := rt.raft.State() == raft.Shutdown
 	if n.rt.Load() != rt {
 		return false // Stop is under way
@@ -476,7 +477,7 @@ func (n *Node) checkRemoved(rt *runtime) bool {
 
 // removalPending reports whether raft's latest configuration, not known to
 // be committed, no longer holds this node.
-func (n *Node) removalPending(rt *runtime) bool {
+func (n *Node) removalPending(rt *run) bool {
 	cfg, _, err := configuration(rt)
 	if err != nil || len(cfg.Servers) == 0 {
 		return false
@@ -488,7 +489,7 @@ func (n *Node) removalPending(rt *runtime) bool {
 // index at holds this node, in DataDir too: a restarted node whose committed
 // configuration no longer holds it was removed, while one that never was a
 // member is still joining.
-func (n *Node) becameMember(rt *runtime, at uint64) {
+func (n *Node) becameMember(rt *run, at uint64) {
 	if n.wasMember.Load() {
 		return
 	}
@@ -510,7 +511,7 @@ const leaderDutyTimeout = 10 * time.Second
 // leaderDuties is the leader's round of the manager: record its own
 // addresses, promote a caught-up non-voter (not a read replica), reconcile
 // gossip. fsmTerm is the manager's record for fsmCaughtUp.
-func (n *Node) leaderDuties(rt *runtime, fsmTerm *uint64) {
+func (n *Node) leaderDuties(rt *run, fsmTerm *uint64) {
 	ctx, cancel := context.WithTimeout(rt.ctx, leaderDutyTimeout)
 	defer cancel()
 	if err := n.ensureLeaderReady(ctx, rt); err != nil {

@@ -36,6 +36,14 @@ type (
 	State            = observer.State
 )
 
+// The raft roles a node moves between (Status.State, StateChanged).
+const (
+	Follower  = observer.Follower
+	Candidate = observer.Candidate
+	Leader    = observer.Leader
+	Shutdown  = observer.Shutdown
+)
+
 // NewObserver returns an observer that sends the observations filter accepts
 // (all of them if filter is nil) to ch. Give ch a buffer.
 func NewObserver(ch chan Observation, filter FilterFn) *Observer {
@@ -51,18 +59,18 @@ func (n *Node) UnregisterObserver(o *Observer) { n.observers.Unregister(o) }
 // observe is the observation goroutine: it turns raft's observations into
 // canoe's, fans them out to the registered observers (never blocking), and
 // wakes whatever waits for a leader.
-func (n *Node) observe(rt *runtime, ch <-chan raft.Observation) {
+func (n *Node) observe(rt *run, ch <-chan raft.Observation) {
 	for {
 		select {
 		case o := <-ch:
 			n.handleObservation(rt, o)
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return
 		}
 	}
 }
 
-func (n *Node) handleObservation(rt *runtime, o raft.Observation) {
+func (n *Node) handleObservation(rt *run, o raft.Observation) {
 	ev, ok := n.translator.Translate(o)
 	if ok {
 		n.observers.Notify(ev)

@@ -34,7 +34,7 @@ func (n *Node) isReplica(id uint64) bool {
 // ahead of its FSM until it has applied its predecessors' entries. *term,
 // owned by the caller, records the term in which it last did, so that the
 // barrier is written once per term.
-func (n *Node) fsmCaughtUp(ctx context.Context, rt *runtime, term *uint64) bool {
+func (n *Node) fsmCaughtUp(ctx context.Context, rt *run, term *uint64) bool {
 	t := rt.raft.CurrentTerm()
 	if *term == t {
 		return true
@@ -60,7 +60,7 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
 	}
-	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	return n.onLeader(ctx, func(rt *run, leader uint64) error {
 		if leader == n.id {
 			return n.promoteLocal(ctx, rt, id)
 		}
@@ -68,14 +68,14 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 	})
 }
 
-func (n *Node) promoteLocal(ctx context.Context, rt *runtime, id uint64) error {
+func (n *Node) promoteLocal(ctx context.Context, rt *run, id uint64) error {
 	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	wait := func() error {
 		select {
 		case <-tick.C:
 			return nil
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return ErrNotRunning
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %d is not caught up yet; the leader promotes it once it is: %w", ErrTimeout, id, ctx.Err())

@@ -158,7 +158,7 @@ func TestReadReplicaIsNotCountedTowardQuorum(t *testing.T) {
 			if n := c.fsm(leader.id).len(); n != 1 {
 				return fmt.Errorf("the voter applied %d entries, want 1: something committed", n)
 			}
-			if st := r.Status().State; st != "Follower" {
+			if st := r.Status().State; st != Follower {
 				return fmt.Errorf("the replica is %s; a non-voter never campaigns", st)
 			}
 			return nil

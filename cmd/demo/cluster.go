@@ -76,7 +76,7 @@ func stateName(s string) string {
 func viewOf(st canoe.Status) nodeView {
 	v := nodeView{
 		ID:           idString(st.ID),
-		State:        stateName(st.State),
+		State:        stateName(st.State.String()),
 		LeaderID:     idString(st.LeaderID),
 		Term:         st.Term,
 		CommitIndex:  st.CommitIndex,

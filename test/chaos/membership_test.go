@@ -176,7 +176,7 @@ func (m *memberFault) checkStopped(p *proc, removedAt time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		st, stErr = m.c.status(ctx, p)
-		return stErr == nil && st.State == "Shutdown"
+		return stErr == nil && st.State == "shutdown"
 	})
 	if !stopped {
 		m.problem("membership: removed node %d (id %d) has not stopped %v after DELETE /peers: state %s, leader %d, term %d, %d members (status error: %v)",
@@ -210,7 +210,7 @@ func (m *memberFault) finalCheck(p *proc) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	st, err := m.c.status(ctx, p)
 	cancel()
-	if err != nil || st.State != "Shutdown" {
+	if err != nil || st.State != "shutdown" {
 		m.problem("membership: removed node %d (id %d) at the end: state %q, status error %v; want it stopped", p.idx, p.id, st.State, err)
 	}
 	if err := m.c.kill(p, syscall.SIGTERM); err != nil {
