@@ -430,8 +430,8 @@ func (n *Node) acceptForwarded(rt *run, req *transport.ProposeRequest, reply fun
 		return true
 	}
 	for _, it := range req.Items {
-		if len(it) == 0 {
-			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: ErrEmptyProposal.Error()})
+		if len(it) == 0 || len(it) > MaxProposalSize {
+			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: fmt.Sprintf("a proposal of %d bytes (1 to %d taken)", len(it), MaxProposalSize)})
 			return true
 		}
 	}

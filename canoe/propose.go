@@ -14,6 +14,11 @@ import (
 // Group commit: while earlier entries are in flight, proposals queue up and
 // leave together as one raft entry, so a busy leader writes and replicates
 // one entry for many proposals. An idle leader sends a proposal at once.
+// MaxProposalSize is the largest proposal canoe takes, in bytes; a larger
+// one is refused with ErrInvalidProposal. Keep large state out of the log:
+// every node stores, replicates and replays each entry.
+const MaxProposalSize = 16 << 20
+
 const (
 	maxInflightBatches = 1       // raft entries in flight
 	maxBatchItems      = 1024    // proposals per raft entry
@@ -59,6 +64,9 @@ func (n *Node) ProposeContext(ctx context.Context, data []byte) error {
 func (n *Node) ProposeResult(ctx context.Context, data []byte) ([]byte, error) {
 	if len(data) == 0 {
 		return nil, ErrEmptyProposal
+	}
+	if len(data) > MaxProposalSize {
+		return nil, fmt.Errorf("%w: %d bytes, over MaxProposalSize (%d)", ErrInvalidProposal, len(data), MaxProposalSize)
 	}
 	res := n.propose(ctx, data)
 	if res.lost && res.err == nil {
