@@ -133,11 +133,12 @@ type Adapter struct {
 	// apply the same entries. Taken before mu, never while holding it.
 	applyMu sync.Mutex
 
-	mu       sync.Mutex // guards advanced, peers, removed, servers, lastTerm
+	mu       sync.Mutex // guards advanced, peers, removed, servers, configAt, lastTerm
 	advanced chan struct{}
 	peers    map[uint64]PeerMeta
 	removed  map[uint64]bool // members removed on purpose (not to be re-added by discovery)
 	servers  map[uint64]raft.ServerSuffrage
+	configAt uint64 // an index at which servers is the configuration in effect (see CommittedConfiguration)
 	lastTerm uint64
 }
 
@@ -368,6 +369,7 @@ func (a *Adapter) applyConfiguration(l *raft.Log) {
 		}
 	}
 	a.servers = next
+	a.configAt = l.Index
 	a.mu.Unlock()
 
 	if a.notify != nil {
@@ -399,6 +401,23 @@ func (a *Adapter) Advanced() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.advanced
+}
+
+// CommittedConfiguration returns the newest committed membership
+// configuration the FSM holds, each member's suffrage by ID, and an index at
+// which that configuration is in effect: the index of its configuration
+// entry, or the index of the snapshot it was restored from. Entries reach
+// the FSM only once committed, so unlike raft's latest configuration this
+// one is never undone. Before any configuration it returns an empty map and
+// 0. The map is a copy.
+func (a *Adapter) CommittedConfiguration() (map[uint64]raft.ServerSuffrage, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[uint64]raft.ServerSuffrage, len(a.servers))
+	for id, s := range a.servers {
+		out[id] = s
+	}
+	return out, a.configAt
 }
 
 // Peer returns the replicated addresses of member id.

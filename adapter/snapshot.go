@@ -224,6 +224,7 @@ func (a *Adapter) Restore(rc io.ReadCloser) error {
 		}
 		a.servers[s.ID] = suffrage
 	}
+	a.configAt = h.Index // the snapshot's configuration is in effect at its index
 	a.lastTerm = h.Term
 	a.applied.Store(h.Index)
 	close(a.advanced)

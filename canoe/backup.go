@@ -268,7 +268,7 @@ func (s *stagedBackup) Restore(ctx context.Context) error {
 	n := s.n
 	n.restoreMu.Lock()
 	defer n.restoreMu.Unlock()
-	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	return n.onLeader(ctx, func(rt *run, leader uint64) error {
 		switch {
 		case leader == n.id:
 			return n.restoreLocal(ctx, rt, s)
@@ -283,7 +283,7 @@ func (s *stagedBackup) Restore(ctx context.Context) error {
 
 // restoreLocal has raft restore the staged backup on this node, the
 // leader.
-func (n *Node) restoreLocal(ctx context.Context, rt *runtime, s *stagedBackup) error {
+func (n *Node) restoreLocal(ctx context.Context, rt *run, s *stagedBackup) error {
 	// Once every committed entry is applied, the membership captured below
 	// is the cluster's. (A member's addresses recorded between here and the
 	// restore are recorded again: the leader re-records its own, and

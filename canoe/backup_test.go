@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/canoe/internal/backup"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // streamTestFSM is testFSM with streamed snapshots; its []byte methods
@@ -244,7 +245,7 @@ func TestStreamingSnapshotInstall(t *testing.T) {
 		vals := seq("s", 0, 100)
 		proposeAll(t, c.leader(), vals...)
 		c.waitConverged(len(vals))
-		waitFor(t, 10*time.Second, "every node to take a snapshot", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "every node to take a snapshot", func() bool {
 			for _, n := range c.running() {
 				if s, _ := n.cfg.FSM.(*streamTestFSM).counts(); s == 0 {
 					return false
@@ -307,7 +308,7 @@ func TestRestoreFrom(t *testing.T) {
 		if got := c.fsm(n.id).list(); !slices.Equal(got, []string{"p", "q"}) {
 			t.Fatalf("Start returned with the FSM holding %q, want the backup's [p q]", got)
 		}
-		waitFor(t, 10*time.Second, "the founder to lead", n.IsLeader)
+		testutil.WaitFor(t, 10*time.Second, "the founder to lead", n.IsLeader)
 		proposeAll(t, n, "r")
 		c.join()
 		c.waitVoters(2)

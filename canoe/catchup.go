@@ -65,7 +65,7 @@ func (c *catchUp) stored(last uint64) {
 }
 
 // runCatchUp is the catch-up goroutine.
-func (n *Node) runCatchUp(rt *runtime) {
+func (n *Node) runCatchUp(rt *run) {
 	for {
 		select {
 		case <-rt.catchUp.wake:
@@ -76,7 +76,7 @@ func (n *Node) runCatchUp(rt *runtime) {
 	}
 }
 
-func (n *Node) catchUpOnce(rt *runtime) {
+func (n *Node) catchUpOnce(rt *run) {
 	c := rt.catchUp
 	c.mu.Lock()
 	index, term := c.index, c.term

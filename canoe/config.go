@@ -95,6 +95,19 @@ type NodeConfig struct {
 	// already belongs to a cluster, the node waits to be added instead.
 	BootstrapExpect int
 
+	// NonVoter makes the node a read replica: the cluster adds it (by URL
+	// or by gossip, see BootstrapPeers) as a non-voter and keeps it one. It
+	// gets every entry and serves ReadBarrier and local reads, but never
+	// counts toward quorum, never becomes leader and is never promoted on
+	// its own; Promote makes it a voter. It takes effect when the cluster
+	// adds the node: a restart keeps whatever the cluster records for it
+	// (a read replica stays one, and a node that is a voter in DataDir
+	// stays a voter whatever NonVoter says). With BootstrapExpect the node
+	// neither counts toward the expectation nor bootstraps: like a joining
+	// node it waits, and the leader adds it by gossip once the cluster has
+	// formed. It cannot be combined with BootstrapNode or RestoreFrom.
+	NonVoter bool
+
 	// DeadNodeTimeout, when > 0, makes the leader remove a member whose
 	// gossip has failed for that long, as long as the live voters left are
 	// a quorum. 0 (the default) never removes failed members: a crashed node
@@ -411,6 +424,12 @@ func (c *NodeConfig) Validate() error {
 	}
 	if c.BootstrapNode && c.BootstrapExpect > 0 {
 		bad("BootstrapNode and BootstrapExpect both found a cluster: set one of them")
+	}
+	if c.BootstrapNode && c.NonVoter {
+		bad("BootstrapNode founds a cluster with this node as its only voter, and NonVoter keeps it a non-voter: set one of them")
+	}
+	if c.RestoreFrom != "" && c.NonVoter {
+		bad("RestoreFrom founds a cluster with this node as its only voter, and NonVoter keeps it a non-voter: set one of them")
 	}
 	if c.RestoreFrom != "" && !c.BootstrapNode && c.BootstrapExpect <= 0 {
 		bad("RestoreFrom founds a new cluster from a backup: set BootstrapNode or BootstrapExpect with it")

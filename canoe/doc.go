@@ -81,7 +81,20 @@
 // AddPeer and RemovePeer change membership from Go; the HTTP API's /peers
 // endpoint does the same for tools. Stop leaves a node a member (it still
 // counts toward quorum); Destroy removes it and deletes its data. A node the
-// cluster removes stops itself and answers ErrorRemovedFromCluster.
+// cluster removes stops itself and answers ErrorRemovedFromCluster, once the
+// removal is committed: a removal that never commits (the leader lost
+// leadership first) leaves the node a member.
+//
+// A node started with NonVoter is a read replica: the cluster adds it as a
+// non-voter and keeps it one. It gets every entry and serves reads
+// (ReadBarrier, then its FSM) without counting toward quorum, so replicas
+// add read capacity in other zones or on small machines without slowing
+// commits or risking availability. Promote makes one a voter:
+//
+//	cfg := &canoe.NodeConfig{FSM: fsm, NonVoter: true, DataDir: dir,
+//		BootstrapPeers: []string{"http://10.0.0.1:1235"}}
+//	...
+//	err := node.Promote(ctx, replicaID) // on any member
 //
 // # Recovering from the loss of a quorum
 //

@@ -53,8 +53,8 @@ var (
 	// match), larger than MaxBackupBytes, or of another cluster. The error
 	// says which; nothing was changed.
 	ErrInvalidBackup = errors.New("canoe: invalid backup")
-	// ErrInvalidProposal is returned when the leader refused a forwarded
-	// proposal as malformed; nothing was committed.
+	// ErrInvalidProposal is returned for a proposal over MaxProposalSize, or
+	// one the leader refused as malformed; nothing was committed.
 	ErrInvalidProposal = errors.New("canoe: invalid proposal")
 
 	// ErrResultUnavailable is returned by ProposeResult for a proposal that

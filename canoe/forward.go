@@ -32,22 +32,24 @@ type forwarder interface {
 	DialForward(ctx context.Context, id uint64) (net.Conn, error)
 	AddPeer(ctx context.Context, leader uint64, p Peer) error
 	RemovePeer(ctx context.Context, leader uint64, id uint64) error
+	Promote(ctx context.Context, leader uint64, id uint64) error
 	// Membership asks member peer for the leader it knows (0: none) and the
-	// members of its latest configuration.
+	// members of the newest committed configuration it has applied (empty
+	// when it cannot tell).
 	Membership(ctx context.Context, peer uint64) (leader uint64, members []uint64, err error)
 }
 
 // forwardLoop is the follower's forward goroutine: it sends queued
 // proposals to the leader over the forward channel, in requests of as many
 // proposals as are queued, with at most maxInflightForwards in flight.
-func (n *Node) forwardLoop(rt *runtime) {
+func (n *Node) forwardLoop(rt *run) {
 	c := rt.fwdClient
 	defer c.close(errStoppedInFlight)
 	for {
 		var first proposal
 		select {
 		case first = <-rt.forwards:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			for { // never sent: certainly not committed
 				select {
 				case p := <-rt.forwards:
@@ -59,7 +61,7 @@ func (n *Node) forwardLoop(rt *runtime) {
 		}
 		select {
 		case c.slots <- struct{}{}:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			rt.props.resolve(first.tag.Seq, proposeResult{err: ErrNotRunning})
 			continue
 		}
@@ -81,7 +83,7 @@ func (n *Node) forwardLoop(rt *runtime) {
 // an unknown outcome.
 type forwardClient struct {
 	n     *Node
-	rt    *runtime
+	rt    *run
 	slots chan struct{} // proposal requests in flight, at most maxInflightForwards
 
 	mu       sync.Mutex // guards the fields below; writes to a connection hold it too
@@ -114,7 +116,7 @@ type readIndexDone struct {
 	err   error
 }
 
-func newForwardClient(n *Node, rt *runtime) *forwardClient {
+func newForwardClient(n *Node, rt *run) *forwardClient {
 	return &forwardClient{n: n, rt: rt, slots: make(chan struct{}, maxInflightForwards), draining: make(map[*forwardConn]bool)}
 }
 
@@ -385,7 +387,7 @@ func (c *forwardClient) close(err error) {
 // or the node stops: proposals join the leader's batches, read-index
 // requests the leader's read rounds. Answers are written by a second
 // goroutine as they come, in any order.
-func (n *Node) serveForward(rt *runtime, conn net.Conn) {
+func (n *Node) serveForward(rt *run, conn net.Conn) {
 	out := newReplyQueue()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -422,14 +424,14 @@ func (n *Node) serveForward(rt *runtime, conn net.Conn) {
 
 // acceptForwarded queues a follower's proposals for the batcher; it
 // returns false once the node stops.
-func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply func(*transport.Reply)) bool {
+func (n *Node) acceptForwarded(rt *run, req *transport.ProposeRequest, reply func(*transport.Reply)) bool {
 	if rt.raft.State() != raft.Leader {
 		reply(&transport.Reply{ID: req.ID, Status: transport.ReplyNotLeader, Leader: n.LeaderID()})
 		return true
 	}
 	for _, it := range req.Items {
-		if len(it) == 0 {
-			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: ErrEmptyProposal.Error()})
+		if len(it) == 0 || len(it) > MaxProposalSize {
+			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: fmt.Sprintf("a proposal of %d bytes (1 to %d taken)", len(it), MaxProposalSize)})
 			return true
 		}
 	}
@@ -439,7 +441,7 @@ func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply
 		p := proposal{tag: adapter.Tag{Session: req.Session, Seq: req.Seqs[i]}, data: it, req: fr, i: i}
 		select {
 		case rt.proposals <- p:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			for j := i; j < len(req.Items); j++ {
 				fr.done(j, 0, 0, ErrNotRunning)
 			}
@@ -524,7 +526,7 @@ func (q *replyQueue) writeTo(conn net.Conn) {
 
 // acceptForward is the goroutine that serves the forward connections the
 // transport admits.
-func (n *Node) acceptForward(rt *runtime) {
+func (n *Node) acceptForward(rt *run) {
 	for {
 		conn, err := rt.layer.AcceptForward()
 		if err != nil {
@@ -548,9 +550,9 @@ func (n *Node) acceptForwardConn(conn net.Conn) error {
 	return nil
 }
 
-// serve runs f for conn under the runtime's WaitGroup, unless Stop has
+// serve runs f for conn under the run's WaitGroup, unless Stop has
 // begun; Stop closes conn.
-func (rt *runtime) serve(conn net.Conn, f func()) bool {
+func (rt *run) serve(conn net.Conn, f func()) bool {
 	rt.connMu.Lock()
 	defer rt.connMu.Unlock()
 	if rt.closing {
@@ -570,7 +572,7 @@ func (rt *runtime) serve(conn net.Conn, f func()) bool {
 }
 
 // closeServing closes every forward connection being served.
-func (rt *runtime) closeServing() {
+func (rt *run) closeServing() {
 	rt.connMu.Lock()
 	defer rt.connMu.Unlock()
 	rt.closing = true

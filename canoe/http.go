@@ -14,6 +14,7 @@ import (
 	"github.com/canoe-raft/canoe/adapter"
 	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/observer"
 )
 
 // httpShutdownGrace bounds how long Stop waits for HTTP requests in flight.
@@ -28,11 +29,12 @@ func (n *Node) listenHTTP() (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP starts the HTTP API on ln; the runtime's WaitGroup owns it.
-func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
+// serveHTTP starts the HTTP API on ln; the run's WaitGroup owns it.
+func (n *Node) serveHTTP(rt *run, ln net.Listener) {
 	api := apiShim{n}
 	rt.http = httpconfig.NewServer(httpconfig.Config{
 		Membership: api,
+		Promoter:   api,
 		Status:     api,
 		Snapshots:  api,
 		Leadership: api,
@@ -44,16 +46,14 @@ func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
 		// MaxBackupBytes as it reads it.
 		MaxSnapshotBytes: n.cfg.MaxBackupBytes,
 	}, ln, n.cfg.TLSConfig)
-	rt.wg.Add(1)
-	go func() {
-		defer rt.wg.Done()
+	rt.wg.Go(func() {
 		if err := rt.http.Serve(); err != nil {
 			n.logger.Error("HTTP API stopped", "error", err)
 		}
-	}()
+	})
 }
 
-func (n *Node) stopHTTP(rt *runtime) error {
+func (n *Node) stopHTTP(rt *run) error {
 	if rt.http == nil {
 		return nil
 	}
@@ -88,12 +88,17 @@ func (a apiShim) RemovePeer(ctx context.Context, id uint64) error {
 	return toHTTPError(a.n.RemovePeer(ctx, id))
 }
 
+func (a apiShim) Promote(ctx context.Context, id uint64) error {
+	return toHTTPError(a.n.Promote(ctx, id))
+}
+
 func (a apiShim) Status() httpconfig.Status {
 	s := a.n.Status()
 	out := httpconfig.Status{
-		ID: s.ID, State: s.State, LeaderID: s.LeaderID, Term: s.Term,
+		ID: s.ID, State: raftStateName(s.State), LeaderID: s.LeaderID, Term: s.Term,
 		CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastIndex: s.LastIndex,
-		Members: make([]httpconfig.Peer, len(s.Members)),
+		Members:          make([]httpconfig.Peer, len(s.Members)),
+		CommittedMembers: s.CommittedMembers,
 	}
 	for i, p := range s.Members {
 		out.Members[i] = toHTTPPeer(p)
@@ -160,11 +165,24 @@ func toHTTPPeer(p Peer) httpconfig.Peer {
 	if p.Voter {
 		s = httpconfig.Voter
 	}
-	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s}
+	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s, NonVoter: p.NonVoter}
 }
 
 func fromHTTPPeer(p httpconfig.Peer) Peer {
-	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter}
+	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter, NonVoter: p.NonVoter}
+}
+
+// raftStateName is a State as the HTTP API names it (raft's names).
+func raftStateName(s State) string {
+	switch s {
+	case observer.Leader:
+		return raft.Leader.String()
+	case observer.Candidate:
+		return raft.Candidate.String()
+	case observer.Shutdown:
+		return raft.Shutdown.String()
+	}
+	return raft.Follower.String()
 }
 
 // toHTTPError maps canoe's errors to the HTTP API's sentinels.
@@ -282,6 +300,17 @@ func (f *httpForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 	return nil
 }
 
+func (f *httpForwarder) Promote(ctx context.Context, leader uint64, id uint64) error {
+	base, err := f.base(leader)
+	if err != nil {
+		return err
+	}
+	if err := f.client.Promote(ctx, base, id); err != nil {
+		return fromHTTPError(err, leader)
+	}
+	return nil
+}
+
 func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []uint64, error) {
 	base, err := f.base(peer)
 	if err != nil {
@@ -291,58 +320,7 @@ func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []
 	if err != nil {
 		return 0, nil, err
 	}
-	members := make([]uint64, len(st.Members))
-	for i, m := range st.Members {
-		members[i] = m.ID
-	}
-	return st.LeaderID, members, nil
-}
-
-// Status is a snapshot of a node's view of the cluster.
-type Status struct {
-	ID           uint64
-	State        string // "Follower", "Candidate", "Leader" or "Shutdown"
-	LeaderID     uint64 // 0: none known
-	Term         uint64
-	CommitIndex  uint64
-	AppliedIndex uint64 // last entry the FSM applied
-	LastIndex    uint64
-	Members      []Peer
-	// LastContact is, on the leader, how long ago each other member last
-	// answered it (heartbeats included), for the members that have; nil on
-	// other nodes.
-	LastContact map[uint64]time.Duration
-}
-
-// Status returns the node's view of the cluster. It does not block.
-func (n *Node) Status() Status {
-	rt := n.rt.Load()
-	if rt == nil {
-		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
-	}
-	members := n.Peers()
-	return Status{
-		ID:           n.id,
-		State:        rt.raft.State().String(),
-		LeaderID:     n.LeaderID(),
-		Term:         rt.raft.CurrentTerm(),
-		CommitIndex:  rt.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(),
-		LastIndex:    rt.raft.LastIndex(),
-		Members:      members,
-		LastContact:  n.lastContact(rt, members),
-	}
-}
-
-func (n *Node) isVoter(rt *runtime) bool {
-	cfg, _, err := configuration(rt)
-	if err != nil {
-		return false
-	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(n.id) {
-			return s.Suffrage == raft.Voter
-		}
-	}
-	return false
+	// A member too old to report its committed configuration cannot tell:
+	// its Members may hold a change that is undone later.
+	return st.LeaderID, st.CommittedMembers, nil
 }

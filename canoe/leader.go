@@ -79,7 +79,7 @@ func (n *Node) awaitOtherLeader(ctx context.Context) uint64 {
 
 // lastContact returns, on the leader, how long ago each other member last
 // answered it; nil on other nodes.
-func (n *Node) lastContact(rt *runtime, members []Peer) map[uint64]time.Duration {
+func (n *Node) lastContact(rt *run, members []Peer) map[uint64]time.Duration {
 	if rt.raft.State() != raft.Leader {
 		return nil
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 func TestTransferLeadershipTo(t *testing.T) {
@@ -54,7 +56,7 @@ func TestTransferLeadershipTo(t *testing.T) {
 		if got := l.LeaderID(); got == 0 || got == l.id {
 			t.Errorf("after the transfer the old leader knows leader %d, want another node", got)
 		}
-		waitFor(t, 10*time.Second, "the target to lead", target.IsLeader)
+		testutil.WaitFor(t, 10*time.Second, "the target to lead", target.IsLeader)
 		propose(t, fs[0], "after transfer")
 	})
 }

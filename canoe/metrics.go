@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/canoe-raft/canoe/observer"
 )
 
 // metrics are a node's Prometheus metrics, in a registry of its own (never
@@ -105,7 +107,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.members, float64(len(s.Members)))
 	gauge(c.voters, float64(voters))
-	gauge(c.isLeader, b2f(s.LeaderID == c.n.id && s.State == "Leader"))
+	gauge(c.isLeader, b2f(s.LeaderID == c.n.id && s.State == observer.Leader))
 	gauge(c.term, float64(s.Term))
 	gauge(c.commit, float64(s.CommitIndex))
 	gauge(c.applied, float64(s.AppliedIndex))

@@ -12,7 +12,7 @@ import (
 
 // A proposal's life:
 //
-//  1. Propose registers a waiter under a tag: this runtime's session (random
+//  1. Propose registers a waiter under a tag: this run's session (random
 //     per Start) and the next sequence number.
 //  2. The leader's batcher packs the queued proposals, its own and those
 //     followers forwarded, into one tagged raft entry (group commit), and
@@ -39,7 +39,7 @@ type proposeResult struct {
 	lost bool
 }
 
-// waiter is one of this runtime's proposals waiting for its result.
+// waiter is one of this run's proposals waiting for its result.
 type waiter struct {
 	done  chan proposeResult // buffered: receives exactly one result
 	index uint64             // the entry's index once the leader told it
@@ -49,7 +49,7 @@ type waiter struct {
 type batch struct {
 	seq    uint64
 	term   uint64
-	local  []uint64     // seqs of this runtime's proposals
+	local  []uint64     // seqs of this run's proposals
 	remote []remoteItem // forwarded proposals
 	slot   bool         // holds a group-commit slot
 }
@@ -60,7 +60,7 @@ type remoteItem struct {
 	i   int
 }
 
-// proposals are one runtime's proposals and batches in flight.
+// proposals are one run's proposals and batches in flight.
 type proposals struct {
 	session  uint64
 	seq      atomic.Uint64

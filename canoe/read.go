@@ -21,7 +21,7 @@ import (
 // written, beyond one barrier per leader term.
 func (n *Node) ReadBarrier(ctx context.Context) error {
 	var d readIndexDone
-	err := n.onLeader(ctx, func(rt *runtime, _ uint64) error {
+	err := n.onLeader(ctx, func(rt *run, _ uint64) error {
 		d = rt.reads.index(ctx)
 		return d.err
 	})
@@ -48,14 +48,14 @@ type readRequest struct {
 // request to the leader, answers every request queued when it starts.
 type reads struct {
 	n    *Node
-	rt   *runtime
+	rt   *run
 	wake chan struct{} // capacity 1
 
 	mu    sync.Mutex // guards queue
 	queue []readRequest
 }
 
-func newReads(n *Node, rt *runtime) *reads {
+func newReads(n *Node, rt *run) *reads {
 	return &reads{n: n, rt: rt, wake: make(chan struct{}, 1)}
 }
 
@@ -68,7 +68,7 @@ func (r *reads) index(ctx context.Context) readIndexDone {
 		return d
 	case <-ctx.Done():
 		return readIndexDone{err: fmt.Errorf("%w: read barrier: %w", ErrTimeout, ctx.Err())}
-	case <-r.rt.stop:
+	case <-r.rt.ctx.Done():
 		return readIndexDone{err: ErrNotRunning}
 	}
 }
@@ -90,7 +90,7 @@ func (r *reads) run() {
 	for {
 		select {
 		case <-r.wake:
-		case <-r.rt.stop:
+		case <-r.rt.ctx.Done():
 			r.answer(r.take(), readIndexDone{err: ErrNotRunning})
 			return
 		}
@@ -160,7 +160,7 @@ func (r *reads) round(batch []readRequest) readIndexDone {
 // ensureLeaderReady waits until this leader has committed an entry of its
 // own term (raft appends a no-op when it takes over), so that its commit
 // index covers every entry committed by earlier leaders.
-func (n *Node) ensureLeaderReady(ctx context.Context, rt *runtime) error {
+func (n *Node) ensureLeaderReady(ctx context.Context, rt *run) error {
 	pause := time.Millisecond
 	for {
 		term := rt.raft.CurrentTerm()
@@ -187,7 +187,7 @@ func (n *Node) ensureLeaderReady(ctx context.Context, rt *runtime) error {
 
 // waitApplied waits until the FSM holds the effects of the entry at index
 // (a read index names an entry the FSM applies).
-func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error {
+func (n *Node) waitApplied(ctx context.Context, rt *run, index uint64) error {
 	for {
 		advanced := n.fsm.Advanced()
 		if n.fsm.AppliedIndex() >= index {
@@ -195,7 +195,7 @@ func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error
 		}
 		select {
 		case <-advanced:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return ErrNotRunning
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting to apply index %d: %w", ErrTimeout, index, ctx.Err())
@@ -217,7 +217,7 @@ type visible struct {
 
 // at returns the last FSM-applied entry at or below index, reading each
 // log entry once.
-func (v *visible) at(rt *runtime, index uint64) uint64 {
+func (v *visible) at(rt *run, index uint64) uint64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if index <= v.scanned {
@@ -233,7 +233,7 @@ func (v *visible) at(rt *runtime, index uint64) uint64 {
 
 // lastAppliedBelow scans back from index for the last entry the FSM
 // applies.
-func lastAppliedBelow(rt *runtime, index uint64) uint64 {
+func lastAppliedBelow(rt *run, index uint64) uint64 {
 	first, err := rt.stores.Logs.FirstIndex()
 	if err != nil {
 		return index
@@ -253,7 +253,7 @@ func lastAppliedBelow(rt *runtime, index uint64) uint64 {
 // lastApplied scans (from, to] for the last entry the FSM applies, starting
 // from last. Entries compacted away are covered by a snapshot of this
 // node's FSM, whose applied index is a lower bound for them.
-func lastApplied(rt *runtime, from, to, last uint64) uint64 {
+func lastApplied(rt *run, from, to, last uint64) uint64 {
 	first, err := rt.stores.Logs.FirstIndex()
 	if err != nil {
 		return max(last, to) // cannot tell: the conservative answer

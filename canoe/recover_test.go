@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/canoe/internal/storage"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // lostQuorum leaves the state a loss of quorum leaves on a survivor: a
@@ -173,7 +174,7 @@ func TestRecoverClusterAfterQuorumLoss(t *testing.T) {
 				if _, err := os.Stat(RecoveryFile(copyDir)); err != nil {
 					t.Fatalf("ScheduleRecovery wrote no request: %v", err)
 				}
-				var logs lockedLines
+				var logs testutil.SyncBuffer
 				startCfg := cfg
 				startCfg.DataDir, startCfg.FSM = copyDir, &testFSM{}
 				startCfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "canoe", Level: hclog.Warn, Output: io.MultiWriter(&logs, testWriter{t})})
@@ -193,7 +194,7 @@ func TestRecoverClusterAfterQuorumLoss(t *testing.T) {
 				if !strings.Contains(logs.String(), "recovered the cluster") {
 					t.Errorf("Start logged nothing at WARN about the recovery; its log:\n%s", logs.String())
 				}
-				waitFor(t, 10*time.Second, "the node recovered at Start to lead", n.IsLeader)
+				testutil.WaitFor(t, 10*time.Second, "the node recovered at Start to lead", n.IsLeader)
 				if err := n.Stop(); err != nil {
 					t.Fatal(err)
 				}
@@ -231,7 +232,7 @@ func TestRecoverClusterAfterQuorumLoss(t *testing.T) {
 				if got := fsm.list(); !slices.Equal(got, want) {
 					t.Errorf("right after Start the recovered node holds %d entries, want %d", len(got), len(want))
 				}
-				waitFor(t, 10*time.Second, "the recovered node to lead", n.IsLeader)
+				testutil.WaitFor(t, 10*time.Second, "the recovered node to lead", n.IsLeader)
 				if ps := n.Peers(); len(ps) != 1 || ps[0].ID != 1 || !ps[0].Voter {
 					t.Errorf("recovered node's members: %+v, want node 1 alone, a voter", ps)
 				}

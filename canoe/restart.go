@@ -106,20 +106,20 @@ func (n *Node) replayApplied(st *storage.Stores) (uint64, error) {
 // recordApplied records the FSM's applied index in the stable store, at
 // most every appliedRecordInterval while it moves, until Stop (which
 // records the final one). recorded is the index on record at Start.
-func (n *Node) recordApplied(rt *runtime, recorded uint64) {
+func (n *Node) recordApplied(rt *run, recorded uint64) {
 	failing := false
 	for {
 		advanced := n.fsm.Advanced()
 		if n.fsm.AppliedIndex() == recorded {
 			select {
-			case <-rt.stop:
+			case <-rt.ctx.Done():
 				return
 			case <-advanced:
 			}
 		}
 		t := time.NewTimer(appliedRecordInterval)
 		select {
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:

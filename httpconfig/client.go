@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -21,7 +20,6 @@ import (
 // Limits on what the client reads from a server.
 const (
 	maxJSONAnswer   = 16 << 20  // a GET /peers or /status answer
-	maxBinaryAnswer = 256 << 20 // a POST /internal/propose answer
 	maxErrorAnswer  = 64 << 10  // an error body
 	maxDrain        = 256 << 10 // left-over body read to reuse the connection
 	maxErrorMessage = 512       // bytes of a non-JSON error body kept in Message
@@ -85,9 +83,11 @@ func (c *Client) Peers(ctx context.Context, base string) (PeersResponse, error) 
 }
 
 // AddPeer calls POST /peers with p's id, host, raft_port, config_port,
-// gossip_port and cluster_id (Suffrage is not sent) and returns the answering node's view
-// once the change is committed. An empty Host lets the server use the
-// address the request comes from.
+// gossip_port, cluster_id and nonvoter (Suffrage is not sent) and returns
+// the answering node's view once the change is committed. An empty Host
+// lets the server use the address the request comes from. "nonvoter" is
+// sent only when true; servers that predate it refuse it (400, unknown
+// field).
 func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersResponse, error) {
 	req := addPeerRequest{
 		ID:         p.ID,
@@ -96,6 +96,7 @@ func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersRespons
 		ConfigPort: p.ConfigPort,
 		GossipPort: p.GossipPort,
 		ClusterID:  p.ClusterID,
+		NonVoter:   p.NonVoter,
 	}
 	var out PeersResponse
 	err := c.doJSON(ctx, http.MethodPost, base, PathPeers, req, &out)
@@ -108,43 +109,15 @@ func (c *Client) RemovePeer(ctx context.Context, base string, id uint64) error {
 	var out struct {
 		Removed uint64 `json:"removed"`
 	}
-	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, removePeerRequest{ID: id}, &out)
+	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, idRequest{ID: id}, &out)
 }
 
-// Propose calls POST /internal/propose on the leader and returns one Result
-// per item, in order. items must not be empty.
-func (c *Client) Propose(ctx context.Context, base string, items [][]byte) ([]Result, error) {
-	if len(items) == 0 {
-		return nil, errors.New("httpconfig: Propose called with no items")
-	}
-	resp, err := c.do(ctx, http.MethodPost, base, PathPropose, contentTypeBinary, EncodeProposals(items))
-	if err != nil {
-		return nil, err
-	}
-	defer drain(resp.Body)
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != contentTypeBinary {
-		return nil, fmt.Errorf("httpconfig: POST %s: answer has Content-Type %q, want %s", PathPropose, truncate(ct, 64), contentTypeBinary)
-	}
-	body, err := readLimited(resp.Body, maxBinaryAnswer)
-	if err != nil {
-		return nil, fmt.Errorf("httpconfig: POST %s: reading answer: %w", PathPropose, err)
-	}
-	results, err := DecodeResults(body)
-	if err != nil {
-		// %v: a malformed answer is not the caller's invalid request.
-		return nil, fmt.Errorf("httpconfig: POST %s: bad answer: %v", PathPropose, err)
-	}
-	if len(results) != len(items) {
-		return nil, fmt.Errorf("httpconfig: POST %s: %d results for %d items", PathPropose, len(results), len(items))
-	}
-	return results, nil
-}
-
-// ReadIndex calls GET /internal/readindex on the leader.
-func (c *Client) ReadIndex(ctx context.Context, base string) (uint64, error) {
-	var out readIndexResponse
-	err := c.doJSON(ctx, http.MethodGet, base, PathReadIndex, nil, &out)
-	return out.Index, err
+// Promote calls POST /peers/promote and returns once member id is a voter
+// (the promotion is committed); an error matching ErrPeerNotFound if id is
+// not a member.
+func (c *Client) Promote(ctx context.Context, base string, id uint64) error {
+	var out promoteResponse
+	return c.doJSON(ctx, http.MethodPost, base, PathPromote, idRequest{ID: id}, &out)
 }
 
 // Status calls GET /status.

@@ -11,13 +11,8 @@ import (
 const (
 	// DefaultMaxBodyBytes limits the JSON bodies of /peers: 1 MiB.
 	DefaultMaxBodyBytes int64 = 1 << 20
-	// DefaultMaxProposalBytes limits a POST /internal/propose body: 64 MiB.
-	DefaultMaxProposalBytes int64 = 64 << 20
-	// DefaultMaxProposalItems limits the items of one POST
-	// /internal/propose batch: 65536.
-	DefaultMaxProposalItems = 1 << 16
 	// DefaultRequestTimeout bounds the context the node's AddPeer,
-	// RemovePeer, ProposeBatch and ReadIndex get: 30s.
+	// RemovePeer and Promote get: 30s.
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultMaxSnapshotBytes limits a POST /snapshot body (a backup):
 	// 16 GiB.
@@ -34,10 +29,8 @@ const (
 type Config struct {
 	// Membership serves GET, POST and DELETE /peers. Nil: 404.
 	Membership Membership
-	// Proposer serves POST /internal/propose. Nil: 404.
-	Proposer Proposer
-	// Reader serves GET /internal/readindex. Nil: 404.
-	Reader ReadIndexer
+	// Promoter serves POST /peers/promote. Nil: 404.
+	Promoter Promoter
 	// Status serves GET /status and GET /healthz. Nil: 404.
 	Status StatusSource
 	// Snapshots serves GET and POST /snapshot. Nil: 404.
@@ -64,14 +57,6 @@ type Config struct {
 	// MaxBodyBytes limits the JSON request bodies, in bytes; a larger body
 	// gets 413. Zero or negative: DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
-	// MaxProposalBytes limits a POST /internal/propose body, in bytes; a
-	// larger body gets 413. Zero or negative: DefaultMaxProposalBytes
-	// (64 MiB).
-	MaxProposalBytes int64
-	// MaxProposalItems limits the number of items of one POST
-	// /internal/propose batch; more get 400. Zero or negative:
-	// DefaultMaxProposalItems (65536).
-	MaxProposalItems int
 	// MaxSnapshotBytes limits a POST /snapshot body, in bytes; a larger
 	// body gets 413 (MaxBodyBytes does not apply to it). Zero or negative:
 	// DefaultMaxSnapshotBytes (16 GiB).
@@ -103,12 +88,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.MaxProposalBytes <= 0 {
-		c.MaxProposalBytes = DefaultMaxProposalBytes
-	}
-	if c.MaxProposalItems <= 0 {
-		c.MaxProposalItems = DefaultMaxProposalItems
 	}
 	if c.MaxSnapshotBytes <= 0 {
 		c.MaxSnapshotBytes = DefaultMaxSnapshotBytes

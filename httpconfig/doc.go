@@ -1,11 +1,12 @@
 // Package httpconfig is canoe's HTTP API: the configuration API of the
-// original canoe (/peers), proposal forwarding and read index between nodes,
-// status, health and metrics, with its server (NewHandler, NewServer) and
-// client (NewClient).
+// original canoe (/peers), promotion, leadership transfer, backups, status,
+// health and metrics, with its server (NewHandler, NewServer) and client
+// (NewClient). (Followers forward proposals and read-index requests over
+// the raft port, not over this API.)
 //
 // The package is a leaf: it imports neither canoe nor hashicorp/raft. It
-// declares one small interface per concern (Membership, Proposer,
-// ReadIndexer, StatusSource, LeaderTransfer, Snapshots) that the node
+// declares one small interface per concern (Membership, Promoter,
+// StatusSource, LeaderTransfer, Snapshots) that the node
 // implements with unexported shims, and the node's errors reach HTTP
 // through this package's sentinel errors.
 //
@@ -15,10 +16,10 @@
 //	GET     /peers               -                            200 PeersResponse
 //	POST    /peers               {"id","raft_port",           200 PeersResponse, once committed
 //	                              "config_port"[,"host",
-//	                              "gossip_port","cluster_id"]}
+//	                              "gossip_port","cluster_id",
+//	                              "nonvoter"]}
 //	DELETE  /peers               {"id"}                       200 {"removed": id}, once committed
-//	POST    /internal/propose    binary proposals (codec.go)  200 binary results
-//	GET     /internal/readindex  -                            200 {"index": N}
+//	POST    /peers/promote       {"id"}                       200 {"promoted": id}, once a voter
 //	GET     /status              -                            200 Status
 //	GET     /healthz             -                            200 {"status":"ok"}
 //	GET     /metrics             -                            Config.Metrics (Prometheus)
@@ -39,11 +40,20 @@
 //
 // A POST /peers without "host" adds the peer at the address the request came
 // from, as the original canoe did; one with "cluster_id" is refused (409)
-// by a node of another cluster. JSON request bodies are limited to
-// Config.MaxBodyBytes (1 MiB), proposal bodies to Config.MaxProposalBytes
-// (64 MiB) and backups to Config.MaxSnapshotBytes (16 GiB). Answers are
-// JSON except for /internal/propose and GET /snapshot
-// (application/octet-stream) and /metrics.
+// by a node of another cluster. One with "nonvoter": true adds a read
+// replica: a member that gets every entry and serves reads but stays a
+// non-voter (never counted toward quorum, never a leader) until POST
+// /peers/promote makes it a voter; without it the new member is promoted
+// once it has caught up. Servers that predate "nonvoter" refuse it (400,
+// unknown field), so the Client sends it only when true. Members in
+// answers carry "suffrage" ("voter" or "nonvoter") and, for a read
+// replica, "nonvoter": true. POST /peers/promote of a voter succeeds at
+// once; of a non-voter it answers once the member is a voter (it is
+// promoted when it has caught up, so a lagging replica takes longer).
+//
+// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB) and
+// backups to Config.MaxSnapshotBytes (16 GiB). Answers are JSON except for
+// GET /snapshot (application/octet-stream) and /metrics.
 //
 // GET /snapshot streams a backup as the node writes it; if the node fails
 // midway the answer is aborted (the client sees a broken connection, not a
@@ -68,7 +78,8 @@
 //	                              what is wrong); sets "WWW-Authenticate:
 //	                              Canoe-HMAC-SHA256" (and "Bearer" on GET
 //	                              /metrics and GET /healthz)
-//	404  ErrPeerNotFound          DELETE /peers of an id that is not a member;
+//	404  ErrPeerNotFound          DELETE /peers or POST /peers/promote of an id
+//	                              that is not a member;
 //	                              also any unknown path, and routes whose Config
 //	                              component is nil
 //	405  -                        known path, wrong method; sets "Allow"
@@ -175,21 +186,12 @@
 // altered, redirected to another route or replayed to the same node
 // without a 401. Use TLSConfig where reading matters.
 //
-// # Proposal codec
-//
-// POST /internal/propose carries a batch of proposals in a small binary,
-// versioned format (EncodeProposals, DecodeProposals) and answers one Result
-// per proposal (EncodeResults, DecodeResults); see codec.go. Decoding
-// rejects every malformed input with an error and bounds its allocations by
-// the input length.
-//
 // # Serving
 //
 //	ln, err := net.Listen("tcp", ":9001")
 //	...
 //	srv := httpconfig.NewServer(httpconfig.Config{
-//		Membership: membershipShim, Proposer: proposerShim,
-//		Reader: readerShim, Status: statusShim,
+//		Membership: membershipShim, Status: statusShim,
 //		Metrics: promhttp.Handler(), Secret: secret, ClusterID: clusterID,
 //		Logger: logger,
 //	}, ln, tlsConfig)

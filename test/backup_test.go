@@ -17,6 +17,7 @@ import (
 
 	"github.com/canoe-raft/canoe/canoe"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // appliedCounts reads a node's EntryApplied observations: how many
@@ -117,7 +118,7 @@ func startWriters(t *testing.T, c *cluster, n int) *writers {
 func (w *writers) waitAcked(t *testing.T, n int64) {
 	t.Helper()
 	target := w.nAcked.Load() + n
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d more acknowledged writes", n), func() bool {
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more acknowledged writes", n), func() bool {
 		if f := w.failure.Load(); f != nil {
 			t.Fatal(f)
 		}
@@ -274,7 +275,7 @@ func TestBackupWhileWriting(t *testing.T) {
 			if got := first.fsm.state().Entries; !slices.Equal(got, restored) {
 				t.Fatalf("a node founded from the backup returned from Start with %d entries, want %d", len(got), len(restored))
 			}
-			waitFor(t, 10*time.Second, "the founder to lead", first.node.IsLeader)
+			testutil.WaitFor(t, 10*time.Second, "the founder to lead", first.node.IsLeader)
 			for range 2 {
 				c2.mustStart(c2.config(false, first.url))
 			}

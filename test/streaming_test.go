@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // TestStreamingSnapshotInstall: a cluster whose FSM streams its snapshots
@@ -48,7 +49,7 @@ func TestStreamingSnapshotInstall(t *testing.T) {
 			leader := c.leader()
 			if store == canoe.LogStoreWAL {
 				walDir := filepath.Join(leader.cfg.DataDir, "wal")
-				waitFor(t, 20*time.Second, "the leader's first WAL segment to be deleted", func() bool {
+				testutil.WaitFor(t, 20*time.Second, "the leader's first WAL segment to be deleted", func() bool {
 					segs := walSegments(t, walDir)
 					return len(segs) > 0 && !strings.HasPrefix(segs[0], "00000000000000000001-")
 				})
@@ -229,7 +230,7 @@ func TestStreamingBackupBoundedMemory(t *testing.T) {
 	})
 	// The followers may still be installing when the leader's restore and
 	// a quorum are done.
-	waitFor(t, 60*time.Second, "every FSM to hold the backup's state", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "every FSM to hold the backup's state", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for b := range fsms {

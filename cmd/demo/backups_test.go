@@ -19,6 +19,7 @@ import (
 
 	"github.com/canoe-raft/canoe/canoe"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // fakeBackups is a backupSource that writes a real backup's bytes, leads
@@ -77,24 +78,6 @@ func (f *fakeBackups) callCount() int {
 	return f.calls
 }
 
-// logBuffer collects a logger's output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // realBackup returns the bytes of a backup of a one-node cluster holding a
 // few keys, and its index.
 func realBackup(t *testing.T) ([]byte, uint64) {
@@ -142,7 +125,7 @@ func TestBackupScheduler(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var logs logBuffer
+		var logs testutil.SyncBuffer
 		logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
 		src := &fakeBackups{data: data, index: index, leader: true}
 		start := time.Now()
@@ -350,7 +333,7 @@ func TestNodeBackups(t *testing.T) {
 	// The leader's backups roll over (at most 3 kept of the 5 or more
 	// seen), and the follower, ticking as often, writes none.
 	seen := map[[32]byte]bool{}
-	waitFor(t, 20*time.Second, "the leader to write 5 backups and keep 3", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the leader to write 5 backups and keep 3", func() bool {
 		infos := valid(dirs[0])
 		for _, info := range infos {
 			seen[info.SHA256] = true
@@ -369,9 +352,9 @@ func TestNodeBackups(t *testing.T) {
 	if _, err := client.TransferLeadership(ctx, "http://127.0.0.1:"+itoa(api1), 2); err != nil {
 		t.Fatalf("transfer to node 2: %v", err)
 	}
-	waitFor(t, 20*time.Second, "node 2 to write backups", func() bool { return len(valid(dirs[1])) >= 2 })
+	testutil.WaitFor(t, 20*time.Second, "node 2 to write backups", func() bool { return len(valid(dirs[1])) >= 2 })
 	before := valid(dirs[0])
-	waitFor(t, 20*time.Second, "node 2 to keep 3 backups", func() bool { return len(valid(dirs[1])) == 3 })
+	testutil.WaitFor(t, 20*time.Second, "node 2 to keep 3 backups", func() bool { return len(valid(dirs[1])) == 3 })
 	if after := valid(dirs[0]); !slices.EqualFunc(before, after, func(a, b canoe.BackupInfo) bool { return a.SHA256 == b.SHA256 }) {
 		t.Errorf("node 1 wrote backups as a follower: %d backups, then %d others", len(before), len(after))
 	}

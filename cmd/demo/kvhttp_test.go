@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // testLogger writes to the test log, at WARN unless -v style debugging is
@@ -57,7 +58,7 @@ func singleNodeServer(t *testing.T) (*canoe.Node, *kvStore, *server, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Stop() })
-	waitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
 	s := &server{
 		backend: func() (*canoe.Node, *kvStore) { return node, kv },
 		monitor: newMonitor(&remoteCluster{node: node, kv: kv}, newEventLog(testLogger(t))),

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // startLocal runs the one-process demo in-process and returns its cluster
@@ -70,7 +72,7 @@ func TestLocalCluster(t *testing.T) {
 		if code, body := do(t, "GET", url(id)+"/kv/greeting?consistent=true", ""); code != 200 || body != "hello" {
 			t.Fatalf("consistent GET on node %d: %d %q", id, code, body)
 		}
-		waitFor(t, 5*time.Second, "local read on node "+itoa(id), func() bool {
+		testutil.WaitFor(t, 5*time.Second, "local read on node "+itoa(id), func() bool {
 			code, body := do(t, "GET", url(id)+"/kv/greeting", "")
 			return code == 200 && body == "hello"
 		})
@@ -112,7 +114,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("stopping a stopped node: %d %s, want 409", code, body)
 	}
 	var survivor string
-	waitFor(t, 10*time.Second, "a new leader", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a new leader", func() bool {
 		v := clusterOf(t, url(2))
 		survivor = v.LeaderID
 		return v.LeaderID != "" && v.LeaderID != old
@@ -129,7 +131,7 @@ func TestLocalCluster(t *testing.T) {
 	if code, body := do(t, "POST", url(2)+"/api/nodes/"+old+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	waitFor(t, 10*time.Second, "the restarted node to catch up", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the restarted node to catch up", func() bool {
 		code, body := do(t, "GET", oldURL+"/kv/while-down", "")
 		return code == 200 && body == "yes"
 	})
@@ -156,7 +158,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("stop follower: %d %s", code, body)
 	}
 	var stopped nodeView
-	waitFor(t, 5*time.Second, "the follower shown stopped", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the follower shown stopped", func() bool {
 		for _, n := range clusterOf(t, url(1)).Nodes {
 			if n.ID == follower.ID {
 				stopped = n
@@ -209,6 +211,7 @@ func TestParseFlagsEnv(t *testing.T) {
 		{"bad join entry", []string{"-join", "nohost"}, nil, "neither"},
 		{"bad env", nil, map[string]string{"CANOE_RAFT_PORT": "lots"}, "CANOE_RAFT_PORT"},
 		{"bootstrap and join", []string{"-bootstrap", "-join", "http://127.0.0.1:7001"}, nil, "one of them"},
+		{"bootstrap a read replica", []string{"-bootstrap", "-nonvoter"}, nil, "-nonvoter keeps it from voting"},
 		{"bad join", []string{"-join", "ftp://x:1"}, nil, "-join"},
 		{"join URL typo", []string{"-join", "http//127.0.0.1:7001"}, nil, "http(s)://host:port"},
 		{"join URL with fragment", []string{"-join", "http://127.0.0.1:7001#x"}, nil, "fragment"},
@@ -234,7 +237,8 @@ func TestParseFlagsEnv(t *testing.T) {
 	if _, err := parseNodeFlags([]string{"-h"}, &stderr, lookup); err == nil {
 		t.Fatal("-h: no error")
 	}
-	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V", "-backup-dir directory", "CANOE_BACKUP_EVERY", "default 1h0m0s", "-backup-keep number"} {
+	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V", "-nonvoter", "CANOE_NONVOTER",
+		"-backup-dir directory", "CANOE_BACKUP_EVERY", "default 1h0m0s", "-backup-keep number"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
 		}

@@ -48,6 +48,12 @@
 //
 //	demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 //
+// A read replica gets every write and serves reads but never votes, so it
+// adds reads without slowing writes (POST /peers/promote {"id":4} on any
+// member's canoe API makes it a voter):
+//
+//	demo node -id 4 -bind 10.0.0.4 -data /var/lib/kv -join http://10.0.0.1:7001 -nonvoter
+//
 // Ctrl-C stops a node and it stays a member; with -leave-on-exit it leaves
 // the cluster for good and deletes its raft data.
 //

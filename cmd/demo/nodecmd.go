@@ -30,6 +30,7 @@ type nodeOptions struct {
 	DeadNode   time.Duration
 	Secret     string
 	Leave      bool // -leave-on-exit
+	NonVoter   bool // -nonvoter
 	Verbose    bool
 	Backups    backupOptions // -backup-dir, -backup-every, -backup-keep
 }
@@ -48,6 +49,12 @@ Form a cluster in one of two ways:
   no designated first node: start all three with the same seeds, each with
   its own -id and -bind:
     demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
+
+  a read replica joins like any node (by API or gossip seed); it gets every
+  write and serves reads, also ?consistent=true ones, but never votes, so it
+  adds reads without slowing writes:
+    demo node -id 4 -bind 10.0.0.4 -data /var/lib/kv -join http://10.0.0.1:7001 -nonvoter
+  make it a voter later: curl -X POST -d '{"id":4}' http://10.0.0.1:7001/peers/promote
 
 A node restarted on the same -data comes back as the member it was; -bootstrap
 and -expect are then ignored and -join only helps it find the gossip pool.
@@ -79,6 +86,7 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 	fs.IntVar(&o.Expect, "expect", 0, "found a new cluster together once `N` nodes (all started with -expect N) see each other by gossip; -join lists gossip addresses")
 	fs.DurationVar(&o.DeadNode, "dead-node-timeout", 0, "remove a member whose gossip has failed this `long` (while a quorum stays); 0 never removes")
 	fs.StringVar(&o.Secret, "secret", "", "shared cluster `secret` of 16, 24 or 32 bytes that signs every canoe API call; empty means none (prefer CANOE_SECRET)")
+	fs.BoolVar(&o.NonVoter, "nonvoter", false, "join as a read replica: get every write and serve reads, but never vote or lead (POST /peers/promote makes it a voter); with -expect it waits to be added instead of counting")
 	fs.BoolVar(&o.Leave, "leave-on-exit", false, "on Ctrl-C or SIGTERM leave the cluster for good and delete the raft data in -data, instead of stopping as a member that may come back")
 	fs.StringVar(&o.Backups.Dir, "backup-dir", "", "`directory` for automatic backups: at every -backup-every the leader writes one there; empty means none")
 	fs.DurationVar(&o.Backups.Every, "backup-every", time.Hour, "how `often` the leader writes a backup into -backup-dir")
@@ -98,6 +106,9 @@ func (o *nodeOptions) validate() error {
 	}
 	if o.Bootstrap && o.Expect != 0 {
 		errs = append(errs, errors.New("-bootstrap founds the cluster alone and -expect founds it with others: give one of them"))
+	}
+	if o.Bootstrap && o.NonVoter {
+		errs = append(errs, errors.New("-bootstrap founds a cluster with this node as its only voter and -nonvoter keeps it from voting: give one of them"))
 	}
 	if o.Expect < 0 {
 		errs = append(errs, fmt.Errorf("-expect %d is negative", o.Expect))

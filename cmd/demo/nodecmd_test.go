@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // runOnce runs "demo" with args until it exits (it must within timeout)
@@ -241,7 +243,7 @@ func TestNodeLeaveOnExit(t *testing.T) {
 	if !strings.Contains(string(log), "left the cluster") {
 		t.Errorf("node 2's log does not say it left:\n%s", log)
 	}
-	waitFor(t, 10*time.Second, "node 1 alone in the cluster", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "node 1 alone in the cluster", func() bool {
 		code, body := do(t, "GET", procs[0].kv+"/api/cluster", "")
 		return code == 200 && len(decodeView(body).Nodes) == 1
 	})

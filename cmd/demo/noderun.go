@@ -101,6 +101,7 @@ func nodeConfig(o nodeOptions, kv *kvStore, logger hclog.Logger) *canoe.NodeConf
 		BootstrapExpect:   o.Expect,
 		GossipPort:        o.GossipPort,
 		DeadNodeTimeout:   o.DeadNode,
+		NonVoter:          o.NonVoter,
 		DataDir:           o.DataDir,
 		Logger:            canoeLogger(logger, o.Verbose),
 		BindAddr:          o.Bind,

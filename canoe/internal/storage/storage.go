@@ -64,10 +64,14 @@ type Identity struct {
 	Version    int    `json:"version"`
 	ID         uint64 `json:"id"`
 	ClusterID  uint64 `json:"cluster_id"`
-	Member     bool   `json:"member"` // a configuration has held this node
+	Member     bool   `json:"member"` // a committed configuration has held this node
 	RaftPort   int    `json:"raft_port"`
 	ConfigPort int    `json:"config_port,omitempty"`
 	GossipPort int    `json:"gossip_port,omitempty"`
+	// MemberIndex is an index at which a committed configuration held this
+	// node (0 in identities written before it was recorded): a committed
+	// configuration without the node, in effect at a later index, removed it.
+	MemberIndex uint64 `json:"member_index,omitempty"`
 }
 
 // LoadIdentity reads DataDir's identity; ok is false when there is none.

@@ -51,6 +51,7 @@ func run() error {
 		kvPort     = flag.Int("kv-port", 0, "KV HTTP API port")
 		bootstrap  = flag.Bool("bootstrap", false, "found a new cluster")
 		join       = flag.String("join", "", "http://host:port of a member's canoe API to join through")
+		nonVoter   = flag.Bool("nonvoter", false, "join as a read replica (NodeConfig.NonVoter)")
 		bind       = flag.String("bind", "127.0.0.1", "address every canoe listener binds")
 		advertise  = flag.String("advertise", "", "address peers reach this node at (default: -bind)")
 		logLevel   = flag.String("log-level", "info", "hclog level")
@@ -75,6 +76,7 @@ func run() error {
 		ConfigurationPort: *apiPort,
 		GossipPort:        *gossipPort,
 		BootstrapNode:     *bootstrap,
+		NonVoter:          *nonVoter,
 		DataDir:           *dataDir,
 		Logger:            logger,
 		BindAddr:          *bind,
