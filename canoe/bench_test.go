@@ -81,7 +81,7 @@ func throughput(b *testing.B, n *canoe.Node, clients int, d time.Duration) float
 }
 
 // BenchmarkForwardedVsLeader measures proposals made on a follower (forwarded
-// to the leader over the HTTP API) against proposals made on the leader, at
+// to the leader over the raft port's forward stream) against proposals made on the leader, at
 // 16 concurrent clients, interleaved in rounds on one cluster, and reports
 // the median of the per-round ratios. Run it with
 //
@@ -104,6 +104,29 @@ func BenchmarkForwardedVsLeader(b *testing.B) {
 		b.ReportMetric(median(leaderOps), "leader-ops/s")
 		b.ReportMetric(median(followerOps), "follower-ops/s")
 		b.ReportMetric(median(ratios), "follower/leader")
+	}
+}
+
+// BenchmarkReadBarrier measures one client's ReadBarrier on the leader and
+// on a follower of a three-node cluster. Profile it with
+//
+//	go test -run '^$' -bench ReadBarrier -cpuprofile cpu.out ./canoe
+func BenchmarkReadBarrier(b *testing.B) {
+	nodes := benchCluster(b)
+	if err := nodes[1].ProposeContext(b.Context(), []byte("1")); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		node *canoe.Node
+	}{{"leader", nodes[0]}, {"follower", nodes[1]}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := bc.node.ReadBarrier(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -475,7 +475,7 @@ func (n *Node) startRaft(rc *raft.Config, st *storage.Stores, ep *endpoints) (*r
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	rt.fwdClient = newForwardClient(n, rt)
 	rt.reads = newReads(n, rt)
-	rt.confirm = transport.NewConfirmer(ep.trans, rc.LocalID)
+	rt.confirm = transport.NewConfirmer(rt.ctx, ep.trans, rc.LocalID)
 	rt.visible.last = n.fsm.AppliedIndex()
 	rt.visible.scanned = rt.visible.last
 	if ep.httpLn != nil {
