@@ -10,7 +10,7 @@
 //	go run . [-window 3s] [-trials 5] [-clients 1,16,64,256]
 //	         [-ops write,read] [-payloads 64,1024] [-read-payloads 64]
 //	         [-impls canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat]
-//	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-cells=true]
+//	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-memprofile PREFIX] [-cells=true]
 //	         [-extras=true] [-extra-trials 3] [-snapshot-mib 256]
 //	go run . -soak 30m [-soak-clients 8] [-soak-keys 10000] [-soak-payload 256]
 //	         [-soak-sample 10s] [-nodes 3] [-json FILE] [-plot FILE.svg,FILE.png]
@@ -72,6 +72,7 @@ type options struct {
 	nodes          int
 	jsonFile       string
 	cpuProfile     string
+	memProfile     string
 	cells, extras  bool
 	extraTrials    int
 	dir            string
@@ -93,7 +94,8 @@ func main() {
 	flag.StringVar(&implList, "impls", "canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat", "implementations (comma list of "+implNames()+")")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes per cluster")
 	flag.StringVar(&o.jsonFile, "json", "", "also write the JSON lines to this file")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.c<clients>.p<payload>.t<trial>")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.<op>.c<clients>.p<payload>.t<trial>")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles at the start and end of each measuring window to PREFIX.<impl>.<op>.c<clients>.p<payload>.t<trial>{.base,} (compare with go tool pprof -sample_index=alloc_objects -diff_base)")
 	flag.BoolVar(&o.cells, "cells", true, "measure the clients x payloads cells")
 	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
 	flag.IntVar(&o.snapshotMiB, "snapshot-mib", 256, "state size for the snapshot-install measurement (0: skip it)")

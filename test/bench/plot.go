@@ -44,7 +44,7 @@ func plotSoak(file string, o options, samples []soakSample) error {
 		for n := range o.nodes {
 			var xys plotter.XYs
 			for _, s := range samples {
-				if s.Node == n && (pi != 2 || s.WritesSec > 0) {
+				if s.Node == n {
 					xys = append(xys, plotter.XY{X: s.Sec / 60, Y: pn.v(s)})
 					top = max(top, pn.v(s))
 				}

@@ -80,8 +80,12 @@ func runMatrix(o options, jsonOut io.Writer) matrix {
 					for _, name := range order {
 						sp := spec{Kind: "cell", Op: op, Impl: name, Nodes: o.nodes, Clients: clients, Payload: payload,
 							Trial: t + 1, Warmup: o.warmup, Window: o.window, Dir: o.dir, DBElection: o.dbElection}
+						suffix := fmt.Sprintf(".%s.%s.c%d.p%d.t%d", name, op, clients, payload, t+1)
 						if o.cpuProfile != "" {
-							sp.CPUProfile = fmt.Sprintf("%s.%s.%s.c%d.p%d.t%d", o.cpuProfile, name, op, clients, payload, t+1)
+							sp.CPUProfile = o.cpuProfile + suffix
+						}
+						if o.memProfile != "" {
+							sp.MemProfile = o.memProfile + suffix
 						}
 						r := runSpec(sp, timeout)
 						emit(jsonOut, "TRIAL", r)

@@ -28,6 +28,7 @@ type spec struct {
 	Window     time.Duration `json:"window,omitempty"`
 	Dir        string        `json:"dir"`
 	CPUProfile string        `json:"cpuprofile,omitempty"`
+	MemProfile string        `json:"memprofile,omitempty"` // allocations: MemProfile.base at the window's start, MemProfile at its end
 	DBElection uint64        `json:"db_election_rtt,omitempty"`
 	// RaftDefaults gives raw raft raft.DefaultConfig()'s timeouts.
 	RaftDefaults bool `json:"raft_defaults,omitempty"`
@@ -72,6 +73,9 @@ type result struct {
 // runChild runs sp in this process.
 func runChild(sp spec) result {
 	r := result{Kind: sp.Kind, Op: sp.Op, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial}
+	if sp.MemProfile != "" {
+		runtime.MemProfileRate = 4096 // finer than the default 512 KiB, for counts of small allocations
+	}
 	mk, ok := impls[sp.Impl]
 	if !ok {
 		r.Err = "unknown impl " + sp.Impl
@@ -185,6 +189,9 @@ func runCell(im impl, sp spec, r *result) error {
 	time.Sleep(sp.Warmup)
 
 	var m0, m1 runtime.MemStats
+	if sp.MemProfile != "" {
+		writeAllocs(sp.MemProfile + ".base")
+	}
 	if sp.CPUProfile != "" {
 		f, err := os.Create(sp.CPUProfile)
 		if err == nil {
@@ -212,6 +219,9 @@ func runCell(im impl, sp spec, r *result) error {
 	}
 	if sp.CPUProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if sp.MemProfile != "" {
+		writeAllocs(sp.MemProfile)
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -273,6 +283,17 @@ func loadKeys(im impl, size int) error {
 		return err
 	}
 	return nil
+}
+
+// writeAllocs writes the allocation profile so far to file.
+func writeAllocs(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memprofile:", err)
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // runFailover starts a cluster, makes a few proposals, stops the leader and

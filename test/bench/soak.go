@@ -121,7 +121,12 @@ func runSoak(o options, jsonOut io.Writer) error {
 		return fmt.Errorf("no node came to lead all %d voters: %w", o.nodes, err)
 	}
 	t0 := time.Now()
-	prev := make([]nodeStats, len(procs))
+	prev := make([]nodeStats, len(procs)) // the STAT lines at the previous sample (at t0 for the first)
+	for i, p := range procs {
+		p.mu.Lock()
+		prev[i] = p.stat
+		p.mu.Unlock()
+	}
 	var samples []soakSample
 	tick := time.NewTicker(so.sample)
 	defer tick.Stop()
