@@ -39,8 +39,8 @@
 // among -soak-keys to -soak-payload bytes. Every -soak-sample it records
 // each node's RSS, Go heap, data directory size and writes/s, prints a
 // table, and draws them in each -plot file (.svg or .png; default: the
-// -json file's name with .svg, or soak.svg). The summary covers the settled part of the
-// run: its last two thirds.
+// -json file's name with .svg, or soak.svg). The summary covers the
+// settled part of the run: its last two thirds.
 package main
 
 import (
