@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -261,9 +262,13 @@ func FuzzRestore(f *testing.F) {
 	_ = snap.Persist(&sink)
 	f.Add(sink.Bytes())
 	f.Add([]byte("CNS\x01"))
+	f.Add([]byte(oldSnapshot))
+	f.Add([]byte("CNS\x02\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x01\x02{}a"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := New(Config{FSM: &listFSM{}})
-		_ = a.Restore(io.NopCloser(bytes.NewReader(data))) // must not panic
+		for _, fsm := range []FSM{&listFSM{}, &streamFSM{}} {
+			a := New(Config{FSM: fsm})
+			_ = a.Restore(io.NopCloser(bytes.NewReader(data))) // must not panic
+		}
 	})
 }
 
@@ -278,5 +283,73 @@ func TestTranslate(t *testing.T) {
 	}
 	if _, ok := tr.Translate(raft.Observation{Data: raft.RequestVoteRequest{}}); ok {
 		t.Fatal("vote requests should not be translated")
+	}
+}
+
+func TestCommittedConfiguration(t *testing.T) {
+	a := New(Config{FSM: &listFSM{}})
+	if servers, at := a.CommittedConfiguration(); len(servers) != 0 || at != 0 {
+		t.Fatalf("before any configuration: got %v at %d, want none at 0", servers, at)
+	}
+	conf := &raft.Log{Index: 2, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{
+		{ID: ServerID(1), Address: "x:1", Suffrage: raft.Voter},
+		{ID: ServerID(2), Address: "x:2", Suffrage: raft.Nonvoter},
+	}})}
+	a.ApplyBatch([]*raft.Log{cmd(1, EncodeProposal([]byte("a"))), conf, cmd(3, EncodeProposal([]byte("b")))})
+	want := map[uint64]raft.ServerSuffrage{1: raft.Voter, 2: raft.Nonvoter}
+	servers, at := a.CommittedConfiguration()
+	if !maps.Equal(servers, want) || at != 2 {
+		t.Fatalf("after the configuration entry: got %v at %d, want %v at 2", servers, at, want)
+	}
+	servers[3] = raft.Voter // a copy: changing it changes nothing
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	dst := New(Config{FSM: &listFSM{}})
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	// A snapshot's configuration is in effect at the snapshot's index.
+	if servers, at := dst.CommittedConfiguration(); !maps.Equal(servers, want) || at != 3 {
+		t.Fatalf("after Restore: got %v at %d, want %v at 3", servers, at, want)
+	}
+}
+
+func TestPeerMetaNonVoter(t *testing.T) {
+	a := New(Config{FSM: &listFSM{}})
+	// An entry written before NonVoter existed.
+	old := append([]byte{byte(KindPeerMeta)}, `{"id":4,"host":"h","raft_port":1,"config_port":2}`...)
+	a.ApplyBatch([]*raft.Log{cmd(1, old), cmd(2, EncodePeerMeta(PeerMeta{ID: 5, Host: "h", RaftPort: 3, NonVoter: true}))})
+	if m, ok := a.Peer(4); !ok || m.NonVoter || m.ConfigPort != 2 {
+		t.Fatalf("old entry: got %+v %v, want ConfigPort 2 and NonVoter false", m, ok)
+	}
+	if m, ok := a.Peer(5); !ok || !m.NonVoter {
+		t.Fatalf("got %+v %v, want NonVoter true", m, ok)
+	}
+	if b := EncodePeerMeta(PeerMeta{ID: 4, Host: "h", RaftPort: 1}); strings.Contains(string(b), "nonvoter") {
+		t.Fatalf("a voter-to-be's entry %q names nonvoter; older nodes must read it as before", b)
+	}
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	dst := New(Config{FSM: &listFSM{}})
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if m, ok := dst.Peer(5); !ok || !m.NonVoter {
+		t.Fatalf("restored: got %+v %v, want NonVoter true", m, ok)
+	}
+	if m, ok := dst.Peer(4); !ok || m.NonVoter {
+		t.Fatalf("restored: got %+v %v, want NonVoter false", m, ok)
 	}
 }

@@ -6,8 +6,9 @@
 // batch is applied in order with its own result. It keeps what all nodes
 // must agree on besides the user's state: the members' addresses, the last
 // applied configuration and the applied index, which it writes into every
-// snapshot next to the user's bytes. It also turns raft observations into
-// canoe observations.
+// snapshot next to the user's bytes (streamed for a StreamingFSM), and it
+// builds the snapshot raft restores a backup from. It also turns raft
+// observations into canoe observations.
 //
 // Nothing here starts goroutines; raft calls in on its own.
 package adapter

@@ -235,18 +235,24 @@ func DecodeTagged(data []byte) (Tagged, error) {
 }
 
 // PeerMeta is what canoe replicates about a member beyond raft's ID and
-// address: the ports of its other listeners.
+// address: the ports of its other listeners, and whether it is a read
+// replica.
 type PeerMeta struct {
 	ID         uint64 `json:"id"`
 	Host       string `json:"host"`
 	RaftPort   int    `json:"raft_port"`
 	ConfigPort int    `json:"config_port,omitempty"`
 	GossipPort int    `json:"gossip_port,omitempty"`
+	// NonVoter marks a member that stays a non-voter until promoted
+	// explicitly; the leader never promotes it on its own. Entries and
+	// snapshots written before the field existed decode as false: a
+	// non-voter to promote once it has caught up.
+	NonVoter bool `json:"nonvoter,omitempty"`
 }
 
 // EncodePeerMeta returns the entry recording m.
 func EncodePeerMeta(m PeerMeta) []byte {
-	b, _ := json.Marshal(m) // a struct of strings and ints always marshals
+	b, _ := json.Marshal(m) // a struct of strings, ints and bools always marshals
 	return append([]byte{byte(KindPeerMeta)}, b...)
 }
 

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,19 @@ type FSM interface {
 	Restore(data []byte) error
 }
 
+// StreamingFSM is implemented by an FSM whose snapshots are streams: the
+// adapter then calls these instead of Snapshot and Restore, and never holds
+// the whole state in memory.
+type StreamingFSM interface {
+	// SnapshotStream captures the state; Apply is not called while it
+	// runs. The returned function writes the captured state to w while
+	// later Applies go on; the adapter calls it at most once.
+	SnapshotStream() (func(w io.Writer) error, error)
+	// RestoreStream replaces the whole state with the one read from r,
+	// which ends where the state ends.
+	RestoreStream(r io.Reader) error
+}
+
 // ResultFSM is an FSM whose Apply answers the proposer with a value. The
 // adapter calls ApplyResult instead of Apply when the FSM implements it.
 type ResultFSM interface {
@@ -41,7 +55,10 @@ type Notifier interface {
 
 // Config configures an Adapter.
 type Config struct {
-	FSM      FSM          // required
+	FSM FSM // required
+	// Stream, when set, is the FSM as a StreamingFSM: snapshots stream. Nil:
+	// FSM's own, if it is one.
+	Stream   StreamingFSM
 	Notifier Notifier     // nil: no observations
 	Logger   hclog.Logger // nil: hclog.NewNullLogger()
 	// ConfigurationApplied, when set, is called on raft's FSM goroutine after
@@ -66,6 +83,7 @@ type Config struct {
 // Delivery is what applying one tagged entry produced for this node.
 type Delivery struct {
 	Index   uint64
+	Term    uint64       // the entry's term
 	Batch   Tag          // the batch's tag: the leader that wrote it
 	Results []ItemResult // the results of this node's proposals, in entry order
 }
@@ -96,7 +114,8 @@ func (e *PanicError) Error() string { return fmt.Sprintf("FSM.Apply panicked: %v
 // members' addresses, the last applied configuration and the applied index.
 type Adapter struct {
 	fsm      FSM
-	result   ResultFSM // fsm, when it answers with values
+	stream   StreamingFSM // fsm as a StreamingFSM; nil if it is not one
+	result   ResultFSM    // fsm, when it answers with values
 	owns     func(uint64) bool
 	deliver  func(Delivery)
 	restored func(uint64)
@@ -114,11 +133,12 @@ type Adapter struct {
 	// apply the same entries. Taken before mu, never while holding it.
 	applyMu sync.Mutex
 
-	mu       sync.Mutex // guards advanced, peers, removed, servers, lastTerm
+	mu       sync.Mutex // guards advanced, peers, removed, servers, configAt, lastTerm
 	advanced chan struct{}
 	peers    map[uint64]PeerMeta
 	removed  map[uint64]bool // members removed on purpose (not to be re-added by discovery)
 	servers  map[uint64]raft.ServerSuffrage
+	configAt uint64 // an index at which servers is the configuration in effect (see CommittedConfiguration)
 	lastTerm uint64
 }
 
@@ -133,9 +153,14 @@ func New(cfg Config) *Adapter {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
+	stream := cfg.Stream
+	if stream == nil {
+		stream, _ = cfg.FSM.(StreamingFSM)
+	}
 	result, _ := cfg.FSM.(ResultFSM)
 	return &Adapter{
 		fsm:      cfg.FSM,
+		stream:   stream,
 		result:   result,
 		owns:     cfg.Owns,
 		deliver:  cfg.Delivered,
@@ -222,7 +247,7 @@ func (a *Adapter) applyCommand(l *raft.Log) interface{} {
 		if err != nil {
 			return a.malformed(l, err)
 		}
-		a.applyTagged(l.Index, t)
+		a.applyTagged(l.Index, l.Term, t)
 		return nil
 	case KindProposal, KindBatch:
 		items, err := DecodeProposals(l.Data)
@@ -274,7 +299,7 @@ func (a *Adapter) malformed(l *raft.Log, err error) interface{} {
 }
 
 // applyTagged applies a tagged batch and hands this node's results over.
-func (a *Adapter) applyTagged(index uint64, t Tagged) {
+func (a *Adapter) applyTagged(index, term uint64, t Tagged) {
 	start := time.Now()
 	n := 0
 	var results []ItemResult
@@ -295,7 +320,7 @@ func (a *Adapter) applyTagged(index uint64, t Tagged) {
 		a.notify.Notify(observer.EntryApplied{Index: index, Count: n})
 	}
 	if a.deliver != nil && (results != nil || a.owns != nil && a.owns(t.Batch.Session)) {
-		a.deliver(Delivery{Index: index, Batch: t.Batch, Results: results})
+		a.deliver(Delivery{Index: index, Term: term, Batch: t.Batch, Results: results})
 	}
 }
 
@@ -344,6 +369,7 @@ func (a *Adapter) applyConfiguration(l *raft.Log) {
 		}
 	}
 	a.servers = next
+	a.configAt = l.Index
 	a.mu.Unlock()
 
 	if a.notify != nil {
@@ -375,6 +401,23 @@ func (a *Adapter) Advanced() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.advanced
+}
+
+// CommittedConfiguration returns the newest committed membership
+// configuration the FSM holds, each member's suffrage by ID, and an index at
+// which that configuration is in effect: the index of its configuration
+// entry, or the index of the snapshot it was restored from. Entries reach
+// the FSM only once committed, so unlike raft's latest configuration this
+// one is never undone. Before any configuration it returns an empty map and
+// 0. The map is a copy.
+func (a *Adapter) CommittedConfiguration() (map[uint64]raft.ServerSuffrage, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[uint64]raft.ServerSuffrage, len(a.servers))
+	for id, s := range a.servers {
+		out[id] = s
+	}
+	return out, a.configAt
 }
 
 // Peer returns the replicated addresses of member id.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // testFSM records every proposal it applies, in order. Proposals whose data
@@ -89,7 +91,7 @@ func newTestCluster(t *testing.T, size int, tweak func(*NodeConfig)) *testCluste
 	}
 	t.Cleanup(c.stopAll)
 	first := c.addNode(true)
-	waitFor(t, 10*time.Second, "first leader", func() bool { return first.IsLeader() })
+	testutil.WaitFor(t, 10*time.Second, "first leader", func() bool { return first.IsLeader() })
 	for i := 1; i < size; i++ {
 		c.join()
 	}
@@ -99,6 +101,31 @@ func newTestCluster(t *testing.T, size int, tweak func(*NodeConfig)) *testCluste
 
 // addNode creates and starts a node; bootstrap founds the cluster.
 func (c *testCluster) addNode(bootstrap bool) *Node {
+	c.t.Helper()
+	return c.addNodeWith(bootstrap, nil)
+}
+
+// addNodeWith is addNode with tweak applied to this node's config after
+// the cluster's.
+func (c *testCluster) addNodeWith(bootstrap bool, tweak func(*NodeConfig)) *Node {
+	c.t.Helper()
+	n, err := c.startNodeWith(bootstrap, tweak)
+	if err != nil {
+		c.t.Fatalf("Start: %v", err)
+	}
+	return n
+}
+
+// startNode is addNode, returning Start's error (the node is then not
+// added).
+func (c *testCluster) startNode(bootstrap bool) (*Node, error) {
+	c.t.Helper()
+	return c.startNodeWith(bootstrap, nil)
+}
+
+// startNodeWith is startNode with tweak applied to this node's config
+// after the cluster's.
+func (c *testCluster) startNodeWith(bootstrap bool, tweak func(*NodeConfig)) (*Node, error) {
 	c.t.Helper()
 	c.mu.Lock()
 	c.nextID++
@@ -126,17 +153,20 @@ func (c *testCluster) addNode(bootstrap bool) *Node {
 	if c.tweak != nil {
 		c.tweak(cfg)
 	}
+	if tweak != nil {
+		tweak(cfg)
+	}
 	n, err := NewNode(cfg)
 	if err != nil {
 		c.t.Fatalf("NewNode: %v", err)
 	}
 	if err := n.Start(); err != nil {
-		c.t.Fatalf("Start: %v", err)
+		return nil, err
 	}
 	c.mu.Lock()
 	c.nodes[id] = n
 	c.mu.Unlock()
-	return n
+	return n, nil
 }
 
 // join adds a new node through the leader.
@@ -180,7 +210,7 @@ func (c *testCluster) running() []*Node {
 func (c *testCluster) leader() *Node {
 	c.t.Helper()
 	var l *Node
-	waitFor(c.t, 10*time.Second, "a leader", func() bool {
+	testutil.WaitFor(c.t, 10*time.Second, "a leader", func() bool {
 		l = nil
 		for _, n := range c.running() {
 			if n.IsLeader() {
@@ -208,7 +238,7 @@ func (c *testCluster) followers() []*Node {
 
 func (c *testCluster) waitVoters(want int) {
 	c.t.Helper()
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("%d voters", want), func() bool {
+	testutil.WaitFor(c.t, 20*time.Second, fmt.Sprintf("%d voters", want), func() bool {
 		voters := 0
 		for _, p := range c.leader().Peers() {
 			if p.Voter {
@@ -231,7 +261,7 @@ func (c *testCluster) waitConverged(want int) []string {
 			}
 		}
 	}()
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("all FSMs at %d entries", want), func() bool {
+	testutil.WaitFor(c.t, 20*time.Second, fmt.Sprintf("all FSMs at %d entries", want), func() bool {
 		ref = nil
 		for _, n := range c.running() {
 			got := c.fsm(n.id).list()
@@ -273,6 +303,24 @@ func (c *testCluster) heal(id uint64) {
 			other.Connect(me.LocalAddr(), me)
 		}
 	}
+}
+
+// cut breaks the link between nodes a and b (both directions); connect
+// restores it.
+func (c *testCluster) cut(a, b uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ta, tb := c.trans[a], c.trans[b]
+	ta.Disconnect(tb.LocalAddr())
+	tb.Disconnect(ta.LocalAddr())
+}
+
+func (c *testCluster) connect(a, b uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ta, tb := c.trans[a], c.trans[b]
+	ta.Connect(tb.LocalAddr(), tb)
+	tb.Connect(ta.LocalAddr(), ta)
 }
 
 func (c *testCluster) stopAll() {
@@ -327,30 +375,21 @@ func (f inmemForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 	return n.RemovePeer(ctx, id)
 }
 
+func (f inmemForwarder) Promote(ctx context.Context, leader uint64, id uint64) error {
+	n, err := f.leader(leader)
+	if err != nil {
+		return err
+	}
+	return n.Promote(ctx, id)
+}
+
 func (f inmemForwarder) Membership(_ context.Context, peer uint64) (uint64, []uint64, error) {
 	n, err := f.leader(peer)
 	if err != nil {
 		return 0, nil, err
 	}
 	st := n.Status()
-	ids := make([]uint64, len(st.Members))
-	for i, m := range st.Members {
-		ids[i] = m.ID
-	}
-	return st.LeaderID, ids, nil
-}
-
-// waitFor polls cond until it holds or timeout passes (in a synctest bubble
-// the time is virtual, so the polling costs nothing).
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return st.LeaderID, st.CommittedMembers, nil
 }
 
 // testWriter sends logs to the test's log.

@@ -95,6 +95,19 @@ type NodeConfig struct {
 	// already belongs to a cluster, the node waits to be added instead.
 	BootstrapExpect int
 
+	// NonVoter makes the node a read replica: the cluster adds it (by URL
+	// or by gossip, see BootstrapPeers) as a non-voter and keeps it one. It
+	// gets every entry and serves ReadBarrier and local reads, but never
+	// counts toward quorum, never becomes leader and is never promoted on
+	// its own; Promote makes it a voter. It takes effect when the cluster
+	// adds the node: a restart keeps whatever the cluster records for it
+	// (a read replica stays one, and a node that is a voter in DataDir
+	// stays a voter whatever NonVoter says). With BootstrapExpect the node
+	// neither counts toward the expectation nor bootstraps: like a joining
+	// node it waits, and the leader adds it by gossip once the cluster has
+	// formed. It cannot be combined with BootstrapNode or RestoreFrom.
+	NonVoter bool
+
 	// DeadNodeTimeout, when > 0, makes the leader remove a member whose
 	// gossip has failed for that long, as long as the live voters left are
 	// a quorum. 0 (the default) never removes failed members: a crashed node
@@ -126,6 +139,28 @@ type NodeConfig struct {
 	// Certificates, RootCAs (and ClientCAs with ClientAuth for mutual TLS);
 	// certificates must name the advertised host (an IP SAN for an IP).
 	TLSConfig *tls.Config
+
+	// RestoreFrom, when set, is the path of a backup (written by
+	// Node.Backup or GET /snapshot) to found a new cluster from: at its
+	// first Start, with no state in DataDir, the node checks the backup
+	// (format, checksum, and that it belongs to ClusterID) and founds a
+	// one-node cluster whose FSM holds the backup's state before Start
+	// returns; nothing is written if the backup is refused. The backup's
+	// membership is not used: the new cluster's members join as usual.
+	// It needs BootstrapNode or BootstrapExpect. With BootstrapExpect the
+	// node founds the cluster at once, as a BootstrapNode does, and the
+	// other BootstrapExpect nodes, seeing a member with state, wait for its
+	// leader to add them: give RestoreFrom to one node only. A restart on a
+	// DataDir that holds state ignores it.
+	RestoreFrom string
+
+	// MaxBackupBytes is the largest backup, in bytes, that RestoreBackup,
+	// POST /snapshot and RestoreFrom accept; a larger one is refused
+	// before anything changes. RestoreBackup stages the backup in DataDir
+	// (the system's temporary directory when DataDir is "") before it
+	// applies it, so this also bounds the disk that takes. 0 means
+	// DefaultMaxBackupBytes (16 GiB).
+	MaxBackupBytes int64
 
 	// transport, when set (by tests), replaces the TCP raft transport; the
 	// HTTP API is then not started and forwarder carries forwarded calls.
@@ -291,7 +326,27 @@ type Timing struct {
 	// told at once instead.)
 	CommitTimeout time.Duration
 
-	gossip discovery.Profile // memberlist's timing: LAN unless LocalProfile
+	// Gossip picks memberlist's timing: GossipLAN (the zero value: a
+	// crashed node is noticed in about 5 s) or GossipLocal (about a second;
+	// too tight for real networks).
+	Gossip GossipTiming
+}
+
+// GossipTiming is a set of memberlist timeouts (Timing.Gossip).
+type GossipTiming int
+
+const (
+	// GossipLAN is memberlist's LAN configuration.
+	GossipLAN GossipTiming = iota
+	// GossipLocal is for nodes on one machine: faster probes and gossip.
+	GossipLocal
+)
+
+func (g GossipTiming) profile() discovery.Profile {
+	if g == GossipLocal {
+		return discovery.Local
+	}
+	return discovery.LAN
 }
 
 // LANProfile returns timeouts for a local network: a crashed leader is
@@ -318,7 +373,7 @@ func LocalProfile() Timing {
 		ElectionTimeout:    200 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond,
 		CommitTimeout:      time.Millisecond,
-		gossip:             discovery.Local,
+		Gossip:             GossipLocal,
 	}
 }
 
@@ -370,6 +425,18 @@ func (c *NodeConfig) Validate() error {
 	if c.BootstrapNode && c.BootstrapExpect > 0 {
 		bad("BootstrapNode and BootstrapExpect both found a cluster: set one of them")
 	}
+	if c.BootstrapNode && c.NonVoter {
+		bad("BootstrapNode founds a cluster with this node as its only voter, and NonVoter keeps it a non-voter: set one of them")
+	}
+	if c.RestoreFrom != "" && c.NonVoter {
+		bad("RestoreFrom founds a cluster with this node as its only voter, and NonVoter keeps it a non-voter: set one of them")
+	}
+	if c.RestoreFrom != "" && !c.BootstrapNode && c.BootstrapExpect <= 0 {
+		bad("RestoreFrom founds a new cluster from a backup: set BootstrapNode or BootstrapExpect with it")
+	}
+	if c.MaxBackupBytes < 0 {
+		bad("MaxBackupBytes %d is negative", c.MaxBackupBytes)
+	}
 	if c.BootstrapExpect < 0 {
 		bad("BootstrapExpect %d is negative", c.BootstrapExpect)
 	}
@@ -406,6 +473,9 @@ func (c *NodeConfig) Validate() error {
 	}
 	if t.CommitTimeout < time.Millisecond {
 		bad("Timing.CommitTimeout %v must be at least 1ms", t.CommitTimeout)
+	}
+	if t.Gossip != GossipLAN && t.Gossip != GossipLocal {
+		bad("Timing.Gossip %d is neither GossipLAN nor GossipLocal", int(t.Gossip))
 	}
 	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
 		bad("Timing.LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", t.LeaderLeaseTimeout, t.HeartbeatTimeout)
@@ -447,6 +517,9 @@ func (c *NodeConfig) withDefaults() NodeConfig {
 	d.Timing = d.Timing.withDefaults()
 	if d.ProposeTimeout == 0 {
 		d.ProposeTimeout = 10 * time.Second
+	}
+	if d.MaxBackupBytes == 0 {
+		d.MaxBackupBytes = DefaultMaxBackupBytes
 	}
 	return d
 }

@@ -22,11 +22,15 @@ func TestNewNodeRejectsBadConfig(t *testing.T) {
 		{"bad ports", &NodeConfig{FSM: fsm, RaftPort: -1, ConfigurationPort: 70000}, []string{"RaftPort -1", "ConfigurationPort 70000"}},
 		{"same ports", &NodeConfig{FSM: fsm, RaftPort: 5000, ConfigurationPort: 5000}, []string{"must differ (5000, 5000, 0)"}},
 		{"bootstrap and peers", &NodeConfig{FSM: fsm, BootstrapNode: true, BootstrapPeers: []string{"http://h:1"}}, []string{"set one of them"}},
+		{"bootstrap a non-voter", &NodeConfig{FSM: fsm, BootstrapNode: true, NonVoter: true}, []string{"BootstrapNode founds a cluster with this node as its only voter, and NonVoter"}},
+		{"restore into a non-voter", &NodeConfig{FSM: fsm, BootstrapExpect: 3, RestoreFrom: "b", NonVoter: true}, []string{"RestoreFrom founds a cluster with this node as its only voter, and NonVoter"}},
 		{"bad peer URL", &NodeConfig{FSM: fsm, BootstrapPeers: []string{"h", "ftp://h:1", "http://h"}}, []string{`"h" is neither`, `"ftp://h:1"`, `"http://h" is not a valid URL: missing port`}},
 		{"bad bind", &NodeConfig{FSM: fsm, BindAddr: "example.com"}, []string{"BindAddr"}},
 		{"bad secret", &NodeConfig{FSM: fsm, ClusterSecret: []byte("short")}, []string{"ClusterSecret is 5 bytes"}},
 		{"bad timing", &NodeConfig{FSM: fsm, Timing: Timing{HeartbeatTimeout: time.Second, LeaderLeaseTimeout: 2 * time.Second}}, []string{"LeaderLeaseTimeout"}},
 		{"bad snapshot interval", &NodeConfig{FSM: fsm, SnapshotConfig: &SnapshotConfig{Interval: time.Millisecond}}, []string{"nterval"}},
+		{"RestoreFrom without founding", &NodeConfig{FSM: fsm, RestoreFrom: "b.backup", BootstrapPeers: []string{"http://h:1"}}, []string{"RestoreFrom founds a new cluster"}},
+		{"negative MaxBackupBytes", &NodeConfig{FSM: fsm, MaxBackupBytes: -1}, []string{"MaxBackupBytes -1"}},
 		{"everything at once", &NodeConfig{RaftPort: -1, ClusterSecret: []byte("x")}, []string{"FSM is nil", "RaftPort -1", "ClusterSecret"}},
 	}
 	for _, tt := range tests {

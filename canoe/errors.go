@@ -47,8 +47,14 @@ var (
 	// ErrEmptyProposal is returned by Propose for nil or empty data.
 	ErrEmptyProposal = errors.New("canoe: empty proposal")
 
-	// ErrInvalidProposal is returned when the leader refused a forwarded
-	// proposal as malformed; nothing was committed.
+	// ErrInvalidBackup is returned for a backup that RestoreBackup,
+	// InspectBackup or RestoreFrom refuses: not a canoe backup, of an
+	// unknown format version, truncated, damaged (its checksum does not
+	// match), larger than MaxBackupBytes, or of another cluster. The error
+	// says which; nothing was changed.
+	ErrInvalidBackup = errors.New("canoe: invalid backup")
+	// ErrInvalidProposal is returned for a proposal over MaxProposalSize, or
+	// one the leader refused as malformed; nothing was committed.
 	ErrInvalidProposal = errors.New("canoe: invalid proposal")
 
 	// ErrResultUnavailable is returned by ProposeResult for a proposal that

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,22 +32,24 @@ type forwarder interface {
 	DialForward(ctx context.Context, id uint64) (net.Conn, error)
 	AddPeer(ctx context.Context, leader uint64, p Peer) error
 	RemovePeer(ctx context.Context, leader uint64, id uint64) error
+	Promote(ctx context.Context, leader uint64, id uint64) error
 	// Membership asks member peer for the leader it knows (0: none) and the
-	// members of its latest configuration.
+	// members of the newest committed configuration it has applied (empty
+	// when it cannot tell).
 	Membership(ctx context.Context, peer uint64) (leader uint64, members []uint64, err error)
 }
 
 // forwardLoop is the follower's forward goroutine: it sends queued
 // proposals to the leader over the forward channel, in requests of as many
 // proposals as are queued, with at most maxInflightForwards in flight.
-func (n *Node) forwardLoop(rt *runtime) {
+func (n *Node) forwardLoop(rt *run) {
 	c := rt.fwdClient
 	defer c.close(errStoppedInFlight)
 	for {
 		var first proposal
 		select {
 		case first = <-rt.forwards:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			for { // never sent: certainly not committed
 				select {
 				case p := <-rt.forwards:
@@ -58,7 +61,7 @@ func (n *Node) forwardLoop(rt *runtime) {
 		}
 		select {
 		case c.slots <- struct{}{}:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			rt.props.resolve(first.tag.Seq, proposeResult{err: ErrNotRunning})
 			continue
 		}
@@ -73,19 +76,32 @@ func (n *Node) forwardLoop(rt *runtime) {
 
 // forwardClient is a follower's connection to the leader's forward
 // channel: requests are written as they come, answers are matched by ID.
+// When the leader changes, the connection to the old one is kept until it
+// has answered what it took (or breaks, or drainTimeout passes): a deposed
+// leader still tells whether a proposal committed, or that it never will
+// (the follower then resends it to the new leader), which is better than
+// an unknown outcome.
 type forwardClient struct {
 	n     *Node
-	rt    *runtime
+	rt    *run
 	slots chan struct{} // proposal requests in flight, at most maxInflightForwards
 
-	mu      sync.Mutex // guards the fields below; writes to conn hold it too
-	leader  uint64
-	conn    net.Conn
-	w       *bufio.Writer
-	buf     []byte
-	nextID  uint64
-	calls   map[uint64]*forwardCall
-	readers sync.WaitGroup // the connections' reader goroutines
+	mu       sync.Mutex // guards the fields below; writes to a connection hold it too
+	active   *forwardConn
+	draining map[*forwardConn]bool
+	nextID   uint64
+	closed   bool
+	readers  sync.WaitGroup // the connections' reader goroutines
+}
+
+// forwardConn is one connection to a leader and the calls waiting on it.
+type forwardConn struct {
+	leader uint64
+	conn   net.Conn
+	w      *bufio.Writer
+	buf    []byte
+	calls  map[uint64]*forwardCall
+	timer  *time.Timer // ends a draining connection
 }
 
 // forwardCall is a request waiting for its answer.
@@ -96,11 +112,18 @@ type forwardCall struct {
 
 type readIndexDone struct {
 	index uint64
+	term  uint64 // the term of the entry at index, 0 if unknown
 	err   error
 }
 
-func newForwardClient(n *Node, rt *runtime) *forwardClient {
-	return &forwardClient{n: n, rt: rt, slots: make(chan struct{}, maxInflightForwards), calls: make(map[uint64]*forwardCall)}
+func newForwardClient(n *Node, rt *run) *forwardClient {
+	return &forwardClient{n: n, rt: rt, slots: make(chan struct{}, maxInflightForwards), draining: make(map[*forwardConn]bool)}
+}
+
+// drainTimeout bounds how long a connection to a deposed leader waits for
+// its answers.
+func (c *forwardClient) drainTimeout() time.Duration {
+	return max(c.n.cfg.ProposeTimeout, 4*c.n.cfg.Timing.ElectionTimeout)
 }
 
 // propose sends req; its proposals get their outcome through rt.props.
@@ -114,25 +137,27 @@ func (c *forwardClient) propose(req *transport.ProposeRequest) {
 	}
 }
 
-// readIndex asks the leader for a read index.
-func (c *forwardClient) readIndex(ctx context.Context) (uint64, error) {
+// readIndex asks the leader for a read index, and returns it with the term
+// of its entry.
+func (c *forwardClient) readIndex(ctx context.Context) (uint64, uint64, error) {
 	call := &forwardCall{read: make(chan readIndexDone, 1)}
 	if err := c.send(call, func(id uint64, b []byte) []byte {
 		return transport.AppendReadIndex(b, transport.ReadIndexRequest{ID: id})
 	}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	select {
 	case d := <-call.read:
-		return d.index, d.err
+		return d.index, d.term, d.err
 	case <-ctx.Done():
 		c.drop(call)
-		return 0, fmt.Errorf("%w: read index: %w", ErrTimeout, ctx.Err())
+		return 0, 0, fmt.Errorf("%w: read index: %w", ErrTimeout, ctx.Err())
 	}
 }
 
 // send writes one request to the current leader, connecting first if
-// needed. An error means nothing was sent.
+// needed. An error means nothing was sent, or (ErrUnknownOutcome) that
+// part of it may have been.
 func (c *forwardClient) send(call *forwardCall, encode func(id uint64, b []byte) []byte) error {
 	leader := c.n.LeaderID()
 	if leader == 0 || leader == c.n.id {
@@ -140,67 +165,96 @@ func (c *forwardClient) send(call *forwardCall, encode func(id uint64, b []byte)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.calls == nil {
+	if c.closed {
 		return ErrNotRunning
 	}
-	if c.conn != nil && c.leader != leader {
-		c.dropConnLocked(fmt.Errorf("%w: the leader changed while the proposal was in flight", ErrUnknownOutcome))
+	if c.active != nil && c.active.leader != leader {
+		c.drainLocked(c.active)
+		c.active = nil
 	}
-	if c.conn == nil {
-		if err := c.dialLocked(leader); err != nil {
+	if c.active == nil {
+		fc, err := c.dialLocked(leader)
+		if err != nil {
 			return err
 		}
+		c.active = fc
 	}
+	fc := c.active
 	c.nextID++
 	id := c.nextID
-	c.buf = encode(id, c.buf[:0])
-	c.calls[id] = call
-	if _, err := c.w.Write(c.buf); err == nil {
-		err = c.w.Flush()
-		if err == nil {
+	fc.buf = encode(id, fc.buf[:0])
+	fc.calls[id] = call
+	if _, err := fc.w.Write(fc.buf); err == nil {
+		if err = fc.w.Flush(); err == nil {
 			return nil
 		}
 	}
-	delete(c.calls, id)
+	delete(fc.calls, id)
 	// Part of the request may have gone out: the connection is unusable,
 	// and what was in flight on it has an unknown outcome.
-	c.dropConnLocked(fmt.Errorf("%w: connection to leader %d failed", ErrUnknownOutcome, leader))
+	c.closeLocked(fc, fmt.Errorf("%w: the connection to leader %d failed", ErrUnknownOutcome, leader))
 	if call.seqs != nil {
 		return fmt.Errorf("%w: sending to leader %d failed", ErrUnknownOutcome, leader)
 	}
 	return fmt.Errorf("%w: leader %d unreachable", ErrNoLeader, leader)
 }
 
-func (c *forwardClient) dialLocked(leader uint64) error {
+func (c *forwardClient) dialLocked(leader uint64) (*forwardConn, error) {
 	ctx, cancel := context.WithTimeout(c.rt.ctx, max(2*c.n.cfg.Timing.ElectionTimeout, time.Second))
 	defer cancel()
 	conn, err := c.n.fwd.DialForward(ctx, leader)
 	if err != nil {
-		return fmt.Errorf("%w: leader %d unreachable: %v", ErrNoLeader, leader, err)
+		return nil, fmt.Errorf("%w: leader %d unreachable: %v", ErrNoLeader, leader, err)
 	}
-	c.leader, c.conn = leader, conn
-	c.w = bufio.NewWriterSize(conn, 64<<10)
-	c.readers.Go(func() { c.readReplies(conn) })
-	return nil
+	fc := &forwardConn{leader: leader, conn: conn, w: bufio.NewWriterSize(conn, 64<<10), calls: make(map[uint64]*forwardCall)}
+	c.readers.Go(func() { c.readReplies(fc) })
+	return fc, nil
 }
 
-// dropConnLocked closes the connection and fails every call on it.
-func (c *forwardClient) dropConnLocked(err error) {
-	if c.conn == nil {
+// drainLocked stops sending on fc: its read-index calls fail at once (a
+// read changes nothing; the caller asks the new leader), its proposals
+// wait for their answers until drainTimeout.
+func (c *forwardClient) drainLocked(fc *forwardConn) {
+	for id, call := range fc.calls {
+		if call.read != nil {
+			delete(fc.calls, id)
+			call.read <- readIndexDone{err: fmt.Errorf("%w: the leader changed", ErrNoLeader)}
+		}
+	}
+	if len(fc.calls) == 0 {
+		c.closeLocked(fc, nil)
 		return
 	}
-	c.conn.Close()
-	c.conn, c.w, c.leader = nil, nil, 0
-	calls := c.calls
-	c.calls = make(map[uint64]*forwardCall)
+	c.draining[fc] = true
+	fc.timer = time.AfterFunc(c.drainTimeout(), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.draining[fc] {
+			c.closeLocked(fc, fmt.Errorf("%w: the deposed leader %d did not answer", ErrUnknownOutcome, fc.leader))
+		}
+	})
+}
+
+// closeLocked closes fc and fails every call still on it with err.
+func (c *forwardClient) closeLocked(fc *forwardConn, err error) {
+	if c.active == fc {
+		c.active = nil
+	}
+	delete(c.draining, fc)
+	if fc.timer != nil {
+		fc.timer.Stop()
+	}
+	fc.conn.Close()
+	calls := fc.calls
+	fc.calls = nil
 	for _, call := range calls {
 		c.fail(call, err)
 	}
 }
 
-// readReplies reads conn's answers until it fails.
-func (c *forwardClient) readReplies(conn net.Conn) {
-	r := bufio.NewReaderSize(conn, 64<<10)
+// readReplies reads fc's answers until it fails or is closed.
+func (c *forwardClient) readReplies(fc *forwardConn) {
+	r := bufio.NewReaderSize(fc.conn, 64<<10)
 	for {
 		b, err := transport.ReadFrame(r)
 		var rep *transport.Reply
@@ -208,23 +262,26 @@ func (c *forwardClient) readReplies(conn net.Conn) {
 			rep, err = transport.DecodeReply(b)
 		}
 		c.mu.Lock()
-		if c.conn != conn {
+		if fc.calls == nil {
 			c.mu.Unlock()
-			return // dropped already
+			return // closed already
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				c.n.logger.Debug("forward connection to the leader failed", "leader", c.leader, "error", err)
+				c.n.logger.Debug("forward connection to the leader failed", "leader", fc.leader, "error", err)
 			}
-			c.dropConnLocked(fmt.Errorf("%w: the connection to the leader broke with the request in flight", ErrUnknownOutcome))
+			c.closeLocked(fc, fmt.Errorf("%w: the connection to the leader broke with the request in flight", ErrUnknownOutcome))
 			c.mu.Unlock()
 			return
 		}
-		call, ok := c.calls[rep.ID]
-		delete(c.calls, rep.ID)
+		call, ok := fc.calls[rep.ID]
+		delete(fc.calls, rep.ID)
+		if c.draining[fc] && len(fc.calls) == 0 {
+			c.closeLocked(fc, nil) // every answer is in
+		}
 		c.mu.Unlock()
 		if ok {
-			c.finish(call, rep, nil)
+			c.finish(call, rep)
 		}
 	}
 }
@@ -233,19 +290,29 @@ func (c *forwardClient) readReplies(conn net.Conn) {
 func (c *forwardClient) drop(call *forwardCall) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id, other := range c.calls {
-		if other == call {
-			delete(c.calls, id)
+	for _, fc := range c.conns() {
+		for id, other := range fc.calls {
+			if other == call {
+				delete(fc.calls, id)
+			}
 		}
 	}
 }
 
-// finish hands a call its answer, or err.
-func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply, err error) {
-	if err != nil {
-		c.fail(call, err)
-		return
+// conns returns the open connections. The caller holds c.mu.
+func (c *forwardClient) conns() []*forwardConn {
+	out := make([]*forwardConn, 0, len(c.draining)+1)
+	if c.active != nil {
+		out = append(out, c.active)
 	}
+	for fc := range c.draining {
+		out = append(out, fc)
+	}
+	return out
+}
+
+// finish hands a call its answer.
+func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply) {
 	if call.seqs != nil {
 		<-c.slots
 	}
@@ -262,7 +329,7 @@ func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply, err erro
 	if call.read != nil {
 		d := readIndexDone{err: rerr}
 		if rerr == nil && len(rep.Indexes) == 1 {
-			d.index = rep.Indexes[0]
+			d.index, d.term = rep.Indexes[0], rep.Term
 		} else if rerr == nil {
 			d.err = fmt.Errorf("%w: the leader answered a read index with %d indexes", ErrNoLeader, len(rep.Indexes))
 		}
@@ -271,6 +338,9 @@ func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply, err erro
 	}
 	if rerr == nil && len(rep.Indexes) != len(call.seqs) {
 		rerr = fmt.Errorf("%w: the leader answered %d indexes for %d proposals", ErrUnknownOutcome, len(rep.Indexes), len(call.seqs))
+	}
+	if rerr == nil {
+		c.rt.catchUp.learn(slices.Max(rep.Indexes), rep.Term)
 	}
 	for i, seq := range call.seqs {
 		if rerr != nil {
@@ -284,11 +354,14 @@ func (c *forwardClient) finish(call *forwardCall, rep *transport.Reply, err erro
 
 func (c *forwardClient) fail(call *forwardCall, err error) {
 	if call.read != nil {
-		if errors.Is(err, ErrUnknownOutcome) {
+		if err == nil || errors.Is(err, ErrUnknownOutcome) {
 			err = fmt.Errorf("%w: %v", ErrNoLeader, err) // a read changes nothing: ask again
 		}
 		call.read <- readIndexDone{err: err}
 		return
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: the connection to the leader closed", ErrUnknownOutcome)
 	}
 	if call.seqs != nil {
 		<-c.slots
@@ -298,11 +371,14 @@ func (c *forwardClient) fail(call *forwardCall, err error) {
 	}
 }
 
-// close drops the connection and waits for its reader.
+// close closes every connection, failing what waits on them with err, and
+// waits for their readers.
 func (c *forwardClient) close(err error) {
 	c.mu.Lock()
-	c.dropConnLocked(err)
-	c.calls = nil
+	c.closed = true
+	for _, fc := range c.conns() {
+		c.closeLocked(fc, err)
+	}
 	c.mu.Unlock()
 	c.readers.Wait()
 }
@@ -311,7 +387,7 @@ func (c *forwardClient) close(err error) {
 // or the node stops: proposals join the leader's batches, read-index
 // requests the leader's read rounds. Answers are written by a second
 // goroutine as they come, in any order.
-func (n *Node) serveForward(rt *runtime, conn net.Conn) {
+func (n *Node) serveForward(rt *run, conn net.Conn) {
 	out := newReplyQueue()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -339,8 +415,8 @@ func (n *Node) serveForward(rt *runtime, conn net.Conn) {
 			}
 		case transport.ReadIndexRequest:
 			id := req.ID
-			rt.reads.submit(readRequest{remote: func(index uint64, err error) {
-				out.push(readReply(id, index, err))
+			rt.reads.submit(readRequest{remote: func(d readIndexDone) {
+				out.push(readReply(id, d))
 			}})
 		}
 	}
@@ -348,14 +424,14 @@ func (n *Node) serveForward(rt *runtime, conn net.Conn) {
 
 // acceptForwarded queues a follower's proposals for the batcher; it
 // returns false once the node stops.
-func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply func(*transport.Reply)) bool {
+func (n *Node) acceptForwarded(rt *run, req *transport.ProposeRequest, reply func(*transport.Reply)) bool {
 	if rt.raft.State() != raft.Leader {
 		reply(&transport.Reply{ID: req.ID, Status: transport.ReplyNotLeader, Leader: n.LeaderID()})
 		return true
 	}
 	for _, it := range req.Items {
-		if len(it) == 0 {
-			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: ErrEmptyProposal.Error()})
+		if len(it) == 0 || len(it) > MaxProposalSize {
+			reply(&transport.Reply{ID: req.ID, Status: transport.ReplyRefused, Message: fmt.Sprintf("a proposal of %d bytes (1 to %d taken)", len(it), MaxProposalSize)})
 			return true
 		}
 	}
@@ -365,9 +441,9 @@ func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply
 		p := proposal{tag: adapter.Tag{Session: req.Session, Seq: req.Seqs[i]}, data: it, req: fr, i: i}
 		select {
 		case rt.proposals <- p:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			for j := i; j < len(req.Items); j++ {
-				fr.done(j, 0, ErrNotRunning)
+				fr.done(j, 0, 0, ErrNotRunning)
 			}
 			return false
 		}
@@ -375,12 +451,12 @@ func (n *Node) acceptForwarded(rt *runtime, req *transport.ProposeRequest, reply
 	return true
 }
 
-func readReply(id, index uint64, err error) *transport.Reply {
+func readReply(id uint64, d readIndexDone) *transport.Reply {
 	var nle *NotLeaderError
 	switch {
-	case err == nil:
-		return &transport.Reply{ID: id, Status: transport.ReplyOK, Indexes: []uint64{index}}
-	case errors.As(err, &nle):
+	case d.err == nil:
+		return &transport.Reply{ID: id, Status: transport.ReplyOK, Indexes: []uint64{d.index}, Term: d.term}
+	case errors.As(d.err, &nle):
 		return &transport.Reply{ID: id, Status: transport.ReplyNotLeader, Leader: nle.LeaderID}
 	}
 	// A read changes nothing; the follower asks again.
@@ -450,7 +526,7 @@ func (q *replyQueue) writeTo(conn net.Conn) {
 
 // acceptForward is the goroutine that serves the forward connections the
 // transport admits.
-func (n *Node) acceptForward(rt *runtime) {
+func (n *Node) acceptForward(rt *run) {
 	for {
 		conn, err := rt.layer.AcceptForward()
 		if err != nil {
@@ -474,9 +550,9 @@ func (n *Node) acceptForwardConn(conn net.Conn) error {
 	return nil
 }
 
-// serve runs f for conn under the runtime's WaitGroup, unless Stop has
+// serve runs f for conn under the run's WaitGroup, unless Stop has
 // begun; Stop closes conn.
-func (rt *runtime) serve(conn net.Conn, f func()) bool {
+func (rt *run) serve(conn net.Conn, f func()) bool {
 	rt.connMu.Lock()
 	defer rt.connMu.Unlock()
 	if rt.closing {
@@ -496,7 +572,7 @@ func (rt *runtime) serve(conn net.Conn, f func()) bool {
 }
 
 // closeServing closes every forward connection being served.
-func (rt *runtime) closeServing() {
+func (rt *run) closeServing() {
 	rt.connMu.Lock()
 	defer rt.connMu.Unlock()
 	rt.closing = true

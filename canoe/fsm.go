@@ -1,6 +1,10 @@
 package canoe
 
-import "github.com/canoe-raft/canoe/adapter"
+import (
+	"io"
+
+	"github.com/canoe-raft/canoe/adapter"
+)
 
 // LogData is the data of one proposal: what Propose takes and FSM.Apply gets.
 type LogData []byte
@@ -21,11 +25,47 @@ type FSM interface {
 
 	// Snapshot returns the whole state. Apply is not called while it runs,
 	// so it should copy quickly; canoe writes the bytes out afterwards.
+	// Not called for a StreamingFSM.
 	Snapshot() (SnapshotData, error)
 
 	// Restore replaces the whole state with a snapshot's: on restart from
 	// DataDir and when a lagging node receives the leader's snapshot.
+	// Not called for a StreamingFSM.
 	Restore(SnapshotData) error
+}
+
+// StreamingFSM is optional on the user's FSM: snapshots as streams
+// (hashicorp/raft's FSMSnapshot.Persist model), for states too large to
+// copy into one []byte. When the FSM implements it, canoe calls these
+// instead of Snapshot and Restore, and never holds the whole state in
+// memory: taking a snapshot, installing one on a new or lagging node,
+// restarting, Backup and RestoreBackup all stream.
+//
+// The bytes written are the FSM's own format, and the state canoe restores
+// may come from a snapshot written by an earlier version of the program:
+// RestoreStream must read what Snapshot (before the FSM streamed) or
+// SnapshotStream ever wrote, or the format must carry its own version.
+type StreamingFSM interface {
+	// SnapshotStream captures the state and returns a function that
+	// writes it. Apply is not called while SnapshotStream runs, so it must
+	// return quickly: take what writing needs (a copy-on-write reference,
+	// a version number, a read transaction), not a copy of the state.
+	// canoe then calls the function, at most once and maybe not at all
+	// (a snapshot abandoned), on another goroutine while later Applies go
+	// on: it must write the state as it was when SnapshotStream ran, and
+	// must not keep w after it returns. The functions of two snapshots may
+	// run at the same time (Backup's while raft persists its own). An
+	// error from either aborts the snapshot; canoe tries again later.
+	SnapshotStream() (write func(w io.Writer) error, err error)
+
+	// RestoreStream replaces the whole state with the one read from r,
+	// which holds exactly what a write function wrote (r ends where the
+	// state ends; canoe discards what RestoreStream leaves unread). It is
+	// called on restart from DataDir, when a node installs the leader's
+	// snapshot, and when a backup is restored. If it fails, the state it
+	// leaves is the FSM's business: build the new state aside and swap it
+	// in at the end, so that a damaged stream leaves the old one.
+	RestoreStream(r io.Reader) error
 }
 
 // ResultFSM is an FSM whose Apply answers the proposer with a value: a
@@ -61,4 +101,19 @@ func shimFor(fsm FSM) adapter.FSM {
 		return resultShim{fsmShim{fsm}, r}
 	}
 	return fsmShim{fsm}
+}
+
+// streamShim adapts a user StreamingFSM to adapter.StreamingFSM.
+type streamShim struct{ s StreamingFSM }
+
+func (s streamShim) SnapshotStream() (func(io.Writer) error, error) { return s.s.SnapshotStream() }
+func (s streamShim) RestoreStream(r io.Reader) error                { return s.s.RestoreStream(r) }
+
+// streamFor returns the adapter's view of fsm as a StreamingFSM, nil if it
+// is not one.
+func streamFor(fsm FSM) adapter.StreamingFSM {
+	if s, ok := fsm.(StreamingFSM); ok {
+		return streamShim{s}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -48,6 +49,12 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 		RaftAddr:        self.raftAddr(),
 		BootstrapExpect: c.BootstrapExpect,
 		HasState:        hasState,
+		NonVoter:        c.NonVoter,
+	}
+	if c.NonVoter {
+		// Not part of the expectation: gossiping none also keeps nodes
+		// that predate the NonVoter flag from counting this one.
+		meta.BootstrapExpect = 0
 	}
 	if self.ConfigPort != 0 {
 		meta.ConfigAddr = net.JoinHostPort(self.Host, strconv.Itoa(self.ConfigPort))
@@ -63,7 +70,7 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 		AdvertiseAddr: self.Host,
 		ClusterID:     c.ClusterID,
 		SecretKey:     gossipKey,
-		Profile:       c.Timing.gossip,
+		Profile:       c.Timing.Gossip.profile(),
 		Meta:          meta,
 		Logger:        n.logger.Named("gossip"),
 	})
@@ -78,7 +85,7 @@ func (n *Node) startGossip(self *Peer, port int, hasState bool) (*gossip, error)
 
 // watchGossip is the gossip goroutine: it records when members fail and
 // wakes the manager on every membership change.
-func (n *Node) watchGossip(rt *runtime) {
+func (n *Node) watchGossip(rt *run) {
 	for ev := range rt.gossip.d.Events() {
 		g := rt.gossip
 		g.mu.Lock()
@@ -116,7 +123,7 @@ const gossipRefusals = 2
 // gossipRefusals times in a row (a SecretKey or ClusterID mismatch), and
 // records a permanent error for awaitGossipAdmission; a member (restarted
 // from DataDir) keeps trying, as its seeds are known members.
-func (n *Node) joinGossip(rt *runtime) {
+func (n *Node) joinGossip(rt *run) {
 	refusals := 0
 	_ = retry(rt.ctx, *n.cfg.InitBackoff, func() error {
 		seeds := n.gossipSeeds()
@@ -155,14 +162,14 @@ func (n *Node) joinGossip(rt *runtime) {
 // each other and none belongs to a cluster yet, each bootstraps raft with
 // the same sorted server list (safe in raft: identical lists agree). If one
 // already belongs to a cluster, this node waits for its leader to add it.
-func (n *Node) bootstrapExpect(rt *runtime) {
+func (n *Node) bootstrapExpect(rt *run) {
 	want := n.cfg.BootstrapExpect
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return
 		}
 		if n.wasMember.Load() {
@@ -178,7 +185,7 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 				formed = true
 				continue
 			}
-			if m.Meta.BootstrapExpect == want && !m.Meta.Leaving {
+			if m.Meta.BootstrapExpect == want && !m.Meta.Leaving && !m.Meta.NonVoter {
 				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: adapter.ServerID(m.Meta.ID), Address: raft.ServerAddress(m.Meta.RaftAddr)})
 			}
 		}
@@ -209,31 +216,53 @@ func (n *Node) bootstrapExpect(rt *runtime) {
 // reconcileGossip is the leader's gossip duty: add members that appeared,
 // remove members that are leaving, and remove members failed for longer
 // than DeadNodeTimeout when that leaves a quorum of live voters.
-func (n *Node) reconcileGossip(ctx context.Context, rt *runtime, cfg raft.Configuration) {
+func (n *Node) reconcileGossip(ctx context.Context, rt *run, cfg raft.Configuration) {
+	v := n.gossipView(rt, cfg)
+	if n.admitFromGossip(ctx, rt, v) {
+		return // the configuration changed; look again next round
+	}
+	if n.cfg.DeadNodeTimeout > 0 {
+		n.removeDeadMember(ctx, rt, v)
+	}
+}
+
+// gossipView is the leader's picture of gossip against the configuration.
+type gossipView struct {
+	alive              map[uint64]discovery.Member // members of this cluster gossip sees
+	inConfig           map[uint64]raft.Server
+	voters, liveVoters int
+}
+
+func (n *Node) gossipView(rt *run, cfg raft.Configuration) gossipView {
 	members := rt.gossip.d.Members()
-	alive := make(map[uint64]discovery.Member, len(members))
+	v := gossipView{alive: make(map[uint64]discovery.Member, len(members)), inConfig: make(map[uint64]raft.Server, len(cfg.Servers))}
 	for _, m := range members {
 		if m.Meta.ClusterID == n.cfg.ClusterID {
-			alive[m.Meta.ID] = m
+			v.alive[m.Meta.ID] = m
 		}
 	}
-	inConfig := make(map[uint64]raft.Server, len(cfg.Servers))
-	voters, liveVoters := 0, 0
 	for _, s := range cfg.Servers {
 		id, err := adapter.ParseServerID(s.ID)
 		if err != nil {
 			continue
 		}
-		inConfig[id] = s
+		v.inConfig[id] = s
 		if s.Suffrage == raft.Voter {
-			voters++
-			if _, ok := alive[id]; ok {
-				liveVoters++
+			v.voters++
+			if _, ok := v.alive[id]; ok {
+				v.liveVoters++
 			}
 		}
 	}
-	for id, m := range alive {
-		s, member := inConfig[id]
+	return v
+}
+
+// admitFromGossip makes at most one change from what gossip shows: removes
+// a member that is leaving, records a member's addresses, or adds a node
+// that appeared (or moved). It reports whether it tried one.
+func (n *Node) admitFromGossip(ctx context.Context, rt *run, v gossipView) bool {
+	for id, m := range v.alive {
+		s, member := v.inConfig[id]
 		switch {
 		case id == n.id:
 		case m.Meta.Leaving && member:
@@ -241,18 +270,18 @@ func (n *Node) reconcileGossip(ctx context.Context, rt *runtime, cfg raft.Config
 			if err := n.removePeerLocal(ctx, rt, id); err != nil {
 				n.logger.Warn("could not remove leaving member", "peer", id, "error", err)
 			}
-			return // the configuration changed; look again next round
-		case member && !m.Meta.Leaving && n.metaOutdated(m):
+			return true
+		case member && !m.Meta.Leaving && n.metaOutdated(m, s):
 			// Members that joined by BootstrapExpect were never added
 			// through AddPeer: record their addresses from gossip.
 			p, err := peerFromGossip(m)
 			if err != nil {
 				continue
 			}
-			if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout)); err != nil {
+			if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(n.recordedMeta(p, &s)), enqueueTimeout)); err != nil {
 				n.logger.Debug("could not record a member's addresses", "peer", id, "error", err)
 			}
-			return
+			return true
 		case !m.Meta.Leaving && (!member || string(s.Address) != m.Meta.RaftAddr) && !n.fsm.Removed(id):
 			p, err := peerFromGossip(m)
 			if err != nil {
@@ -262,28 +291,28 @@ func (n *Node) reconcileGossip(ctx context.Context, rt *runtime, cfg raft.Config
 			if err := n.addPeerLocal(ctx, rt, p); err != nil {
 				n.logger.Warn("could not add gossip member", "peer", id, "error", err)
 			}
-			return
+			return true
 		}
 	}
-	if n.cfg.DeadNodeTimeout <= 0 {
-		return
-	}
+	return false
+}
+
+// removeDeadMember removes one member whose gossip has failed for longer
+// than DeadNodeTimeout, as long as the live voters left are a quorum.
+func (n *Node) removeDeadMember(ctx context.Context, rt *run, v gossipView) {
 	rt.gossip.mu.Lock()
-	failed := make(map[uint64]time.Time, len(rt.gossip.failed))
-	for id, at := range rt.gossip.failed {
-		failed[id] = at
-	}
+	failed := maps.Clone(rt.gossip.failed)
 	rt.gossip.mu.Unlock()
 	for id, at := range failed {
-		s, member := inConfig[id]
+		s, member := v.inConfig[id]
 		if !member || id == n.id || time.Since(at) < n.cfg.DeadNodeTimeout {
 			continue
 		}
-		if _, back := alive[id]; back {
+		if _, back := v.alive[id]; back {
 			continue
 		}
-		if s.Suffrage == raft.Voter && liveVoters < (voters-1)/2+1 {
-			n.logger.Warn("not removing dead voter: the live voters would not be a quorum", "peer", id, "voters", voters, "live", liveVoters)
+		if s.Suffrage == raft.Voter && v.liveVoters < (v.voters-1)/2+1 {
+			n.logger.Warn("not removing dead voter: the live voters would not be a quorum", "peer", id, "voters", v.voters, "live", v.liveVoters)
 			continue
 		}
 		n.logger.Info("removing a member dead for longer than DeadNodeTimeout", "peer", id, "since", at)
@@ -294,15 +323,16 @@ func (n *Node) reconcileGossip(ctx context.Context, rt *runtime, cfg raft.Config
 	}
 }
 
-// metaOutdated reports whether the replicated addresses of member m differ
-// from what it gossips about itself.
-func (n *Node) metaOutdated(m discovery.Member) bool {
+// metaOutdated reports whether the replicated addresses of member m, whose
+// server in the configuration is s, differ from what it gossips about
+// itself. Its gossiped NonVoter flag counts only when it is first added.
+func (n *Node) metaOutdated(m discovery.Member, s raft.Server) bool {
 	p, err := peerFromGossip(m)
 	if err != nil {
 		return false
 	}
 	have, ok := n.fsm.Peer(p.ID)
-	return !ok || have != p.meta()
+	return !ok || have != n.recordedMeta(p, &s)
 }
 
 // peerFromGossip turns a gossip member into a Peer to add.
@@ -311,7 +341,7 @@ func peerFromGossip(m discovery.Member) (Peer, error) {
 	if err != nil {
 		return Peer{}, err
 	}
-	p := Peer{ID: m.Meta.ID, Host: host, RaftPort: raftPort}
+	p := Peer{ID: m.Meta.ID, Host: host, RaftPort: raftPort, NonVoter: m.Meta.NonVoter}
 	if m.Meta.ConfigAddr != "" {
 		if _, port, err := splitHostPort(m.Meta.ConfigAddr); err == nil {
 			p.ConfigPort = port
@@ -325,7 +355,7 @@ func peerFromGossip(m discovery.Member) (Peer, error) {
 
 // markMember tells the gossip pool that this node belongs to a cluster, so
 // BootstrapExpect nodes starting later join it instead of founding another.
-func (n *Node) markMember(rt *runtime) {
+func (n *Node) markMember(rt *run) {
 	if rt.gossip == nil || rt.gossip.d.LocalMember().Meta.HasState {
 		return
 	}
@@ -337,7 +367,7 @@ func (n *Node) markMember(rt *runtime) {
 }
 
 // leaveGossip leaves the gossip pool gracefully (Destroy).
-func (n *Node) leaveGossip(rt *runtime) {
+func (n *Node) leaveGossip(rt *run) {
 	if rt.gossip == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/canoe-raft/canoe/adapter"
 	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/observer"
 )
 
 // httpShutdownGrace bounds how long Stop waits for HTTP requests in flight.
@@ -27,27 +29,31 @@ func (n *Node) listenHTTP() (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP starts the HTTP API on ln; the runtime's WaitGroup owns it.
-func (n *Node) serveHTTP(rt *runtime, ln net.Listener) {
+// serveHTTP starts the HTTP API on ln; the run's WaitGroup owns it.
+func (n *Node) serveHTTP(rt *run, ln net.Listener) {
 	api := apiShim{n}
 	rt.http = httpconfig.NewServer(httpconfig.Config{
 		Membership: api,
+		Promoter:   api,
 		Status:     api,
+		Snapshots:  api,
+		Leadership: api,
 		Metrics:    n.metrics.handler(),
 		Secret:     n.cfg.ClusterSecret,
 		ClusterID:  n.cfg.ClusterID,
 		Logger:     n.logger.Named("http"),
+		// The body is the backup, which RestoreBackup also checks against
+		// MaxBackupBytes as it reads it.
+		MaxSnapshotBytes: n.cfg.MaxBackupBytes,
 	}, ln, n.cfg.TLSConfig)
-	rt.wg.Add(1)
-	go func() {
-		defer rt.wg.Done()
+	rt.wg.Go(func() {
 		if err := rt.http.Serve(); err != nil {
 			n.logger.Error("HTTP API stopped", "error", err)
 		}
-	}()
+	})
 }
 
-func (n *Node) stopHTTP(rt *runtime) error {
+func (n *Node) stopHTTP(rt *run) error {
 	if rt.http == nil {
 		return nil
 	}
@@ -82,17 +88,42 @@ func (a apiShim) RemovePeer(ctx context.Context, id uint64) error {
 	return toHTTPError(a.n.RemovePeer(ctx, id))
 }
 
+func (a apiShim) Promote(ctx context.Context, id uint64) error {
+	return toHTTPError(a.n.Promote(ctx, id))
+}
+
 func (a apiShim) Status() httpconfig.Status {
 	s := a.n.Status()
 	out := httpconfig.Status{
-		ID: s.ID, State: s.State, LeaderID: s.LeaderID, Term: s.Term,
+		ID: s.ID, State: raftStateName(s.State), LeaderID: s.LeaderID, Term: s.Term,
 		CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastIndex: s.LastIndex,
-		Members: make([]httpconfig.Peer, len(s.Members)),
+		Members:          make([]httpconfig.Peer, len(s.Members)),
+		CommittedMembers: s.CommittedMembers,
 	}
 	for i, p := range s.Members {
 		out.Members[i] = toHTTPPeer(p)
+		if d, ok := s.LastContact[p.ID]; ok {
+			ms := d.Milliseconds()
+			out.Members[i].LastContactMs = &ms
+		}
 	}
 	return out
+}
+
+func (a apiShim) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	var err error
+	switch {
+	case to == 0:
+		err = a.n.TransferLeadership(ctx)
+	case to == a.n.id && a.n.IsLeader():
+		return a.n.id, nil
+	default:
+		err = a.n.TransferLeadershipTo(ctx, to)
+	}
+	if err != nil {
+		return 0, toHTTPError(err)
+	}
+	return a.n.awaitOtherLeader(ctx), nil
 }
 
 func (a apiShim) Healthy() error {
@@ -106,16 +137,52 @@ func (a apiShim) Healthy() error {
 	return nil
 }
 
+func (a apiShim) Backup(ctx context.Context, w io.Writer) (uint64, error) {
+	index, err := a.n.Backup(ctx, w)
+	return index, toHTTPError(err)
+}
+
+func (a apiShim) StageRestore(ctx context.Context, r io.Reader) (httpconfig.StagedRestore, error) {
+	if _, err := a.n.current(); err != nil {
+		return nil, toHTTPError(err)
+	}
+	st, err := a.n.stageBackup(ctx, r)
+	if err != nil {
+		return nil, toHTTPError(err)
+	}
+	return stagedShim{st}, nil
+}
+
+// stagedShim is a staged backup as the HTTP API sees it.
+type stagedShim struct{ s *stagedBackup }
+
+func (s stagedShim) Index() uint64                     { return s.s.info.Index }
+func (s stagedShim) Restore(ctx context.Context) error { return toHTTPError(s.s.Restore(ctx)) }
+func (s stagedShim) Discard()                          { s.s.Discard() }
+
 func toHTTPPeer(p Peer) httpconfig.Peer {
 	s := httpconfig.Nonvoter
 	if p.Voter {
 		s = httpconfig.Voter
 	}
-	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s}
+	return httpconfig.Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Suffrage: s, NonVoter: p.NonVoter}
 }
 
 func fromHTTPPeer(p httpconfig.Peer) Peer {
-	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter}
+	return Peer{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, Voter: p.Suffrage == httpconfig.Voter, NonVoter: p.NonVoter}
+}
+
+// raftStateName is a State as the HTTP API names it (raft's names).
+func raftStateName(s State) string {
+	switch s {
+	case observer.Leader:
+		return raft.Leader.String()
+	case observer.Candidate:
+		return raft.Candidate.String()
+	case observer.Shutdown:
+		return raft.Shutdown.String()
+	}
+	return raft.Follower.String()
 }
 
 // toHTTPError maps canoe's errors to the HTTP API's sentinels.
@@ -134,7 +201,7 @@ func toHTTPError(err error) error {
 		return fmt.Errorf("%w: %v", httpconfig.ErrNoLeader, err)
 	case errors.Is(err, ErrPeerNotFound):
 		return fmt.Errorf("%w: %v", httpconfig.ErrPeerNotFound, err)
-	case errors.Is(err, ErrInvalidPeer), errors.Is(err, ErrEmptyProposal):
+	case errors.Is(err, ErrInvalidPeer), errors.Is(err, ErrEmptyProposal), errors.Is(err, ErrInvalidBackup):
 		return fmt.Errorf("%w: %v", httpconfig.ErrInvalid, err)
 	case errors.Is(err, ErrorRemovedFromCluster):
 		return fmt.Errorf("%w: %v", httpconfig.ErrRemoved, err)
@@ -233,6 +300,17 @@ func (f *httpForwarder) RemovePeer(ctx context.Context, leader uint64, id uint64
 	return nil
 }
 
+func (f *httpForwarder) Promote(ctx context.Context, leader uint64, id uint64) error {
+	base, err := f.base(leader)
+	if err != nil {
+		return err
+	}
+	if err := f.client.Promote(ctx, base, id); err != nil {
+		return fromHTTPError(err, leader)
+	}
+	return nil
+}
+
 func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []uint64, error) {
 	base, err := f.base(peer)
 	if err != nil {
@@ -242,52 +320,7 @@ func (f *httpForwarder) Membership(ctx context.Context, peer uint64) (uint64, []
 	if err != nil {
 		return 0, nil, err
 	}
-	members := make([]uint64, len(st.Members))
-	for i, m := range st.Members {
-		members[i] = m.ID
-	}
-	return st.LeaderID, members, nil
-}
-
-// Status is a snapshot of a node's view of the cluster.
-type Status struct {
-	ID           uint64
-	State        string // "Follower", "Candidate", "Leader" or "Shutdown"
-	LeaderID     uint64 // 0: none known
-	Term         uint64
-	CommitIndex  uint64
-	AppliedIndex uint64 // last entry the FSM applied
-	LastIndex    uint64
-	Members      []Peer
-}
-
-// Status returns the node's view of the cluster. It does not block.
-func (n *Node) Status() Status {
-	rt := n.rt.Load()
-	if rt == nil {
-		return Status{ID: n.id, State: raft.Shutdown.String(), AppliedIndex: n.fsm.AppliedIndex()}
-	}
-	return Status{
-		ID:           n.id,
-		State:        rt.raft.State().String(),
-		LeaderID:     n.LeaderID(),
-		Term:         rt.raft.CurrentTerm(),
-		CommitIndex:  rt.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(),
-		LastIndex:    rt.raft.LastIndex(),
-		Members:      n.Peers(),
-	}
-}
-
-func (n *Node) isVoter(rt *runtime) bool {
-	cfg, _, err := configuration(rt)
-	if err != nil {
-		return false
-	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(n.id) {
-			return s.Suffrage == raft.Voter
-		}
-	}
-	return false
+	// A member too old to report its committed configuration cannot tell:
+	// its Members may hold a change that is undone later.
+	return st.LeaderID, st.CommittedMembers, nil
 }

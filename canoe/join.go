@@ -24,12 +24,13 @@ const maxQuote = 200
 // ends. A member that is down, has no leader or is busy is asked again
 // later; one whose answer cannot change by asking again (see joinRefusal)
 // is not, and once every member has answered so, join fails at once.
-func (n *Node) join(ctx context.Context, rt *runtime) error {
+func (n *Node) join(ctx context.Context, rt *run) error {
 	b := *n.cfg.InitBackoff
 	ctx, cancel := context.WithTimeoutCause(ctx, b.MaxElapsedTime, errJoinTimeout)
 	defer cancel()
 	self := toHTTPPeer(rt.self)
 	self.ClusterID = n.cfg.ClusterID
+	self.NonVoter = n.cfg.NonVoter
 	peers := n.cfg.bootstrapURLs()
 	refused := make(map[string]error, len(peers))
 	var failed []string // the failures of the latest round
@@ -136,7 +137,7 @@ func quote(s string) string {
 // awaitGossipAdmission waits until the leader, which learns of this node by
 // gossip, has added it, or the gossip join fails for good (see joinGossip),
 // or InitBackoff.MaxElapsedTime passes, or ctx ends.
-func (n *Node) awaitGossipAdmission(ctx context.Context, rt *runtime) error {
+func (n *Node) awaitGossipAdmission(ctx context.Context, rt *run) error {
 	limit := n.cfg.InitBackoff.MaxElapsedTime
 	ctx, cancel := context.WithTimeoutCause(ctx, limit, errJoinTimeout)
 	defer cancel()

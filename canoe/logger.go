@@ -1,9 +1,13 @@
 package canoe
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -91,8 +95,8 @@ func (l *raftLogger) level(level hclog.Level, msg string, args []any) hclog.Leve
 	if to, ok := raftLogRules[msg]; ok {
 		return to
 	}
-	if msg == "failed to decode incoming command" && errorOf(args) == raft.ErrTransportShutdown {
-		return hclog.Debug // this node is stopping
+	if msg == "failed to decode incoming command" && connectionLost(errorOf(args)) {
+		return hclog.Debug // this node is stopping, or the peer went away
 	}
 	if !raftPeerMessages[msg] {
 		return level
@@ -120,6 +124,14 @@ func errorOf(args []any) error {
 		}
 	}
 	return nil
+}
+
+// connectionLost reports whether err says a raft connection ended (this
+// node's transport shut down, the peer closed or reset it) rather than that
+// it carried something malformed.
+func connectionLost(err error) bool {
+	return err != nil && (errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 // peerOf returns the peer a raft message is about.

@@ -31,13 +31,32 @@ type Peer struct {
 	RaftPort   int
 	ConfigPort int  // HTTP API port, 0 if unknown
 	GossipPort int  // memberlist port, 0 if none
-	Voter      bool // false while a new member catches up
+	Voter      bool // false while a new member catches up, and for a read replica
+	// NonVoter marks a read replica: a member that gets every entry and
+	// serves reads but stays a non-voter (never counted toward quorum,
+	// never a leader) until Promote. A non-voter without it is catching up
+	// and the leader promotes it on its own. In AddPeer it asks for a new
+	// member to be added as a read replica (see NodeConfig.NonVoter).
+	NonVoter bool
 }
 
 func (p Peer) raftAddr() string { return net.JoinHostPort(p.Host, strconv.Itoa(p.RaftPort)) }
 
 func (p Peer) meta() adapter.PeerMeta {
-	return adapter.PeerMeta{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort}
+	return adapter.PeerMeta{ID: p.ID, Host: p.Host, RaftPort: p.RaftPort, ConfigPort: p.ConfigPort, GossipPort: p.GossipPort, NonVoter: p.NonVoter}
+}
+
+// recordedMeta returns the metadata to replicate for p: its addresses,
+// and its NonVoter flag if it is a new member (s is nil). A member keeps the
+// flag the cluster records for it (only Promote clears it), and a voter
+// never has it.
+func (n *Node) recordedMeta(p Peer, s *raft.Server) adapter.PeerMeta {
+	m := p.meta()
+	if s != nil {
+		have, ok := n.fsm.Peer(p.ID)
+		m.NonVoter = s.Suffrage != raft.Voter && ok && have.NonVoter
+	}
+	return m
 }
 
 func (p Peer) validate() error {
@@ -83,6 +102,7 @@ func (n *Node) Peers() []Peer {
 		p := Peer{ID: id, Voter: s.Suffrage == raft.Voter}
 		if m, ok := metas[id]; ok {
 			p.Host, p.RaftPort, p.ConfigPort, p.GossipPort = m.Host, m.RaftPort, m.ConfigPort, m.GossipPort
+			p.NonVoter = m.NonVoter && !p.Voter
 		}
 		if host, port, err := splitHostPort(string(s.Address)); err == nil {
 			p.Host, p.RaftPort = host, port // raft's address is authoritative
@@ -96,7 +116,7 @@ func (n *Node) Peers() []Peer {
 	return out
 }
 
-func configuration(rt *runtime) (raft.Configuration, uint64, error) {
+func configuration(rt *run) (raft.Configuration, uint64, error) {
 	f := rt.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return raft.Configuration{}, 0, err
@@ -106,15 +126,17 @@ func configuration(rt *runtime) (raft.Configuration, uint64, error) {
 
 // AddPeer adds p to the cluster and returns once the change is committed.
 // The new member starts as a non-voter and the leader promotes it to voter
-// once it has caught up (a PeerPromoted observation tells when). Adding a
-// member again with a new address moves it. On a follower the request goes
-// to the leader. It returns when ctx ends; an error that matches ErrTimeout
-// then means the change may still happen.
+// once it has caught up (a PeerPromoted observation tells when); with
+// p.NonVoter it stays a non-voter, a read replica, until Promote. Adding a
+// member again with a new address moves it, keeping its suffrage (p.NonVoter
+// matters only for a new member). On a follower the request goes to the
+// leader. It returns when ctx ends; an error that matches ErrTimeout then
+// means the change may still happen.
 func (n *Node) AddPeer(ctx context.Context, p Peer) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
-	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	return n.onLeader(ctx, func(rt *run, leader uint64) error {
 		if leader == n.id {
 			return n.addPeerLocal(ctx, rt, p)
 		}
@@ -130,7 +152,7 @@ func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
 	if id == 0 {
 		return fmt.Errorf("%w: id is 0", ErrInvalidPeer)
 	}
-	return n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	return n.onLeader(ctx, func(rt *run, leader uint64) error {
 		if leader == n.id {
 			return n.removePeerLocal(ctx, rt, id)
 		}
@@ -138,13 +160,13 @@ func (n *Node) RemovePeer(ctx context.Context, id uint64) error {
 	})
 }
 
-// onLeader runs do with the running runtime and the leader this node knows
+// onLeader runs do with the current run and the leader this node knows
 // (this node itself, or another member to forward to), and tries again
 // while it fails in a way that certainly did nothing (ErrNotLeader,
 // ErrNoLeader): after the next leader change, or a short pause. When ctx
 // ends first it returns ErrNoLeader (no leader known) or ErrTimeout, both
 // wrapping ctx's error.
-func (n *Node) onLeader(ctx context.Context, do func(rt *runtime, leader uint64) error) error {
+func (n *Node) onLeader(ctx context.Context, do func(rt *run, leader uint64) error) error {
 	for {
 		rt, err := n.current()
 		if err != nil {
@@ -177,7 +199,7 @@ func (n *Node) onLeader(ctx context.Context, do func(rt *runtime, leader uint64)
 	}
 }
 
-func (n *Node) addPeerLocal(ctx context.Context, rt *runtime, p Peer) error {
+func (n *Node) addPeerLocal(ctx context.Context, rt *run, p Peer) error {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -189,8 +211,11 @@ func (n *Node) addPeerLocal(ctx context.Context, rt *runtime, p Peer) error {
 			existing = &cfg.Servers[i]
 		}
 	}
-	if m, ok := n.fsm.Peer(p.ID); !ok || m != p.meta() {
-		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(p.meta()), enqueueTimeout)); err != nil {
+	// Recorded before the configuration change, so that no leader promotes
+	// a read replica before it knows it is one.
+	meta := n.recordedMeta(p, existing)
+	if m, ok := n.fsm.Peer(p.ID); !ok || m != meta {
+		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(meta), enqueueTimeout)); err != nil {
 			return n.raftErr(err)
 		}
 	}
@@ -205,12 +230,12 @@ func (n *Node) addPeerLocal(ctx context.Context, rt *runtime, p Peer) error {
 	if err != nil {
 		return n.raftErr(err)
 	}
-	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 10), "addr", addr, "moved", existing != nil)
+	n.logger.Info("added peer", "peer", strconv.FormatUint(p.ID, 10), "addr", addr, "moved", existing != nil, "read_replica", meta.NonVoter)
 	kick(rt)
 	return nil
 }
 
-func (n *Node) removePeerLocal(ctx context.Context, rt *runtime, id uint64) error {
+func (n *Node) removePeerLocal(ctx context.Context, rt *run, id uint64) error {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return n.raftErr(err)
@@ -265,7 +290,7 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 
 // transferLeadership runs raft's leadership transfer with the batcher
 // held, since raft refuses new entries while a transfer is under way.
-func (n *Node) transferLeadership(ctx context.Context, rt *runtime) error {
+func (n *Node) transferLeadership(ctx context.Context, rt *run) error {
 	rt.transferMu.Lock()
 	defer rt.transferMu.Unlock()
 	return n.raftErr(n.await(ctx, rt, rt.raft.LeadershipTransfer()))
@@ -274,7 +299,7 @@ func (n *Node) transferLeadership(ctx context.Context, rt *runtime) error {
 // otherVoters counts the voters other than this node; with live, only those
 // that answered this leader within two heartbeat timeouts (the ones that
 // can take leadership over).
-func (n *Node) otherVoters(rt *runtime, live bool) int {
+func (n *Node) otherVoters(rt *run, live bool) int {
 	cfg, _, err := configuration(rt)
 	if err != nil {
 		return 0
@@ -292,7 +317,7 @@ func (n *Node) otherVoters(rt *runtime, live bool) int {
 }
 
 // leave removes this node from the cluster for Destroy.
-func (n *Node) leave(rt *runtime) error {
+func (n *Node) leave(rt *run) error {
 	if n.otherVoters(rt, false) == 0 {
 		return nil // the only voter: there is no cluster left to leave
 	}
@@ -305,7 +330,7 @@ func (n *Node) leave(rt *runtime) error {
 	return err
 }
 
-func kick(rt *runtime) {
+func kick(rt *run) {
 	select {
 	case rt.kick <- struct{}{}:
 	default:
@@ -323,22 +348,30 @@ func (n *Node) configurationApplied([]raft.Server) {
 // manage is the manager goroutine: it notices this node's removal, and on
 // the leader keeps canoe's replicated metadata current and promotes
 // non-voters that have caught up.
-func (n *Node) manage(rt *runtime) {
+func (n *Node) manage(rt *run) {
 	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	var leaderless, probed time.Time
+	var fsmTerm uint64 // see fsmCaughtUp
 	for {
 		select {
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return
 		case <-tick.C:
 		case <-rt.kick:
 		}
 		removed := n.checkRemoved(rt)
+		// Raft stops replicating to a member once the leader appends the
+		// configuration that drops it, so the member may hold that
+		// configuration without ever learning that it committed (or that
+		// it was undone): it asks the leader.
+		if now := time.Now(); !removed && n.wasMember.Load() && now.Sub(probed) > n.cfg.Timing.ElectionTimeout/2 && n.removalPending(rt) {
+			probed = now
+			removed = n.askIfRemoved(rt)
+		}
 		// A follower removed while it could not hear the leader never gets
-		// the configuration that drops it: raft stops sending to it. If it
-		// stays without a leader, it asks the others whether it is still a
-		// member.
+		// the configuration that drops it at all. If it stays without a
+		// leader, it asks the others whether it is still a member.
 		switch now := time.Now(); {
 		case removed || n.LeaderID() != 0 || !n.wasMember.Load():
 			leaderless = time.Time{}
@@ -351,29 +384,33 @@ func (n *Node) manage(rt *runtime) {
 		if removed {
 			n.removed.Store(true)
 			n.logger.Warn("this node was removed from the cluster; stopping")
-			go func() {
+			// Not under the run's WaitGroup: stopping waits for it.
+			n.selfStop.Go(func() {
 				n.lifeMu.Lock()
 				defer n.lifeMu.Unlock()
 				if n.rt.Load() == rt {
 					n.leaveGossip(rt)
 					n.stopLocked(false)
 				}
-			}()
+			})
 			return
 		}
 		if n.wasMember.Load() {
 			n.markMember(rt)
 		}
 		if rt.raft.State() == raft.Leader {
-			n.leaderDuties(rt)
+			n.leaderDuties(rt, &fsmTerm)
 		}
 	}
 }
 
 // askIfRemoved asks other members who leads, and then the leader itself
-// whether this node is still in the configuration (a lagging member's
-// configuration could predate this node's admission).
-func (n *Node) askIfRemoved(rt *runtime) bool {
+// whether this node is still in its committed configuration (a lagging
+// member's configuration could predate this node's admission, and a
+// configuration not committed yet may still be undone). A member that
+// cannot tell (it has applied no configuration, or predates the committed
+// members in /status) does not decide.
+func (n *Node) askIfRemoved(rt *run) bool {
 	ask := func(id uint64) (leader uint64, members []uint64, ok bool) {
 		ctx, cancel := context.WithTimeout(rt.ctx, n.cfg.Timing.ElectionTimeout)
 		defer cancel()
@@ -395,6 +432,9 @@ func (n *Node) askIfRemoved(rt *runtime) bool {
 				continue
 			}
 		}
+		if len(members) == 0 {
+			continue
+		}
 		if slices.Contains(members, n.id) {
 			return false
 		}
@@ -404,38 +444,61 @@ func (n *Node) askIfRemoved(rt *runtime) bool {
 	return false
 }
 
-// checkRemoved reports whether the cluster removed this node: the latest
-// configuration no longer holds it after having held it, or raft shut
-// itself down (a removed leader).
-func (n *Node) checkRemoved(rt *runtime) bool {
+// checkRemoved reports whether the cluster removed this node: a committed
+// configuration no longer holds it after an earlier committed one did, or
+// raft shut itself down (which it does to a leader once the configuration
+// removing it commits). It decides only from committed configurations:
+// raft's latest configuration may be undone by the next leader (a removal
+// that reached only this node), and a node that stopped itself on it would
+// be lost to a cluster that still counts it as a voter.
+func (n *Node) checkRemoved(rt *run) bool {
+	// Stop swaps the run out before it shuts raft down: a shutdown seen
+	// with the run still current is raft's own.
+	shut := rt.raft.State() == raft.Shutdown
 	if n.rt.Load() != rt {
 		return false // Stop is under way
 	}
-	if rt.raft.State() == raft.Shutdown {
+	if shut {
 		return true
 	}
+	servers, at := n.fsm.CommittedConfiguration()
+	if len(servers) == 0 {
+		return false
+	}
+	if _, ok := servers[n.id]; ok {
+		n.becameMember(rt, at)
+		return false
+	}
+	// After a restart the FSM may hold a configuration older than the one
+	// that admitted this node (the applied index on record lags a little):
+	// only a configuration in effect after that one says "removed".
+	return n.wasMember.Load() && at > n.memberAt.Load()
+}
+
+// removalPending reports whether raft's latest configuration, not known to
+// be committed, no longer holds this node.
+func (n *Node) removalPending(rt *run) bool {
 	cfg, _, err := configuration(rt)
 	if err != nil || len(cfg.Servers) == 0 {
 		return false
 	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(n.id) {
-			n.becameMember(rt)
-			return false
-		}
-	}
-	return n.wasMember.Load()
+	return !slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool { return s.ID == adapter.ServerID(n.id) })
 }
 
-// becameMember records, once, that this node has been in a configuration,
-// in DataDir too: a restarted node whose configuration no longer holds it
-// was removed, while one that never was a member is still joining.
-func (n *Node) becameMember(rt *runtime) {
+// becameMember records, once, that a committed configuration in effect at
+// index at holds this node, in DataDir too: a restarted node whose committed
+// configuration no longer holds it was removed, while one that never was a
+// member is still joining.
+func (n *Node) becameMember(rt *run, at uint64) {
+	if n.wasMember.Load() {
+		return
+	}
+	n.memberAt.Store(at)
 	if n.wasMember.Swap(true) {
 		return
 	}
 	self := rt.self
-	err := storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true,
+	err := storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true, MemberIndex: at,
 		RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort})
 	if err != nil {
 		n.logger.Warn("could not record membership in DataDir", "error", err)
@@ -445,11 +508,17 @@ func (n *Node) becameMember(rt *runtime) {
 // leaderDutyTimeout bounds one round of the leader's duties.
 const leaderDutyTimeout = 10 * time.Second
 
-func (n *Node) leaderDuties(rt *runtime) {
+// leaderDuties is the leader's round of the manager: record its own
+// addresses, promote a caught-up non-voter (not a read replica), reconcile
+// gossip. fsmTerm is the manager's record for fsmCaughtUp.
+func (n *Node) leaderDuties(rt *run, fsmTerm *uint64) {
 	ctx, cancel := context.WithTimeout(rt.ctx, leaderDutyTimeout)
 	defer cancel()
 	if err := n.ensureLeaderReady(ctx, rt); err != nil {
 		return
+	}
+	if !n.fsmCaughtUp(ctx, rt, fsmTerm) {
+		return // look again next round
 	}
 	if m, ok := n.fsm.Peer(n.id); !ok || m != rt.self.meta() {
 		if err := n.await(ctx, rt, rt.raft.Apply(adapter.EncodePeerMeta(rt.self.meta()), enqueueTimeout)); err != nil {
@@ -465,6 +534,9 @@ func (n *Node) leaderDuties(rt *runtime) {
 	for _, s := range cfg.Servers {
 		if s.Suffrage == raft.Voter {
 			continue
+		}
+		if id, err := adapter.ParseServerID(s.ID); err == nil && n.isReplica(id) {
+			continue // a read replica: only Promote makes it a voter
 		}
 		got, ok := rt.trans.Matched(s.ID)
 		if !ok || got < index || last-min(got, last) > promoteLag {
@@ -492,5 +564,12 @@ func (n *Node) Self() Peer {
 	}
 	p := rt.self
 	p.Voter = n.isVoter(rt)
+	if !p.Voter {
+		if m, ok := n.fsm.Peer(n.id); ok {
+			p.NonVoter = m.NonVoter
+		} else {
+			p.NonVoter = n.cfg.NonVoter // not added yet: what it asks for
+		}
+	}
 	return p
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/canoe-raft/canoe/observer"
 )
 
 // metrics are a node's Prometheus metrics, in a registry of its own (never
@@ -39,26 +41,9 @@ func newMetrics(n *Node) *metrics {
 		Name: "canoe_leader_changes_total",
 		Help: "Leader changes this node observed.",
 	})
-	gauge := func(name, help string, f func(Status) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(n.Status()) })
-	}
 	m.reg.MustRegister(
 		m.proposals, m.forwarded, m.applyLatency, m.leaderChanges,
-		gauge("canoe_members", "Members in this node's latest configuration.", func(s Status) float64 { return float64(len(s.Members)) }),
-		gauge("canoe_voters", "Voters in this node's latest configuration.", func(s Status) float64 {
-			v := 0
-			for _, p := range s.Members {
-				if p.Voter {
-					v++
-				}
-			}
-			return float64(v)
-		}),
-		gauge("canoe_is_leader", "1 if this node is the leader.", func(s Status) float64 { return b2f(s.LeaderID == n.id && s.State == "Leader") }),
-		gauge("canoe_raft_term", "Raft's current term.", func(s Status) float64 { return float64(s.Term) }),
-		gauge("canoe_raft_commit_index", "Raft's commit index.", func(s Status) float64 { return float64(s.CommitIndex) }),
-		gauge("canoe_raft_applied_index", "Index of the last entry the FSM applied.", func(s Status) float64 { return float64(s.AppliedIndex) }),
-		gauge("canoe_raft_last_index", "Raft's last log index.", func(s Status) float64 { return float64(s.LastIndex) }),
+		newStatusCollector(n),
 		&raftStats{n: n, desc: prometheus.NewDesc("canoe_raft_stat", "Raft's own numeric statistics (raft.Stats), by name.", []string{"name"}, nil)},
 		collectors.NewGoCollector(),
 	)
@@ -80,6 +65,53 @@ func (m *metrics) proposed(err error) {
 	default:
 		m.proposals.WithLabelValues("failed").Inc()
 	}
+}
+
+// statusCollector exports the node's Status as gauges, reading it once per
+// scrape.
+type statusCollector struct {
+	n                                                      *Node
+	members, voters, isLeader, term, commit, applied, last *prometheus.Desc
+}
+
+func newStatusCollector(n *Node) *statusCollector {
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	return &statusCollector{
+		n:        n,
+		members:  d("canoe_members", "Members in this node's latest configuration."),
+		voters:   d("canoe_voters", "Voters in this node's latest configuration."),
+		isLeader: d("canoe_is_leader", "1 if this node is the leader."),
+		term:     d("canoe_raft_term", "Raft's current term."),
+		commit:   d("canoe_raft_commit_index", "Raft's commit index."),
+		applied:  d("canoe_raft_applied_index", "Index of the last entry the FSM applied."),
+		last:     d("canoe_raft_last_index", "Raft's last log index."),
+	}
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.members, c.voters, c.isLeader, c.term, c.commit, c.applied, c.last} {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.n.Status()
+	voters := 0
+	for _, p := range s.Members {
+		if p.Voter {
+			voters++
+		}
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	gauge(c.members, float64(len(s.Members)))
+	gauge(c.voters, float64(voters))
+	gauge(c.isLeader, b2f(s.LeaderID == c.n.id && s.State == observer.Leader))
+	gauge(c.term, float64(s.Term))
+	gauge(c.commit, float64(s.CommitIndex))
+	gauge(c.applied, float64(s.AppliedIndex))
+	gauge(c.last, float64(s.LastIndex))
 }
 
 func b2f(b bool) float64 {

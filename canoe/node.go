@@ -36,11 +36,15 @@ type Node struct {
 	lifeMu    sync.Mutex
 	memStores *storage.Stores // in-memory stores kept across Stop/Start (DataDir "")
 	joining   *pendingStart   // the Start waiting for its join, nil if none
+	selfStop  goroutines      // stops the node once the cluster removed it
 
-	rt        atomic.Pointer[runtime]   // nil unless running
-	props     atomic.Pointer[proposals] // the running runtime's, for the adapter's hooks
+	rt        atomic.Pointer[run]       // nil unless running
+	props     atomic.Pointer[proposals] // the current run's, for the adapter's hooks
 	removed   atomic.Bool               // the cluster removed this node
-	wasMember atomic.Bool               // a configuration held this node (kept in DataDir)
+	wasMember atomic.Bool               // a committed configuration held this node (kept in DataDir)
+	memberAt  atomic.Uint64             // with wasMember: an index at which one did (kept in DataDir)
+
+	restoreMu sync.Mutex // serializes RestoreBackup's restores
 
 	keys       *keys.Keys         // derived from ClusterSecret and ClusterID; nil without a secret
 	fwd        forwarder          // carries a follower's requests to the leader
@@ -49,8 +53,8 @@ type Node struct {
 	translator adapter.Translator
 }
 
-// runtime is everything one Start builds and Stop tears down.
-type runtime struct {
+// run is everything one Start builds and Stop tears down.
+type run struct {
 	raft      *raft.Raft
 	fsm       *adapter.Adapter
 	trans     *transport.Progress
@@ -59,6 +63,7 @@ type runtime struct {
 	obs       *raft.Observer
 	self      Peer
 	props     *proposals
+	catchUp   *catchUp       // committed entries to apply before raft learns of them
 	proposals chan proposal  // to the leader's batcher
 	forwards  chan proposal  // to the follower's forwarder
 	fwdClient *forwardClient // the follower's connection to the leader
@@ -67,14 +72,12 @@ type runtime struct {
 	visible   visible
 	ctx       context.Context // cancelled when Stop begins
 	cancel    context.CancelFunc
-	stop      chan struct{} // closed when Stop begins
 	http      *httpconfig.Server
 	gossip    *gossip // nil in in-memory test clusters
 	wg        sync.WaitGroup
-	kick      chan struct{}     // wakes the manager early
-	readyTerm atomic.Uint64     // the term in which this leader's barrier committed
-	nudge     *transport.Nudger // tells followers about commits they wait for
-	futures   futureWaiters     // goroutines waiting on raft futures
+	kick      chan struct{} // wakes the manager early
+	readyTerm atomic.Uint64 // the term in which this leader's barrier committed
+	futures   goroutines    // those waiting on raft futures (await)
 
 	// transferMu is held by leadership transfers: raft refuses new entries
 	// while one is under way, so the batcher waits (read-locked) meanwhile.
@@ -86,7 +89,7 @@ type runtime struct {
 }
 
 // adapterApplied is the index of the last entry the FSM applied.
-func (rt *runtime) adapterApplied() uint64 { return rt.fsm.AppliedIndex() }
+func (rt *run) adapterApplied() uint64 { return rt.fsm.AppliedIndex() }
 
 // NewNode checks cfg and returns a node ready to Start. It reports every
 // problem with cfg at once. The node's ID is known from here on (UniqueID).
@@ -132,10 +135,12 @@ func NewNode(cfg *NodeConfig) (*Node, error) {
 		n.keys = &k
 	}
 	n.wasMember.Store(ok && ident.Member)
+	n.memberAt.Store(ident.MemberIndex)
 	n.leaderBC.init()
 	n.metrics = newMetrics(n)
 	n.fsm = adapter.New(adapter.Config{
 		FSM:                  shimFor(c.FSM),
+		Stream:               streamFor(c.FSM),
 		Notifier:             &n.observers,
 		Logger:               n.logger.Named("fsm"),
 		ConfigurationApplied: n.configurationApplied,
@@ -210,6 +215,10 @@ func (e *startInterrupted) Is(target error) bool { return target == ErrNotRunnin
 // Destroy meanwhile end the join at once, and Start then returns an error
 // matching ErrNotRunning that says so. A Start called while another one is
 // joining waits for it and returns what it returns.
+//
+// A DataDir that another running node holds is refused (ErrDataDirInUse).
+// A recovery requested in DataDir (ScheduleRecovery) is carried out first,
+// with this node's FSM; if it cannot be, Start fails and says why.
 func (n *Node) Start() error {
 	n.lifeMu.Lock()
 	if p := n.joining; p != nil {
@@ -246,7 +255,7 @@ func (n *Node) Start() error {
 	var si *startInterrupted
 	switch cause := context.Cause(ctx); {
 	case errors.As(cause, &si):
-		// The interrupter tears the runtime down, and clears n.joining.
+		// The interrupter tears the run down, and clears n.joining.
 		err = cause
 	case n.rt.Load() != rt: // removed and stopped meanwhile
 		n.joining = nil
@@ -267,7 +276,7 @@ func (n *Node) Start() error {
 
 // interruptStart ends the join of a pending Start, if there is one, and
 // waits for that Start to return. Called with lifeMu held, it returns with
-// lifeMu held again, the runtime left for the caller to tear down, and no
+// lifeMu held again, the run left for the caller to tear down, and no
 // Start pending.
 func (n *Node) interruptStart(by string) {
 	p := n.joining
@@ -283,20 +292,10 @@ func (n *Node) interruptStart(by string) {
 	}
 }
 
-func (n *Node) start() (_ *runtime, hasState bool, err error) {
+func (n *Node) start() (_ *run, hasState bool, err error) {
 	c := &n.cfg
-	var st *storage.Stores
-	if c.DataDir == "" {
-		if n.memStores == nil {
-			if n.memStores, err = storage.Open("", storage.Auto, c.SnapshotConfig.policy(), n.logger); err != nil {
-				return nil, false, err
-			}
-		}
-		st = n.memStores
-	} else if st, err = storage.Open(c.DataDir, storage.Kind(c.LogStore), c.SnapshotConfig.policy(), n.logger); err != nil {
-		if errors.Is(err, storage.ErrFormatMismatch) {
-			err = fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
+	st, err := n.openStores()
+	if err != nil {
 		return nil, false, err
 	}
 	defer func() {
@@ -304,121 +303,210 @@ func (n *Node) start() (_ *runtime, hasState bool, err error) {
 			st.Close()
 		}
 	}()
-
-	trans, layer, self, err := n.openTransport()
+	if hasState, err = raft.HasExistingState(st.Logs, st.Stable, st.Snaps); err != nil {
+		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
+	}
+	removeStagedBackups(c.DataDir)
+	// Validate lets RestoreFrom only with BootstrapNode or BootstrapExpect.
+	founding := !hasState && (c.BootstrapNode || c.RestoreFrom != "")
+	switch {
+	case founding && c.RestoreFrom != "":
+		if _, err := n.checkRestoreFrom(); err != nil {
+			return nil, false, err
+		}
+	case hasState && c.RestoreFrom != "":
+		n.logger.Info("DataDir holds state: restarting from it, RestoreFrom is not used", "restore_from", c.RestoreFrom)
+	}
+	// A node founding from a backup has state from the start: other
+	// BootstrapExpect nodes wait for it to add them.
+	ep, err := n.openEndpoints(hasState || founding && c.RestoreFrom != "")
 	if err != nil {
 		return nil, false, err
 	}
 	defer func() {
 		if err != nil {
-			trans.Close()
+			ep.close()
 		}
 	}()
 	rc := n.raftConfig()
-	hasState, err = raft.HasExistingState(st.Logs, st.Stable, st.Snaps)
-	if err != nil {
-		return nil, false, fmt.Errorf("canoe: inspect raft state: %w", err)
-	}
-	var httpLn net.Listener
-	var g *gossip
-	if c.transport == nil {
-		if httpLn, err = n.listenHTTP(); err != nil {
-			return nil, false, err
-		}
-		defer func() {
-			if err != nil {
-				httpLn.Close()
-			}
-		}()
-		self.ConfigPort = httpLn.Addr().(*net.TCPAddr).Port
-		if g, err = n.startGossip(&self, c.GossipPort, hasState); err != nil {
-			return nil, false, err
-		}
-		defer func() {
-			if err != nil {
-				g.d.Shutdown()
-			}
-		}()
-	}
-	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+	if err := n.prepareState(rc, st, ep, founding); err != nil {
 		return nil, false, err
 	}
-	if !hasState && c.BootstrapNode {
-		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snaps, trans, boot); err != nil {
-			return nil, false, fmt.Errorf("canoe: bootstrap: %w", err)
+	rt, recorded, err := n.startRaft(rc, st, ep)
+	if err != nil {
+		return nil, false, err
+	}
+	n.startRun(rt, recorded, !hasState && !founding && c.BootstrapExpect > 0 && !c.NonVoter)
+	if ep.layer != nil && c.ClusterSecret == nil && c.TLSConfig == nil && !isLoopback(c.BindAddr) {
+		n.logger.Warn("this node has neither ClusterSecret nor TLSConfig: its raft, gossip and HTTP API ports accept anyone who can reach them",
+			"bind", bindName(c.BindAddr))
+	}
+	n.logger.Info("started", "raft", ep.trans.LocalAddr(), "restarted", hasState)
+	return rt, hasState, nil
+}
+
+// openStores opens DataDir's stores (or keeps the in-memory ones across
+// Stop and Start), and carries out a recovery requested in DataDir.
+func (n *Node) openStores() (st *storage.Stores, err error) {
+	c := &n.cfg
+	if c.DataDir == "" {
+		if n.memStores == nil {
+			if n.memStores, err = storage.Open("", storage.Auto, c.SnapshotConfig.policy(), n.logger); err != nil {
+				return nil, err
+			}
+		}
+		st = n.memStores
+	} else if st, err = storage.Open(c.DataDir, storage.Kind(c.LogStore), c.SnapshotConfig.policy(), n.logger); err != nil {
+		if errors.Is(err, storage.ErrFormatMismatch) {
+			err = fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		return nil, err
+	}
+	if err := n.recoverAtStart(st); err != nil {
+		if st != n.memStores {
+			st.Close()
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// endpoints are a node's listeners and the addresses it advertises.
+type endpoints struct {
+	trans  *transport.Progress
+	layer  *transport.Layer // nil in in-memory test clusters
+	self   Peer
+	httpLn net.Listener // nil in in-memory test clusters
+	gossip *gossip      // nil in in-memory test clusters
+}
+
+func (ep *endpoints) close() {
+	ep.trans.Close()
+	if ep.httpLn != nil {
+		ep.httpLn.Close()
+	}
+	if ep.gossip != nil {
+		ep.gossip.d.Shutdown()
+	}
+}
+
+// openEndpoints opens the raft transport, the HTTP API's listener and
+// gossip; hasState says (in gossip) that this node belongs to a cluster.
+func (n *Node) openEndpoints(hasState bool) (*endpoints, error) {
+	c := &n.cfg
+	trans, layer, self, err := n.openTransport()
+	if err != nil {
+		return nil, err
+	}
+	ep := &endpoints{trans: trans, layer: layer, self: self}
+	if c.transport != nil {
+		return ep, nil
+	}
+	if ep.httpLn, err = n.listenHTTP(); err != nil {
+		ep.close()
+		return nil, err
+	}
+	ep.self.ConfigPort = ep.httpLn.Addr().(*net.TCPAddr).Port
+	if ep.gossip, err = n.startGossip(&ep.self, c.GossipPort, hasState); err != nil {
+		ep.close()
+		return nil, err
+	}
+	return ep, nil
+}
+
+// prepareState records the node's identity and ports in DataDir and, for a
+// node founding a cluster, writes its first configuration (or the backup it
+// founds from).
+func (n *Node) prepareState(rc *raft.Config, st *storage.Stores, ep *endpoints, founding bool) error {
+	c := &n.cfg
+	self := ep.self
+	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), MemberIndex: n.memberAt.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+		return err
+	}
+	switch {
+	case founding && c.RestoreFrom != "":
+		return n.foundFromBackup(rc, st, ep.trans, self)
+	case founding:
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: ep.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snaps, ep.trans, boot); err != nil {
+			return fmt.Errorf("canoe: bootstrap: %w", err)
 		}
 		n.logger.Info("founded a new cluster", "cluster", strconv.FormatUint(c.ClusterID, 10))
 	}
+	return nil
+}
+
+// startRaft starts raft on st (after checking that raft can restart from
+// it), brings the FSM back to where it was, and returns the run around it
+// with the applied index recorded before the restart.
+func (n *Node) startRaft(rc *raft.Config, st *storage.Stores, ep *endpoints) (*run, uint64, error) {
 	if err := st.CheckStart(n.logger); err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	props := newProposals()
 	n.props.Store(props)
-	r, err := n.newRaft(rc, st, trans)
+	cu := newCatchUp()
+	r, err := n.newRaft(rc, st, catchUpLogs{LogStore: st.Logs, c: cu}, ep.trans)
 	if err != nil {
-		return nil, false, fmt.Errorf("canoe: start raft: %w", err)
+		return nil, 0, fmt.Errorf("canoe: start raft: %w", err)
 	}
 	recorded, err := n.replayApplied(st)
 	if err != nil {
 		if serr := r.Shutdown().Error(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("canoe: shut raft down: %w", serr))
 		}
-		return nil, false, err
+		return nil, 0, err
 	}
-	rt := &runtime{
+	rt := &run{
 		raft:      r,
 		fsm:       n.fsm,
-		trans:     trans,
-		layer:     layer,
+		trans:     ep.trans,
+		layer:     ep.layer,
 		stores:    st,
-		self:      self,
-		gossip:    g,
+		self:      ep.self,
+		gossip:    ep.gossip,
 		props:     props,
+		catchUp:   cu,
 		proposals: make(chan proposal, maxBatchItems),
 		forwards:  make(chan proposal, maxBatchItems),
-		stop:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		serving:   make(map[net.Conn]struct{}),
 	}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	rt.fwdClient = newForwardClient(n, rt)
 	rt.reads = newReads(n, rt)
-	rt.confirm = transport.NewConfirmer(trans, rc.LocalID)
-	rt.nudge = transport.NewNudger(nudgeShim{rt}, trans, rc.LocalID)
+	rt.confirm = transport.NewConfirmer(ep.trans, rc.LocalID)
 	rt.visible.last = n.fsm.AppliedIndex()
 	rt.visible.scanned = rt.visible.last
-	if httpLn != nil {
-		n.serveHTTP(rt, httpLn)
+	if ep.httpLn != nil {
+		n.serveHTTP(rt, ep.httpLn)
 	}
+	return rt, recorded, nil
+}
+
+// startRun starts the run's goroutines.
+func (n *Node) startRun(rt *run, recorded uint64, bootstrapExpect bool) {
 	obsCh := make(chan raft.Observation, 256)
 	rt.obs = raft.NewObserver(obsCh, false, nil)
-	r.RegisterObserver(rt.obs)
-
-	rt.wg.Go(func() { rt.nudge.Run(rt.stop) })
+	rt.raft.RegisterObserver(rt.obs)
 	rt.wg.Go(func() { n.recordApplied(rt, recorded) })
 	rt.wg.Go(func() { n.observe(rt, obsCh) })
 	rt.wg.Go(func() { n.batcher(rt) })
 	rt.wg.Go(func() { n.settleBatches(rt) })
+	rt.wg.Go(func() { n.runCatchUp(rt) })
 	rt.wg.Go(rt.reads.run)
 	rt.wg.Go(func() { n.manage(rt) })
 	rt.wg.Go(func() { n.forwardLoop(rt) })
-	if layer != nil {
+	if rt.layer != nil {
 		rt.wg.Go(func() { n.acceptForward(rt) })
 	}
-	if g != nil {
+	if rt.gossip != nil {
 		rt.wg.Go(func() { n.watchGossip(rt) })
 		rt.wg.Go(func() { n.joinGossip(rt) })
-		if !hasState && c.BootstrapExpect > 0 {
+		if bootstrapExpect {
 			rt.wg.Go(func() { n.bootstrapExpect(rt) })
 		}
 	}
-	if layer != nil && c.ClusterSecret == nil && c.TLSConfig == nil && !isLoopback(c.BindAddr) {
-		n.logger.Warn("this node has neither ClusterSecret nor TLSConfig: its raft, gossip and HTTP API ports accept anyone who can reach them",
-			"bind", bindName(c.BindAddr))
-	}
-	n.logger.Info("started", "raft", trans.LocalAddr(), "restarted", hasState)
-	return rt, hasState, nil
 }
 
 func (n *Node) raftConfig() *raft.Config {
@@ -536,6 +624,7 @@ func splitHostPort(addr string) (string, int, error) {
 // Stop waits for the node's goroutines; it is idempotent and safe before
 // Start.
 func (n *Node) Stop() error {
+	n.selfStop.wait(0)
 	n.lifeMu.Lock()
 	defer n.lifeMu.Unlock()
 	n.interruptStart("Stop")
@@ -565,8 +654,7 @@ func (n *Node) stopLocked(handover bool) error {
 	}
 	rt.raft.DeregisterObserver(rt.obs)
 	rt.cancel()
-	close(rt.stop)
-	// Closing the transport ends the RPCs and dials in flight (nudges,
+	// Closing the transport ends the RPCs and dials in flight (leadership
 	// confirmations, forward connections), which could otherwise hold Stop
 	// for a dial timeout to a dead peer.
 	if err := rt.trans.Close(); err != nil {
@@ -600,6 +688,7 @@ func (n *Node) stopLocked(handover bool) error {
 // stopped and deleted. A Start still joining is interrupted (see Start); if
 // the cluster had not added the node yet, there is nothing to leave.
 func (n *Node) Destroy() error {
+	n.selfStop.wait(0)
 	n.lifeMu.Lock()
 	defer n.lifeMu.Unlock()
 	n.interruptStart("Destroy")
@@ -638,6 +727,10 @@ func (n *Node) raftErr(err error) error {
 		return &NotLeaderError{LeaderID: n.LeaderID()}
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: leadership lost: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrAbortedByRestore):
+		// The entry may have been applied before a backup's state replaced
+		// the FSM's.
+		return fmt.Errorf("%w: a backup was restored meanwhile: %v", ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	case errors.Is(err, errStopped):
@@ -655,19 +748,15 @@ var errStopped = errors.New("canoe: node stopped while waiting for raft")
 // are dropped), so the wait runs in a goroutine that ends when raft answers;
 // proposals and reads, the frequent operations, never wait on a future.
 // An error that matches ErrTimeout means the operation may still happen.
-func (n *Node) await(ctx context.Context, rt *runtime, f raft.Future) error {
+func (n *Node) await(ctx context.Context, rt *run, f raft.Future) error {
 	done := make(chan error, 1)
-	rt.futures.add()
-	go func() {
-		defer rt.futures.done()
-		done <- f.Error()
-	}()
+	rt.futures.Go(func() { done <- f.Error() })
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-	case <-rt.stop:
+	case <-rt.ctx.Done():
 		// Raft has shut down by now: a future it answered is done at once.
 		select {
 		case err := <-done:
@@ -678,56 +767,68 @@ func (n *Node) await(ctx context.Context, rt *runtime, f raft.Future) error {
 	}
 }
 
-// futureWaiters counts the goroutines waiting on raft futures (await).
-// Stop lets them finish before it shuts raft down: raft answers at
-// Shutdown the futures of entries it has not committed, but drops those of
-// committed entries its FSM has not applied yet.
-type futureWaiters struct {
+// goroutines counts goroutines that cannot be in a run's WaitGroup, and
+// lets others wait for them to end: the waiters on raft futures (Stop lets
+// them finish before it shuts raft down: raft answers at Shutdown the
+// futures of entries it has not committed, but drops those of committed
+// entries its FSM has not applied yet), and the goroutine that stops a node
+// the cluster removed (it calls what waits for the run's WaitGroup). Unlike
+// a WaitGroup it may gain a goroutine while someone waits.
+type goroutines struct {
 	mu   sync.Mutex // guards n, idle
 	n    int
 	idle chan struct{} // closed when n drops to 0
 }
 
-func (w *futureWaiters) add() {
-	w.mu.Lock()
-	if w.n == 0 {
-		w.idle = make(chan struct{})
+// Go runs f in a counted goroutine.
+func (g *goroutines) Go(f func()) {
+	g.mu.Lock()
+	if g.n == 0 {
+		g.idle = make(chan struct{})
 	}
-	w.n++
-	w.mu.Unlock()
+	g.n++
+	g.mu.Unlock()
+	go func() {
+		defer g.done()
+		f()
+	}()
 }
 
-func (w *futureWaiters) done() {
-	w.mu.Lock()
-	w.n--
-	if w.n == 0 {
-		close(w.idle)
+func (g *goroutines) done() {
+	g.mu.Lock()
+	g.n--
+	if g.n == 0 {
+		close(g.idle)
 	}
-	w.mu.Unlock()
+	g.mu.Unlock()
 }
 
-// wait waits until no goroutine waits on a future, or d passes; it reports
-// how many still do.
-func (w *futureWaiters) wait(d time.Duration) int {
-	w.mu.Lock()
-	n, idle := w.n, w.idle
-	w.mu.Unlock()
+// wait waits until none runs, or d passes (d <= 0: no limit); it reports
+// how many still run.
+func (g *goroutines) wait(d time.Duration) int {
+	g.mu.Lock()
+	n, idle := g.n, g.idle
+	g.mu.Unlock()
 	if n == 0 {
 		return 0
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case <-idle:
-	case <-t.C:
+	case <-timeout:
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.n
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
 }
 
-// current returns the runtime of a running node.
-func (n *Node) current() (*runtime, error) {
+// current returns the current run of a running node.
+func (n *Node) current() (*run, error) {
 	rt := n.rt.Load()
 	if rt == nil {
 		if n.removed.Load() {
@@ -766,28 +867,4 @@ func (n *Node) raftKey() []byte {
 		return nil
 	}
 	return n.keys.Raft[:]
-}
-
-// nudgeShim is the node as its Nudger sees it.
-type nudgeShim struct{ rt *runtime }
-
-func (s nudgeShim) CurrentTerm() uint64 { return s.rt.raft.CurrentTerm() }
-func (s nudgeShim) IsLeader() bool      { return s.rt.raft.State() == raft.Leader }
-
-func (s nudgeShim) EntryTerm(index uint64) (uint64, bool) {
-	var l raft.Log
-	if err := s.rt.stores.Logs.GetLog(index, &l); err != nil {
-		return 0, false
-	}
-	return l.Term, true
-}
-
-func (s nudgeShim) LastIndex() uint64 { return s.rt.raft.LastIndex() }
-
-func (s nudgeShim) Servers() []raft.Server {
-	cfg, _, err := configuration(s.rt)
-	if err != nil {
-		return nil
-	}
-	return cfg.Servers
 }

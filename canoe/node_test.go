@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	// memberlist's Shutdown does not wait for a probe in flight; with the LAN
 	// profile (BenchmarkGossipJoinAndLeave) that goroutine ends up to a probe
 	// interval (1s) after Shutdown. Everything canoe starts is joined by Stop.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"))
 }
 
 func propose(t *testing.T, n *Node, data string) {
@@ -122,7 +125,7 @@ func TestLeaderPartitionedFailsOver(t *testing.T) {
 			t.Fatalf("isolated proposal: got %v, want unknown outcome, timeout or no leader", err)
 		}
 		var next *Node
-		waitFor(t, 10*time.Second, "new leader in majority", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "new leader in majority", func() bool {
 			for _, n := range c.running() {
 				if n != old && n.IsLeader() {
 					next = n
@@ -170,7 +173,7 @@ func TestNoLeaderDoesNotHang(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, 10*time.Second, "leader to step down", func() bool { return !leader.IsLeader() })
+		testutil.WaitFor(t, 10*time.Second, "leader to step down", func() bool { return !leader.IsLeader() })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		err := leader.ProposeContext(ctx, []byte("x"))
@@ -223,7 +226,7 @@ func TestSnapshotTruncateAndInstall(t *testing.T) {
 		}
 		leader.UnregisterObserver(obs)
 		rt := leader.rt.Load()
-		waitFor(t, 10*time.Second, "log truncation", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "log truncation", func() bool {
 			first, err := rt.stores.Logs.FirstIndex()
 			return err == nil && first > 1
 		})
@@ -295,7 +298,7 @@ func TestDestroyAndRemove(t *testing.T) {
 		if err := leader.RemovePeer(context.Background(), fs[1].id); err != nil {
 			t.Fatalf("RemovePeer: %v", err)
 		}
-		waitFor(t, 10*time.Second, "removed node to stop", func() bool { return !fs[1].IsRunning() })
+		testutil.WaitFor(t, 10*time.Second, "removed node to stop", func() bool { return !fs[1].IsRunning() })
 		if err := fs[1].Propose([]byte("x")); !errors.Is(err, ErrorRemovedFromCluster) {
 			t.Fatalf("Propose on removed node: got %v, want ErrorRemovedFromCluster", err)
 		}
@@ -312,7 +315,7 @@ func TestDestroyAndRemove(t *testing.T) {
 		if err := fs[2].RemovePeer(context.Background(), leader.id); err != nil {
 			t.Fatalf("RemovePeer(leader): %v", err)
 		}
-		waitFor(t, 10*time.Second, "survivor to lead", func() bool { return fs[2].IsLeader() })
+		testutil.WaitFor(t, 10*time.Second, "survivor to lead", func() bool { return fs[2].IsLeader() })
 		propose(t, fs[2], "alone")
 		if err := fs[2].RemovePeer(context.Background(), fs[2].id); !errors.Is(err, ErrInvalidPeer) {
 			t.Fatalf("removing the last voter: got %v, want ErrInvalidPeer", err)
@@ -403,7 +406,7 @@ func TestNodeRemovedWhileDownLearnsOfIt(t *testing.T) {
 		if err := f.Start(); err != nil {
 			t.Fatalf("Start: %v", err)
 		}
-		waitFor(t, 30*time.Second, "the removed node to notice and stop", func() bool { return !f.IsRunning() })
+		testutil.WaitFor(t, 30*time.Second, "the removed node to notice and stop", func() bool { return !f.IsRunning() })
 		if err := f.Propose([]byte("x")); !errors.Is(err, ErrorRemovedFromCluster) {
 			t.Fatalf("Propose on removed node: got %v, want ErrorRemovedFromCluster", err)
 		}
@@ -423,7 +426,7 @@ func TestNodeRemovedWhilePartitionedAsksTheOthers(t *testing.T) {
 		if err := leader.RemovePeer(context.Background(), f.id); err != nil {
 			t.Fatalf("RemovePeer: %v", err)
 		}
-		waitFor(t, 30*time.Second, "the removed node to notice and stop", func() bool { return !f.IsRunning() })
+		testutil.WaitFor(t, 30*time.Second, "the removed node to notice and stop", func() bool { return !f.IsRunning() })
 		if err := f.Propose([]byte("x")); !errors.Is(err, ErrorRemovedFromCluster) {
 			t.Fatalf("Propose on removed node: got %v, want ErrorRemovedFromCluster", err)
 		}

@@ -1,6 +1,12 @@
 package canoe
 
-import "github.com/canoe-raft/canoe/observer"
+import (
+	"strconv"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/observer"
+)
 
 // Observation is an event a node reports to its observers: one of the
 // types below (LeaderChanged, StateChanged, PeerAdded, ...).
@@ -30,6 +36,14 @@ type (
 	State            = observer.State
 )
 
+// The raft roles a node moves between (Status.State, StateChanged).
+const (
+	Follower  = observer.Follower
+	Candidate = observer.Candidate
+	Leader    = observer.Leader
+	Shutdown  = observer.Shutdown
+)
+
 // NewObserver returns an observer that sends the observations filter accepts
 // (all of them if filter is nil) to ch. Give ch a buffer.
 func NewObserver(ch chan Observation, filter FilterFn) *Observer {
@@ -41,3 +55,42 @@ func (n *Node) RegisterObserver(o *Observer) { n.observers.Register(o) }
 
 // UnregisterObserver stops delivering observations to o.
 func (n *Node) UnregisterObserver(o *Observer) { n.observers.Unregister(o) }
+
+// observe is the observation goroutine: it turns raft's observations into
+// canoe's, fans them out to the registered observers (never blocking), and
+// wakes whatever waits for a leader.
+func (n *Node) observe(rt *run, ch <-chan raft.Observation) {
+	for {
+		select {
+		case o := <-ch:
+			n.handleObservation(rt, o)
+		case <-rt.ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) handleObservation(rt *run, o raft.Observation) {
+	ev, ok := n.translator.Translate(o)
+	if ok {
+		n.observers.Notify(ev)
+	}
+	switch ev := ev.(type) {
+	case observer.LeaderChanged:
+		n.leaderBC.fire()
+		n.metrics.leaderChanges.Inc()
+		if ev.LeaderID == 0 {
+			n.logger.Info("no leader", "term", ev.Term)
+		} else {
+			n.logger.Info("leader changed", "leader", strconv.FormatUint(ev.LeaderID, 10), "term", ev.Term)
+		}
+		kick(rt)
+	case observer.StateChanged:
+		if ev.To == observer.Leader {
+			rt.trans.Reset() // what followers acknowledged to an earlier term may be gone
+		}
+		if ev.To == observer.Shutdown || ev.To == observer.Leader {
+			kick(rt)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 
 // A proposal's life:
 //
-//  1. Propose registers a waiter under a tag: this runtime's session (random
+//  1. Propose registers a waiter under a tag: this run's session (random
 //     per Start) and the next sequence number.
 //  2. The leader's batcher packs the queued proposals, its own and those
 //     followers forwarded, into one tagged raft entry (group commit), and
@@ -39,7 +39,7 @@ type proposeResult struct {
 	lost bool
 }
 
-// waiter is one of this runtime's proposals waiting for its result.
+// waiter is one of this run's proposals waiting for its result.
 type waiter struct {
 	done  chan proposeResult // buffered: receives exactly one result
 	index uint64             // the entry's index once the leader told it
@@ -49,7 +49,7 @@ type waiter struct {
 type batch struct {
 	seq    uint64
 	term   uint64
-	local  []uint64     // seqs of this runtime's proposals
+	local  []uint64     // seqs of this run's proposals
 	remote []remoteItem // forwarded proposals
 	slot   bool         // holds a group-commit slot
 }
@@ -60,7 +60,7 @@ type remoteItem struct {
 	i   int
 }
 
-// proposals are one runtime's proposals and batches in flight.
+// proposals are one run's proposals and batches in flight.
 type proposals struct {
 	session  uint64
 	seq      atomic.Uint64
@@ -158,13 +158,7 @@ func (n *Node) delivered(d adapter.Delivery) {
 		return
 	}
 	for _, it := range b.remote {
-		it.req.done(it.i, d.Index, nil)
-	}
-	if len(b.remote) > 0 {
-		if rt := n.rt.Load(); rt != nil {
-			rt.nudge.Committed(d.Index) // the followers wait to apply it
-			rt.nudge.Waiting(-1)
-		}
+		it.req.done(it.i, d.Index, d.Term, nil)
 	}
 }
 
@@ -221,20 +215,16 @@ func (p *proposals) takeSlot(max int) bool {
 }
 
 // failBatch settles b as failed with err for every proposal in it.
-func (p *proposals) failBatch(rt *runtime, b *batch, err error) {
+func (p *proposals) failBatch(b *batch, err error) {
 	p.mu.Lock()
-	_, ok := p.batches[b.seq]
 	delete(p.batches, b.seq)
 	p.freeSlotLocked(b)
 	p.mu.Unlock()
-	if ok && len(b.remote) > 0 {
-		rt.nudge.Waiting(-1)
-	}
 	for _, seq := range b.local {
 		p.resolve(seq, proposeResult{err: err})
 	}
 	for _, it := range b.remote {
-		it.req.done(it.i, 0, err)
+		it.req.done(it.i, 0, 0, err)
 	}
 }
 
@@ -264,7 +254,7 @@ func (p *proposals) failAll() {
 	p.mu.Unlock()
 	for _, b := range batches {
 		for _, it := range b.remote {
-			it.req.done(it.i, 0, errStoppedInFlight)
+			it.req.done(it.i, 0, 0, errStoppedInFlight)
 		}
 	}
 	for _, w := range waiting {
@@ -283,6 +273,8 @@ type forwardRequest struct {
 
 	mu      sync.Mutex // guards the fields below
 	indexes []uint64
+	last    uint64 // the highest index
+	term    uint64 // the term of the entry at last
 	left    int
 	err     error // the first failure
 	unknown bool  // a failure left the outcome unknown
@@ -292,9 +284,13 @@ func newForwardRequest(id uint64, items int, reply func(*transport.Reply)) *forw
 	return &forwardRequest{id: id, reply: reply, indexes: make([]uint64, items), left: items}
 }
 
-// done records item i's outcome: committed at index, or err.
-func (r *forwardRequest) done(i int, index uint64, err error) {
+// done records item i's outcome: committed at index (an entry of term), or
+// err.
+func (r *forwardRequest) done(i int, index, term uint64, err error) {
 	r.mu.Lock()
+	if index >= r.last {
+		r.last, r.term = index, term
+	}
 	r.indexes[i] = index
 	if err != nil && r.err == nil {
 		r.err = err
@@ -308,7 +304,7 @@ func (r *forwardRequest) done(i int, index uint64, err error) {
 	if !last {
 		return
 	}
-	rep := &transport.Reply{ID: r.id, Status: transport.ReplyOK, Indexes: r.indexes}
+	rep := &transport.Reply{ID: r.id, Status: transport.ReplyOK, Indexes: r.indexes, Term: r.term}
 	var nle *NotLeaderError
 	switch {
 	case r.err == nil:

@@ -14,6 +14,11 @@ import (
 // Group commit: while earlier entries are in flight, proposals queue up and
 // leave together as one raft entry, so a busy leader writes and replicates
 // one entry for many proposals. An idle leader sends a proposal at once.
+// MaxProposalSize is the largest proposal canoe takes, in bytes; a larger
+// one is refused with ErrInvalidProposal. Keep large state out of the log:
+// every node stores, replicates and replays each entry.
+const MaxProposalSize = 16 << 20
+
 const (
 	maxInflightBatches = 1       // raft entries in flight
 	maxBatchItems      = 1024    // proposals per raft entry
@@ -60,6 +65,9 @@ func (n *Node) ProposeResult(ctx context.Context, data []byte) ([]byte, error) {
 	if len(data) == 0 {
 		return nil, ErrEmptyProposal
 	}
+	if len(data) > MaxProposalSize {
+		return nil, fmt.Errorf("%w: %d bytes, over MaxProposalSize (%d)", ErrInvalidProposal, len(data), MaxProposalSize)
+	}
 	res := n.propose(ctx, data)
 	if res.lost && res.err == nil {
 		if _, ok := n.cfg.FSM.(ResultFSM); ok {
@@ -72,7 +80,7 @@ func (n *Node) ProposeResult(ctx context.Context, data []byte) ([]byte, error) {
 
 func (n *Node) propose(ctx context.Context, data []byte) proposeResult {
 	var res proposeResult
-	err := n.onLeader(ctx, func(rt *runtime, leader uint64) error {
+	err := n.onLeader(ctx, func(rt *run, leader uint64) error {
 		res = n.proposeOnce(ctx, rt, data, leader == n.id)
 		return res.err
 	})
@@ -84,7 +92,7 @@ func (n *Node) propose(ctx context.Context, data []byte) proposeResult {
 
 // proposeOnce hands data to the leader's batcher (local) or to the
 // follower's forwarder, and waits for this node's FSM to apply it.
-func (n *Node) proposeOnce(ctx context.Context, rt *runtime, data []byte, local bool) proposeResult {
+func (n *Node) proposeOnce(ctx context.Context, rt *run, data []byte, local bool) proposeResult {
 	tag, w := rt.props.register()
 	queue := rt.forwards
 	if local {
@@ -92,7 +100,7 @@ func (n *Node) proposeOnce(ctx context.Context, rt *runtime, data []byte, local 
 	}
 	select {
 	case queue <- proposal{tag: tag, data: data}:
-	case <-rt.stop:
+	case <-rt.ctx.Done():
 		rt.props.forget(tag.Seq)
 		return proposeResult{err: ErrNotRunning}
 	case <-ctx.Done():
@@ -115,14 +123,14 @@ func (n *Node) proposeOnce(ctx context.Context, rt *runtime, data []byte, local 
 
 // batcher is the leader's batcher goroutine: it packs queued proposals into
 // tagged raft entries, keeping at most maxInflightBatches in flight.
-func (n *Node) batcher(rt *runtime) {
+func (n *Node) batcher(rt *run) {
 	var pending []proposal
 	for {
 		if len(pending) == 0 {
 			select {
 			case p := <-rt.proposals:
 				pending = append(pending, p)
-			case <-rt.stop:
+			case <-rt.ctx.Done():
 				return
 			}
 		}
@@ -130,7 +138,7 @@ func (n *Node) batcher(rt *runtime) {
 		for !rt.props.takeSlot(maxInflightBatches) {
 			select {
 			case <-rt.props.slotFreed:
-			case <-rt.stop:
+			case <-rt.ctx.Done():
 				n.refuse(rt, pending, ErrNotRunning)
 				return
 			}
@@ -165,7 +173,7 @@ func drain(queue <-chan proposal, pending []proposal) []proposal {
 }
 
 // submit writes items as one tagged entry, holding the slot taken for it.
-func (n *Node) submit(rt *runtime, items []proposal) {
+func (n *Node) submit(rt *run, items []proposal) {
 	// Leadership transfers hold this lock: raft refuses entries while one
 	// is under way, and would answer only the future no one waits on.
 	rt.transferMu.RLock()
@@ -200,19 +208,16 @@ func (n *Node) submit(rt *runtime, items []proposal) {
 	rt.props.mu.Lock()
 	rt.props.batches[b.seq] = b
 	rt.props.mu.Unlock()
-	if len(b.remote) > 0 {
-		rt.nudge.Waiting(1) // until the batch is settled (proposals.settled)
-	}
 	// The outcome arrives through the adapter (delivered) or settleBatches;
 	// the future is not needed.
 	rt.raft.Apply(adapter.EncodeTagged(t), 0)
 }
 
 // refuse fails proposals that were never handed to raft.
-func (n *Node) refuse(rt *runtime, items []proposal, err error) {
+func (n *Node) refuse(rt *run, items []proposal, err error) {
 	for _, p := range items {
 		if p.req != nil {
-			p.req.done(p.i, 0, err)
+			p.req.done(p.i, 0, 0, err)
 		} else {
 			rt.props.resolve(p.tag.Seq, proposeResult{err: err})
 		}
@@ -224,14 +229,14 @@ func (n *Node) refuse(rt *runtime, items []proposal, err error) {
 // later term has committed: raft's logs never hold an entry of an earlier
 // term after it, so a batch not applied by then never commits, and its
 // proposals are refused (the proposer retries them on the new leader).
-func (n *Node) settleBatches(rt *runtime) {
+func (n *Node) settleBatches(rt *run) {
 	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
 		case <-n.leaderBC.wait():
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return
 		}
 		term := rt.raft.CurrentTerm()
@@ -246,14 +251,14 @@ func (n *Node) settleBatches(rt *runtime) {
 		}
 		for _, b := range orphans {
 			if t > b.term {
-				rt.props.failBatch(rt, b, fmt.Errorf("%w: the leader lost its term before the proposal committed; it never will", &NotLeaderError{LeaderID: n.LeaderID()}))
+				rt.props.failBatch(b, fmt.Errorf("%w: the leader lost its term before the proposal committed; it never will", &NotLeaderError{LeaderID: n.LeaderID()}))
 			}
 		}
 	}
 }
 
 // entryTerm returns the term of log entry index.
-func (n *Node) entryTerm(rt *runtime, index uint64) (uint64, bool) {
+func (n *Node) entryTerm(rt *run, index uint64) (uint64, bool) {
 	var l raft.Log
 	if err := rt.stores.Logs.GetLog(index, &l); err != nil {
 		return 0, false

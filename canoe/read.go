@@ -20,11 +20,10 @@ import (
 // confirmation (and, on a follower, one request to the leader). No entry is
 // written, beyond one barrier per leader term.
 func (n *Node) ReadBarrier(ctx context.Context) error {
-	var index uint64
-	err := n.onLeader(ctx, func(rt *runtime, _ uint64) error {
-		var err error
-		index, err = rt.reads.index(ctx)
-		return err
+	var d readIndexDone
+	err := n.onLeader(ctx, func(rt *run, _ uint64) error {
+		d = rt.reads.index(ctx)
+		return d.err
 	})
 	if err != nil {
 		return err
@@ -33,43 +32,44 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return n.waitApplied(ctx, rt, index)
+	rt.catchUp.learn(d.index, d.term)
+	return n.waitApplied(ctx, rt, d.index)
 }
 
 // readRequest is one ReadBarrier (or a follower's request) waiting for a
 // read index: the index of the last entry the FSM applies at or below the
 // leader's commit index, taken after every request in the round arrived.
 type readRequest struct {
-	local  chan readIndexDone            // this node's ReadBarrier
-	remote func(index uint64, err error) // a follower's request; must not block
+	local  chan readIndexDone  // this node's ReadBarrier
+	remote func(readIndexDone) // a follower's request; must not block
 }
 
 // reads batches read-index requests: one leadership confirmation, or one
 // request to the leader, answers every request queued when it starts.
 type reads struct {
 	n    *Node
-	rt   *runtime
+	rt   *run
 	wake chan struct{} // capacity 1
 
 	mu    sync.Mutex // guards queue
 	queue []readRequest
 }
 
-func newReads(n *Node, rt *runtime) *reads {
+func newReads(n *Node, rt *run) *reads {
 	return &reads{n: n, rt: rt, wake: make(chan struct{}, 1)}
 }
 
 // index returns a read index for this node's ReadBarrier.
-func (r *reads) index(ctx context.Context) (uint64, error) {
+func (r *reads) index(ctx context.Context) readIndexDone {
 	done := make(chan readIndexDone, 1)
 	r.submit(readRequest{local: done})
 	select {
 	case d := <-done:
-		return d.index, d.err
+		return d
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: read barrier: %w", ErrTimeout, ctx.Err())
-	case <-r.rt.stop:
-		return 0, ErrNotRunning
+		return readIndexDone{err: fmt.Errorf("%w: read barrier: %w", ErrTimeout, ctx.Err())}
+	case <-r.rt.ctx.Done():
+		return readIndexDone{err: ErrNotRunning}
 	}
 }
 
@@ -90,16 +90,15 @@ func (r *reads) run() {
 	for {
 		select {
 		case <-r.wake:
-		case <-r.rt.stop:
-			r.answer(r.take(), 0, ErrNotRunning)
+		case <-r.rt.ctx.Done():
+			r.answer(r.take(), readIndexDone{err: ErrNotRunning})
 			return
 		}
 		batch := r.take()
 		if len(batch) == 0 {
 			continue
 		}
-		index, err := r.round(batch)
-		r.answer(batch, index, err)
+		r.answer(batch, r.round(batch))
 	}
 }
 
@@ -111,59 +110,57 @@ func (r *reads) take() []readRequest {
 	return q
 }
 
-func (r *reads) answer(batch []readRequest, index uint64, err error) {
+func (r *reads) answer(batch []readRequest, d readIndexDone) {
 	for _, req := range batch {
 		if req.local != nil {
-			req.local <- readIndexDone{index: index, err: err}
+			req.local <- d
 		} else {
-			req.remote(index, err)
+			req.remote(d)
 		}
 	}
 }
 
 // round gets one read index: on the leader by confirming its leadership,
 // on a follower by asking the leader.
-func (r *reads) round(batch []readRequest) (uint64, error) {
+func (r *reads) round(batch []readRequest) readIndexDone {
 	n, rt := r.n, r.rt
+	fail := func(err error) readIndexDone { return readIndexDone{err: err} }
 	ctx, cancel := context.WithTimeout(rt.ctx, max(2*n.cfg.Timing.ElectionTimeout, n.cfg.Timing.HeartbeatTimeout))
 	defer cancel()
 	if rt.raft.State() != raft.Leader {
 		for _, req := range batch {
 			if req.remote != nil {
 				// A follower asked a node that no longer leads.
-				return 0, &NotLeaderError{LeaderID: n.LeaderID()}
+				return fail(&NotLeaderError{LeaderID: n.LeaderID()})
 			}
 		}
-		return rt.fwdClient.readIndex(ctx)
+		index, term, err := rt.fwdClient.readIndex(ctx)
+		return readIndexDone{index: index, term: term, err: err}
 	}
 	if err := n.ensureLeaderReady(ctx, rt); err != nil {
-		return 0, err
+		return fail(err)
 	}
 	term := rt.raft.CurrentTerm()
 	commit := rt.raft.CommitIndex()
 	cfg, _, err := configuration(rt)
 	if err != nil {
-		return 0, n.raftErr(err)
+		return fail(n.raftErr(err))
 	}
 	switch err := rt.confirm.Confirm(ctx, term, cfg.Servers); {
 	case errors.Is(err, transport.ErrDeposed):
-		return 0, &NotLeaderError{}
+		return fail(&NotLeaderError{})
 	case err != nil:
-		return 0, fmt.Errorf("%w: could not confirm leadership: %v", ErrNoLeader, err)
+		return fail(fmt.Errorf("%w: could not confirm leadership: %v", ErrNoLeader, err))
 	}
-	for _, req := range batch {
-		if req.remote != nil {
-			rt.nudge.Committed(commit) // the follower waits to apply it
-			break
-		}
-	}
-	return rt.visible.at(rt, commit), nil
+	index := rt.visible.at(rt, commit)
+	entryTerm, _ := n.entryTerm(rt, index)
+	return readIndexDone{index: index, term: entryTerm}
 }
 
 // ensureLeaderReady waits until this leader has committed an entry of its
 // own term (raft appends a no-op when it takes over), so that its commit
 // index covers every entry committed by earlier leaders.
-func (n *Node) ensureLeaderReady(ctx context.Context, rt *runtime) error {
+func (n *Node) ensureLeaderReady(ctx context.Context, rt *run) error {
 	pause := time.Millisecond
 	for {
 		term := rt.raft.CurrentTerm()
@@ -190,7 +187,7 @@ func (n *Node) ensureLeaderReady(ctx context.Context, rt *runtime) error {
 
 // waitApplied waits until the FSM holds the effects of the entry at index
 // (a read index names an entry the FSM applies).
-func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error {
+func (n *Node) waitApplied(ctx context.Context, rt *run, index uint64) error {
 	for {
 		advanced := n.fsm.Advanced()
 		if n.fsm.AppliedIndex() >= index {
@@ -198,7 +195,7 @@ func (n *Node) waitApplied(ctx context.Context, rt *runtime, index uint64) error
 		}
 		select {
 		case <-advanced:
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			return ErrNotRunning
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting to apply index %d: %w", ErrTimeout, index, ctx.Err())
@@ -220,7 +217,7 @@ type visible struct {
 
 // at returns the last FSM-applied entry at or below index, reading each
 // log entry once.
-func (v *visible) at(rt *runtime, index uint64) uint64 {
+func (v *visible) at(rt *run, index uint64) uint64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if index <= v.scanned {
@@ -236,7 +233,7 @@ func (v *visible) at(rt *runtime, index uint64) uint64 {
 
 // lastAppliedBelow scans back from index for the last entry the FSM
 // applies.
-func lastAppliedBelow(rt *runtime, index uint64) uint64 {
+func lastAppliedBelow(rt *run, index uint64) uint64 {
 	first, err := rt.stores.Logs.FirstIndex()
 	if err != nil {
 		return index
@@ -256,7 +253,7 @@ func lastAppliedBelow(rt *runtime, index uint64) uint64 {
 // lastApplied scans (from, to] for the last entry the FSM applies, starting
 // from last. Entries compacted away are covered by a snapshot of this
 // node's FSM, whose applied index is a lower bound for them.
-func lastApplied(rt *runtime, from, to, last uint64) uint64 {
+func lastApplied(rt *run, from, to, last uint64) uint64 {
 	first, err := rt.stores.Logs.FirstIndex()
 	if err != nil {
 		return max(last, to) // cannot tell: the conservative answer

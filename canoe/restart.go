@@ -33,7 +33,7 @@ const (
 // snapshot whose checksum holds but that the FSM refused). No raft
 // goroutine has started when it panics there. The error names the
 // snapshots newer than the one the FSM holds: raft skipped them.
-func (n *Node) newRaft(rc *raft.Config, st *storage.Stores, trans raft.Transport) (r *raft.Raft, err error) {
+func (n *Node) newRaft(rc *raft.Config, st *storage.Stores, logs raft.LogStore, trans raft.Transport) (r *raft.Raft, err error) {
 	defer func() {
 		p := recover()
 		if p == nil {
@@ -51,7 +51,7 @@ func (n *Node) newRaft(rc *raft.Config, st *storage.Stores, trans raft.Transport
 		err = fmt.Errorf("raft panicked restoring its state from DataDir %q: %v (snapshots raft could not restore: %s); %s",
 			n.cfg.DataDir, p, strings.Join(skipped, ", "), storage.RecoverHint)
 	}()
-	return raft.NewRaft(rc, n.fsm, st.Logs, st.Stable, st.Snaps, trans)
+	return raft.NewRaft(rc, n.fsm, logs, st.Stable, st.Snaps, trans)
 }
 
 // replayApplied applies the committed log entries between the snapshot raft
@@ -106,20 +106,20 @@ func (n *Node) replayApplied(st *storage.Stores) (uint64, error) {
 // recordApplied records the FSM's applied index in the stable store, at
 // most every appliedRecordInterval while it moves, until Stop (which
 // records the final one). recorded is the index on record at Start.
-func (n *Node) recordApplied(rt *runtime, recorded uint64) {
+func (n *Node) recordApplied(rt *run, recorded uint64) {
 	failing := false
 	for {
 		advanced := n.fsm.Advanced()
 		if n.fsm.AppliedIndex() == recorded {
 			select {
-			case <-rt.stop:
+			case <-rt.ctx.Done():
 				return
 			case <-advanced:
 			}
 		}
 		t := time.NewTimer(appliedRecordInterval)
 		select {
-		case <-rt.stop:
+		case <-rt.ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:

@@ -1,7 +1,6 @@
 package canoe
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"hash/crc64"
@@ -10,12 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // takeSnapshot makes n snapshot now and returns the snapshot's ID and index.
@@ -41,24 +41,6 @@ func startRecovered(n *Node) (err error) {
 		}
 	}()
 	return n.Start()
-}
-
-// lockedLines keeps the lines written to it.
-type lockedLines struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (l *lockedLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // TestDamagedNewestSnapshotAtStart keeps two snapshots, at about index 10
@@ -169,7 +151,7 @@ func testDamagedNewestSnapshot(t *testing.T, store LogStore, trailing uint64, da
 		snap := filepath.Join(dir, "snapshots", newestID)
 		damage(t, snap)
 
-		var logs lockedLines
+		var logs testutil.SyncBuffer
 		fsm := &testFSM{}
 		cfg.ID, cfg.FSM, cfg.BootstrapNode = 0, fsm, false
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "canoe", Level: hclog.Warn, Output: io.MultiWriter(&logs, testWriter{t})})
@@ -203,7 +185,7 @@ func testDamagedNewestSnapshot(t *testing.T, store LogStore, trailing uint64, da
 		if got := fsm.list(); !slices.Equal(got, want) {
 			t.Errorf("right after Start the FSM holds %d entries, want the %d it held before", len(got), len(want))
 		}
-		waitFor(t, 10*time.Second, "the restarted node to lead", again.IsLeader)
+		testutil.WaitFor(t, 10*time.Second, "the restarted node to lead", again.IsLeader)
 		propose(t, again, "after")
 		if got := fsm.list(); !slices.Equal(got, append(want, "after")) {
 			t.Errorf("after a new proposal the FSM holds %d entries, want %d", len(got), len(want)+1)

@@ -1,14 +1,19 @@
 package canoe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // counterFSM is a ResultFSM: "incr" answers the new value; "cas:OLD:NEW"
@@ -132,7 +137,7 @@ func TestProposeResult(t *testing.T) {
 			}
 			seen[i] = true
 		}
-		waitFor(t, 10*time.Second, "every FSM at the last value", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "every FSM at the last value", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, f := range fsms {
@@ -248,6 +253,47 @@ func TestMembershipCallsHonorContext(t *testing.T) {
 		}
 		for _, f := range c.followers() {
 			c.heal(f.id)
+		}
+	})
+}
+
+// TestMetricsReflectStatus: the status gauges, read once per scrape.
+func TestMetricsReflectStatus(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, nil)
+		leader := c.leader()
+		propose(t, leader, "x")
+		rec := httptest.NewRecorder()
+		leader.metrics.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body := rec.Body.String()
+		st := leader.Status()
+		for _, want := range []string{
+			"canoe_members 3", "canoe_voters 3", "canoe_is_leader 1",
+			fmt.Sprintf("canoe_raft_term %d", st.Term),
+			`canoe_proposals_total{result="ok"} 1`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
+	})
+}
+
+// TestProposalSizeLimit: a proposal over MaxProposalSize is refused before it
+// reaches raft, on the leader and on a follower; one of exactly the limit
+// commits.
+func TestProposalSizeLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 3, nil)
+		for _, n := range []*Node{c.leader(), c.followers()[0]} {
+			err := n.ProposeContext(context.Background(), make([]byte, MaxProposalSize+1))
+			if !errors.Is(err, ErrInvalidProposal) {
+				t.Errorf("node %d: a proposal of MaxProposalSize+1 bytes: %v, want ErrInvalidProposal", n.id, err)
+			}
+		}
+		big := bytes.Repeat([]byte("x"), MaxProposalSize)
+		if err := c.followers()[0].ProposeContext(context.Background(), big); err != nil {
+			t.Fatalf("a proposal of MaxProposalSize bytes on a follower: %v", err)
 		}
 	})
 }

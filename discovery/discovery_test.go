@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 const (
@@ -31,7 +33,7 @@ func memCluster(t *testing.T, n int) (*memNetwork, []*node) {
 		}
 	}
 	for _, nd := range nodes {
-		waitFor(t, convergence, nd.name+" to see all members", sameNames(nd, names...))
+		testutil.WaitFor(t, convergence, nd.name+" to see all members", sameNames(nd, names...))
 	}
 	return mn, nodes
 }
@@ -67,7 +69,7 @@ func TestJoinSeesMembersAndMeta(t *testing.T) {
 				}
 				continue
 			}
-			waitFor(t, convergence, nd.name+" join event for "+other.name, func() bool {
+			testutil.WaitFor(t, convergence, nd.name+" join event for "+other.name, func() bool {
 				return nd.hasEvent(EventJoin, other.name, func(e Event) bool {
 					return e.Member.Meta.ID == other.LocalMember().Meta.ID && !e.At.IsZero()
 				})
@@ -99,7 +101,7 @@ func TestUpdateMetaPropagates(t *testing.T) {
 	}
 	updated := func(e Event) bool { return e.Member.Meta.HasState && e.Member.Meta.ConfigAddr == "127.0.0.1:9001" }
 	for _, nd := range nodes[1:] {
-		waitFor(t, convergence, nd.name+" update event", func() bool { return nd.hasEvent(EventUpdate, a.name, updated) })
+		testutil.WaitFor(t, convergence, nd.name+" update event", func() bool { return nd.hasEvent(EventUpdate, a.name, updated) })
 		i := slices.IndexFunc(nd.Members(), func(m Member) bool { return m.Name == a.name })
 		if i < 0 || !nd.Members()[i].Meta.HasState {
 			t.Errorf("%s: Members does not show the update", nd.name)
@@ -151,7 +153,7 @@ func TestLeaveGivesLeaveEvent(t *testing.T) {
 		t.Errorf("UpdateMeta after Leave: got %v, want ErrLeft", err)
 	}
 	for _, nd := range nodes[:2] {
-		waitFor(t, convergence, nd.name+" leave event", func() bool {
+		testutil.WaitFor(t, convergence, nd.name+" leave event", func() bool {
 			return nd.hasEvent(EventLeave, c.name, func(e Event) bool {
 				return e.Member.State == Left && e.Member.Meta.Leaving && e.Member.Meta.ID == 3
 			})
@@ -163,7 +165,7 @@ func TestLeaveGivesLeaveEvent(t *testing.T) {
 		if nd.hasEvent(EventFailed, c.name, nil) {
 			t.Errorf("%s: got a failed event for a graceful leave: %+v", nd.name, nd.eventsAbout(c.name))
 		}
-		waitFor(t, convergence, nd.name+" to drop the leaver", sameNames(nd, "n1", "n2"))
+		testutil.WaitFor(t, convergence, nd.name+" to drop the leaver", sameNames(nd, "n1", "n2"))
 	}
 	if err := c.Shutdown(); err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -189,13 +191,13 @@ func TestShutdownWithoutLeaveGivesFailedEvent(t *testing.T) {
 	}
 	start := time.Now()
 	for _, nd := range nodes[:2] {
-		waitFor(t, convergence, nd.name+" failed event", func() bool {
+		testutil.WaitFor(t, convergence, nd.name+" failed event", func() bool {
 			return nd.hasEvent(EventFailed, c.name, func(e Event) bool { return e.Member.State == Dead && e.Member.Meta.ID == 3 })
 		})
 		if nd.hasEvent(EventLeave, c.name, nil) {
 			t.Errorf("%s: got a leave event for a crash", nd.name)
 		}
-		waitFor(t, convergence, nd.name+" to drop the failed node", sameNames(nd, "n1", "n2"))
+		testutil.WaitFor(t, convergence, nd.name+" to drop the failed node", sameNames(nd, "n1", "n2"))
 	}
 	t.Logf("failure detected in %v", time.Since(start).Round(time.Millisecond))
 	if _, err := c.Join(context.Background(), []string{nodes[0].AdvertiseAddr()}); !errors.Is(err, ErrShutdown) {
@@ -244,7 +246,7 @@ func TestOtherClusterRejected(t *testing.T) {
 			if _, err := b.Join(ctxTimeout(t, 5*time.Second), []string{a.AdvertiseAddr()}); err != nil {
 				t.Fatalf("Join: %v", err)
 			}
-			waitFor(t, convergence, "a and b to see each other", func() bool {
+			testutil.WaitFor(t, convergence, "a and b to see each other", func() bool {
 				return slices.Equal(memberNames(a), []string{"n1", "n2"}) && slices.Equal(memberNames(b), []string{"n1", "n2"})
 			})
 			if got := memberNames(x); !slices.Equal(got, []string{"n9"}) {

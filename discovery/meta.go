@@ -18,6 +18,7 @@ const metaVersion = 1
 const (
 	flagHasState = 1 << iota
 	flagLeaving
+	flagNonVoter
 )
 
 // Meta is what each node gossips about itself. It travels in memberlist's
@@ -30,6 +31,9 @@ type Meta struct {
 	BootstrapExpect int    // nodes to wait for before bootstrapping; 0 = not used
 	HasState        bool   // the node already has raft state / belongs to a formed cluster
 	Leaving         bool   // set just before a graceful Leave
+	// NonVoter asks the leader that adds this node by gossip to add it as
+	// a read replica: a non-voter it never promotes on its own.
+	NonVoter bool
 }
 
 // Encode returns m's compact binary form. It fails with ErrInvalidMeta for a
@@ -38,9 +42,10 @@ type Meta struct {
 //
 // Format version 1, in order: the version byte (1); uvarint ID; uvarint
 // ClusterID; uvarint length + bytes of RaftAddr; the same for ConfigAddr;
-// uvarint BootstrapExpect; one flags byte (bit 0 HasState, bit 1 Leaving).
-// Later versions may only append fields or flag bits, so that old decoders
-// keep working during a rolling upgrade.
+// uvarint BootstrapExpect; one flags byte (bit 0 HasState, bit 1 Leaving,
+// bit 2 NonVoter). Later versions may only append fields or flag bits, so
+// that old decoders keep working during a rolling upgrade (a decoder that
+// predates bit 2 reads a NonVoter node as one to promote).
 func (m Meta) Encode() ([]byte, error) {
 	if m.ID == 0 {
 		return nil, fmt.Errorf("%w: ID must be nonzero", ErrInvalidMeta)
@@ -71,6 +76,9 @@ func (m Meta) Encode() ([]byte, error) {
 	}
 	if m.Leaving {
 		flags |= flagLeaving
+	}
+	if m.NonVoter {
+		flags |= flagNonVoter
 	}
 	return append(b, flags), nil
 }
@@ -106,6 +114,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	m.BootstrapExpect = int(be)
 	m.HasState = flags&flagHasState != 0
 	m.Leaving = flags&flagLeaving != 0
+	m.NonVoter = flags&flagNonVoter != 0
 	return m, nil
 }
 

@@ -17,6 +17,8 @@ func TestMetaRoundTrip(t *testing.T) {
 			ConfigAddr: "10.0.0.7:1235", BootstrapExpect: 3}},
 		{"flags", Meta{ID: 2, HasState: true, Leaving: true}},
 		{"only leaving", Meta{ID: 3, Leaving: true}},
+		{"non-voter", Meta{ID: 5, RaftAddr: "10.0.0.9:7000", NonVoter: true}},
+		{"all flags", Meta{ID: 6, HasState: true, Leaving: true, NonVoter: true}},
 		{"max ids", Meta{ID: math.MaxUint64, ClusterID: math.MaxUint64, BootstrapExpect: math.MaxInt32}},
 		{"ipv6 and unicode", Meta{ID: 4, RaftAddr: "[fe80::1%eth0]:7000", ConfigAddr: "hôte:80"}},
 	}
@@ -142,10 +144,34 @@ func TestDecodeMetaForwardCompatible(t *testing.T) {
 	}
 }
 
+// TestMetaNonVoterIsAFlagBit: NonVoter only sets a flag bit, so a decoder
+// that predates it (which ignores unknown bits) reads everything else the
+// same.
+func TestMetaNonVoterIsAFlagBit(t *testing.T) {
+	base := Meta{ID: 8, ClusterID: 9, RaftAddr: "h:1", ConfigAddr: "h:2", HasState: true}
+	plain, err := base.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nv := base
+	nv.NonVoter = true
+	flagged, err := nv.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flagged) != len(plain) || string(flagged[:len(plain)-1]) != string(plain[:len(plain)-1]) {
+		t.Fatalf("NonVoter changed more than the flags byte: %x vs %x", flagged, plain)
+	}
+	if got := flagged[len(flagged)-1] &^ plain[len(plain)-1]; got != 1<<2 {
+		t.Fatalf("NonVoter set flag bits %08b, want bit 2", got)
+	}
+}
+
 func FuzzDecodeMeta(f *testing.F) {
 	for _, m := range []Meta{
 		{ID: 1},
 		{ID: 42, ClusterID: 7, RaftAddr: "127.0.0.1:7000", ConfigAddr: "127.0.0.1:8000", BootstrapExpect: 3, HasState: true, Leaving: true},
+		{ID: 43, RaftAddr: "127.0.0.1:7001", NonVoter: true},
 	} {
 		b, err := m.Encode()
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // realNode starts a node on 127.0.0.1 with a kernel-chosen gossip port.
@@ -51,9 +53,9 @@ func TestRealNetworkJoin(t *testing.T) {
 				t.Fatalf("Join = (%d, %v), want (1, nil)", n, err)
 			}
 			for _, nd := range []*node{a, b} {
-				waitFor(t, convergence, nd.name+" to see both", sameNames(nd, "1", "2"))
+				testutil.WaitFor(t, convergence, nd.name+" to see both", sameNames(nd, "1", "2"))
 			}
-			waitFor(t, convergence, "join event on a", func() bool {
+			testutil.WaitFor(t, convergence, "join event on a", func() bool {
 				return a.hasEvent(EventJoin, "2", func(e Event) bool {
 					return e.Member.Addr == b.AdvertiseAddr() && e.Member.Meta.RaftAddr == "127.0.0.1:7002"
 				})
@@ -96,7 +98,7 @@ func TestRealNetworkMismatchRefused(t *testing.T) {
 			if _, err := c.Join(ctxTimeout(t, 5*time.Second), []string{a.AdvertiseAddr()}); err != nil {
 				t.Fatalf("legitimate Join: %v", err)
 			}
-			waitFor(t, convergence, "a and c to see each other", func() bool {
+			testutil.WaitFor(t, convergence, "a and c to see each other", func() bool {
 				return slices.Equal(memberNames(a), []string{"1", "3"}) && slices.Equal(memberNames(c), []string{"1", "3"})
 			})
 			if got := memberNames(b); !slices.Equal(got, []string{"2"}) {

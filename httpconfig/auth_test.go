@@ -63,7 +63,7 @@ func send(h http.Handler, method, uri string, body []byte, auth string) *httptes
 // method, URI and body; tampering with any of them gets 401 and changes
 // nothing.
 func TestSignedRequests(t *testing.T) {
-	proposal := EncodeProposals([][]byte{[]byte("a")})
+	promote := []byte(`{"id":3}`)
 	type req struct {
 		method, uri string
 		body        []byte
@@ -82,7 +82,7 @@ func TestSignedRequests(t *testing.T) {
 		{name: "get", signed: req{"GET", "/peers", nil}, wantCode: 200},
 		{name: "add", signed: req{"POST", "/peers", []byte(validAdd)}, wantCode: 200, wantMut: 1},
 		{name: "remove", signed: req{"DELETE", "/peers", []byte(`{"id":2}`)}, wantCode: 200, wantMut: 1},
-		{name: "propose", signed: req{"POST", "/internal/propose", proposal}, wantCode: 200, wantMut: 1},
+		{name: "promote", signed: req{"POST", "/peers/promote", promote}, wantCode: 200, wantMut: 1},
 		{name: "query", signed: req{"GET", "/status?x=1&y=%20", nil}, wantCode: 200},
 		{name: "window edge behind", signed: req{"GET", "/status", nil}, at: -SignatureWindow, wantCode: 200},
 		{name: "window edge ahead", signed: req{"GET", "/status", nil}, at: SignatureWindow, wantCode: 200},
@@ -94,7 +94,7 @@ func TestSignedRequests(t *testing.T) {
 		{name: "hours old", signed: req{"GET", "/peers", nil}, at: -3 * time.Hour, wantCode: 401, wantMsg: "3h0m0s behind"},
 		{name: "from the future", signed: req{"DELETE", "/peers", []byte(`{"id":2}`)}, at: 61 * time.Second, wantCode: 401, wantMsg: "1m1s ahead of this node's clock"},
 		{name: "other secret", signed: req{"DELETE", "/peers", []byte(`{"id":2}`)}, signer: otherSigner, wantCode: 401, wantMsg: "bad signature: the request was not signed with this cluster's key (wrong ClusterSecret or ClusterID?)"},
-		{name: "other cluster", signed: req{"POST", "/internal/propose", proposal}, signer: mustSigner(testSecret, testClusterID+1), wantCode: 401, wantMsg: "bad signature"},
+		{name: "other cluster", signed: req{"POST", "/peers/promote", promote}, signer: mustSigner(testSecret, testClusterID+1), wantCode: 401, wantMsg: "bad signature"},
 		{name: "other method", signed: req{"GET", "/peers", nil}, sent: &req{"DELETE", "/peers", nil}, wantCode: 401, wantMsg: "bad signature"},
 		{name: "other path", signed: req{"GET", "/status", nil}, sent: &req{"GET", "/peers", nil}, wantCode: 401, wantMsg: "bad signature"},
 		{name: "other query", signed: req{"GET", "/status?x=1", nil}, sent: &req{"GET", "/status?x=2", nil}, wantCode: 401, wantMsg: "bad signature"},
@@ -105,11 +105,11 @@ func TestSignedRequests(t *testing.T) {
 		{name: "truncated body", signed: req{"POST", "/peers", []byte(validAdd)}, sent: &req{"POST", "/peers", []byte(validAdd[:10])}, wantCode: 401, wantMsg: "does not match"},
 		{name: "extended body", signed: req{"POST", "/peers", []byte(validAdd)}, sent: &req{"POST", "/peers", []byte(validAdd + " ")}, wantCode: 401, wantMsg: "does not match"},
 		{name: "other remove body", signed: req{"DELETE", "/peers", []byte(`{"id":2}`)}, sent: &req{"DELETE", "/peers", []byte(`{"id":3}`)}, wantCode: 401, wantMsg: "does not match"},
-		{name: "other proposal", signed: req{"POST", "/internal/propose", proposal}, sent: &req{"POST", "/internal/propose", EncodeProposals([][]byte{[]byte("b")})}, wantCode: 401, wantMsg: "does not match"},
+		{name: "other promote body", signed: req{"POST", "/peers/promote", promote}, sent: &req{"POST", "/peers/promote", []byte(`{"id":2}`)}, wantCode: 401, wantMsg: "does not match"},
 		{name: "body sent with get", signed: req{"GET", "/status", nil}, sent: &req{"GET", "/status", []byte("x")}, wantCode: 401, wantMsg: "does not match"},
 		{name: "signed get body not sent", signed: req{"GET", "/metrics", []byte("x")}, sent: &req{"GET", "/metrics", nil}, wantCode: 401, wantMsg: "does not match"},
 		{name: "signed delete body not sent", signed: req{"DELETE", "/peers", []byte(`{"id":2}`)}, sent: &req{"DELETE", "/peers", nil}, wantCode: 401, wantMsg: "does not match"},
-		{name: "body added to get", signed: req{"GET", "/status", nil}, sent: &req{"POST", "/internal/propose", proposal}, wantCode: 401, wantMsg: "bad signature"},
+		{name: "body added to get", signed: req{"GET", "/status", nil}, sent: &req{"POST", "/peers/promote", promote}, wantCode: 401, wantMsg: "bad signature"},
 		{name: "tampered timestamp", signed: req{"GET", "/status", nil}, edit: func(h string) string { return setParam(h, "t", "1700000000001") }, wantCode: 401, wantMsg: "bad signature"},
 		{name: "tampered nonce", signed: req{"GET", "/status", nil}, edit: func(h string) string { return setParam(h, "n", "AAAAAAAAAAAAAAAAAAAAAA") }, wantCode: 401, wantMsg: "bad signature"},
 		{
@@ -428,18 +428,15 @@ func TestClientRevealsNoKey(t *testing.T) {
 	if err := c.RemovePeer(ctx, ts.URL, 9); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Propose(ctx, ts.URL, [][]byte{[]byte("payload")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.ReadIndex(ctx, ts.URL); err != nil {
+	if err := c.Promote(ctx, ts.URL, 3); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Status(ctx, ts.URL); err != nil {
 		t.Fatal(err)
 	}
 	wire := rec.bytes()
-	if n := bytes.Count(wire, []byte("Authorization: "+AuthScheme+" t=")); n != 6 {
-		t.Fatalf("captured %d signed requests, want 6:\n%s", n, wire)
+	if n := bytes.Count(wire, []byte("Authorization: "+AuthScheme+" t=")); n != 5 {
+		t.Fatalf("captured %d signed requests, want 5:\n%s", n, wire)
 	}
 	k, err := keys.Derive(testSecret, testClusterID)
 	if err != nil {

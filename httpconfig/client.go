@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -21,7 +20,6 @@ import (
 // Limits on what the client reads from a server.
 const (
 	maxJSONAnswer   = 16 << 20  // a GET /peers or /status answer
-	maxBinaryAnswer = 256 << 20 // a POST /internal/propose answer
 	maxErrorAnswer  = 64 << 10  // an error body
 	maxDrain        = 256 << 10 // left-over body read to reuse the connection
 	maxErrorMessage = 512       // bytes of a non-JSON error body kept in Message
@@ -85,9 +83,11 @@ func (c *Client) Peers(ctx context.Context, base string) (PeersResponse, error) 
 }
 
 // AddPeer calls POST /peers with p's id, host, raft_port, config_port,
-// gossip_port and cluster_id (Suffrage is not sent) and returns the answering node's view
-// once the change is committed. An empty Host lets the server use the
-// address the request comes from.
+// gossip_port, cluster_id and nonvoter (Suffrage is not sent) and returns
+// the answering node's view once the change is committed. An empty Host
+// lets the server use the address the request comes from. "nonvoter" is
+// sent only when true; servers that predate it refuse it (400, unknown
+// field).
 func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersResponse, error) {
 	req := addPeerRequest{
 		ID:         p.ID,
@@ -96,6 +96,7 @@ func (c *Client) AddPeer(ctx context.Context, base string, p Peer) (PeersRespons
 		ConfigPort: p.ConfigPort,
 		GossipPort: p.GossipPort,
 		ClusterID:  p.ClusterID,
+		NonVoter:   p.NonVoter,
 	}
 	var out PeersResponse
 	err := c.doJSON(ctx, http.MethodPost, base, PathPeers, req, &out)
@@ -108,43 +109,15 @@ func (c *Client) RemovePeer(ctx context.Context, base string, id uint64) error {
 	var out struct {
 		Removed uint64 `json:"removed"`
 	}
-	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, removePeerRequest{ID: id}, &out)
+	return c.doJSON(ctx, http.MethodDelete, base, PathPeers, idRequest{ID: id}, &out)
 }
 
-// Propose calls POST /internal/propose on the leader and returns one Result
-// per item, in order. items must not be empty.
-func (c *Client) Propose(ctx context.Context, base string, items [][]byte) ([]Result, error) {
-	if len(items) == 0 {
-		return nil, errors.New("httpconfig: Propose called with no items")
-	}
-	resp, err := c.do(ctx, http.MethodPost, base, PathPropose, contentTypeBinary, EncodeProposals(items))
-	if err != nil {
-		return nil, err
-	}
-	defer drain(resp.Body)
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != contentTypeBinary {
-		return nil, fmt.Errorf("httpconfig: POST %s: answer has Content-Type %q, want %s", PathPropose, truncate(ct, 64), contentTypeBinary)
-	}
-	body, err := readLimited(resp.Body, maxBinaryAnswer)
-	if err != nil {
-		return nil, fmt.Errorf("httpconfig: POST %s: reading answer: %w", PathPropose, err)
-	}
-	results, err := DecodeResults(body)
-	if err != nil {
-		// %v: a malformed answer is not the caller's invalid request.
-		return nil, fmt.Errorf("httpconfig: POST %s: bad answer: %v", PathPropose, err)
-	}
-	if len(results) != len(items) {
-		return nil, fmt.Errorf("httpconfig: POST %s: %d results for %d items", PathPropose, len(results), len(items))
-	}
-	return results, nil
-}
-
-// ReadIndex calls GET /internal/readindex on the leader.
-func (c *Client) ReadIndex(ctx context.Context, base string) (uint64, error) {
-	var out readIndexResponse
-	err := c.doJSON(ctx, http.MethodGet, base, PathReadIndex, nil, &out)
-	return out.Index, err
+// Promote calls POST /peers/promote and returns once member id is a voter
+// (the promotion is committed); an error matching ErrPeerNotFound if id is
+// not a member.
+func (c *Client) Promote(ctx context.Context, base string, id uint64) error {
+	var out promoteResponse
+	return c.doJSON(ctx, http.MethodPost, base, PathPromote, idRequest{ID: id}, &out)
 }
 
 // Status calls GET /status.
@@ -152,6 +125,77 @@ func (c *Client) Status(ctx context.Context, base string) (Status, error) {
 	var out Status
 	err := c.doJSON(ctx, http.MethodGet, base, PathStatus, nil, &out)
 	return out, err
+}
+
+// Backup calls GET /snapshot and copies the backup the node writes to w.
+// It returns the log index whose state the backup holds (the answer's
+// TrailerBackupIndex trailer). An answer cut short (the node failed
+// midway, or the connection broke) is an error; w then holds part of a
+// backup, which InspectBackup and the restores refuse.
+func (c *Client) Backup(ctx context.Context, base string, w io.Writer) (uint64, error) {
+	resp, err := c.do(ctx, http.MethodGet, base, PathSnapshot, "", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer drain(resp.Body)
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != contentTypeBackup {
+		b, _ := readLimited(resp.Body, maxExcerpt)
+		return 0, fmt.Errorf("%w: GET %s: Content-Type %q, want %s (body %q)", ErrUnexpectedAnswer, PathSnapshot,
+			truncate(ct, 64), contentTypeBackup, excerpt(b))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return 0, fmt.Errorf("httpconfig: GET %s: %w", PathSnapshot, err)
+	}
+	index, err := strconv.ParseUint(resp.Trailer.Get(TrailerBackupIndex), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: GET %s: the answer has no valid %s trailer", ErrUnexpectedAnswer, PathSnapshot, TrailerBackupIndex)
+	}
+	return index, nil
+}
+
+// RestoreSnapshot calls POST /snapshot with the backup body holds, from its
+// current offset to its end, and returns the log index whose state the
+// backup holds once the node has restored it across the cluster. With a
+// secret it reads body twice: first to hash it for the signature, then to
+// send it. A backup the node refuses gives an error matching ErrInvalid
+// whose message says why; nothing changed then.
+func (c *Client) RestoreSnapshot(ctx context.Context, base string, body io.ReadSeeker) (uint64, error) {
+	start, err := body.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: %w", PathSnapshot, err)
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, body)
+	if err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: reading the backup: %w", PathSnapshot, err)
+	}
+	if _, err := body.Seek(start, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: %w", PathSnapshot, err)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	// The body goes through a LimitReader: it must stop at the size that
+	// was hashed even if the file grows, and net/http must not see the
+	// caller's *os.File (it would close it).
+	hdr := http.Header{}
+	hdr.Set("Content-Type", contentTypeBackup)
+	// The node answers a request it refuses (a bad signature, a body over
+	// its limit) before reading the body: then the backup is not sent.
+	hdr.Set("Expect", "100-continue")
+	resp, err := c.send(ctx, http.MethodPost, base, PathSnapshot, hdr, io.LimitReader(body, size), size, sum)
+	if err != nil {
+		return 0, err
+	}
+	defer drain(resp.Body)
+	b, err := readLimited(resp.Body, maxJSONAnswer)
+	if err != nil {
+		return 0, fmt.Errorf("httpconfig: POST %s: reading answer: %w", PathSnapshot, err)
+	}
+	var out restoreResponse
+	if err := json.Unmarshal(b, &out); err != nil || !out.Restored {
+		return 0, fmt.Errorf("%w: POST %s: answer %q", ErrUnexpectedAnswer, PathSnapshot, excerpt(b))
+	}
+	return out.BackupIndex, nil
 }
 
 // doJSON sends in (nil: no body) as JSON and decodes a 2xx answer into out.
@@ -185,6 +229,20 @@ func (c *Client) doJSON(ctx context.Context, method, base, path string, in, out 
 // must drain; any other status is read, closed and returned as a
 // *StatusError.
 func (c *Client) do(ctx context.Context, method, base, path, ctype string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hdr := http.Header{}
+	if ctype != "" {
+		hdr.Set("Content-Type", ctype)
+	}
+	return c.send(ctx, method, base, path, hdr, rd, int64(len(body)), sha256.Sum256(body))
+}
+
+// send is do with the headers hdr and a body of size bytes read from body
+// (nil: none), whose SHA-256 is sum.
+func (c *Client) send(ctx context.Context, method, base, path string, hdr http.Header, body io.Reader, size int64, sum [sha256.Size]byte) (*http.Response, error) {
 	if c.signErr != nil {
 		return nil, fmt.Errorf("httpconfig: %s %s: %w", method, path, c.signErr)
 	}
@@ -193,19 +251,21 @@ func (c *Client) do(ctx context.Context, method, base, path, ctype string, body 
 		return nil, err
 	}
 	u.Path = path
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return nil, fmt.Errorf("httpconfig: %s %s: %w", method, path, err)
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	if body != nil {
+		req.ContentLength = size
+		if size == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if c.signer != nil {
-		req.Header.Set("Authorization", c.signer.Authorization(method, req.URL.RequestURI(), sha256.Sum256(body), time.Now()))
+		req.Header.Set("Authorization", c.signer.Authorization(method, req.URL.RequestURI(), sum, time.Now()))
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

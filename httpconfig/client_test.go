@@ -75,22 +75,27 @@ func TestClientRoundTrip(t *testing.T) {
 				t.Errorf("node got AddPeer(%+v), want %+v", added, newPeer)
 			}
 
-			if err := c.RemovePeer(ctx, base, 9); err != nil {
-				t.Fatalf("RemovePeer: %v", err)
+			replica := Peer{ID: 10, Host: "10.0.0.10", RaftPort: 7010, ConfigPort: 8010, NonVoter: true}
+			if _, err := c.AddPeer(ctx, base, replica); err != nil {
+				t.Fatalf("AddPeer(read replica): %v", err)
+			}
+			f.mu.Lock()
+			added = f.added
+			f.mu.Unlock()
+			if len(added) != 2 || added[1] != replica {
+				t.Errorf("node got AddPeer(%+v), want the second to be %+v", added, replica)
+			}
+			if err := c.Promote(ctx, base, 10); err != nil {
+				t.Fatalf("Promote: %v", err)
+			}
+			if err := c.Promote(ctx, base, 99); !errors.Is(err, ErrPeerNotFound) {
+				t.Errorf("Promote(unknown): got %v, want ErrPeerNotFound", err)
 			}
 
-			items := [][]byte{[]byte("x"), {}, []byte(strings.Repeat("y", 5000))}
-			results, err := c.Propose(ctx, base, items)
-			if err != nil {
-				t.Fatalf("Propose: %v", err)
-			}
-			if fmt.Sprint(results) != "[{1 } {2 } {3 }]" {
-				t.Errorf("Propose = %v, want indexes 1, 2, 3", results)
-			}
-
-			idx, err := c.ReadIndex(ctx, base)
-			if err != nil || idx != 42 {
-				t.Errorf("ReadIndex = %d, %v; want 42, nil", idx, err)
+			for _, id := range []uint64{9, 10} {
+				if err := c.RemovePeer(ctx, base, id); err != nil {
+					t.Fatalf("RemovePeer(%d): %v", id, err)
+				}
 			}
 
 			st, err := c.Status(ctx, base)
@@ -101,6 +106,33 @@ func TestClientRoundTrip(t *testing.T) {
 				t.Errorf("Status = %+v", st)
 			}
 		})
+	}
+}
+
+// TestClientAddPeerSendsNonVoterOnlyWhenSet: servers that predate
+// "nonvoter" refuse unknown fields, so a plain join must not send it.
+func TestClientAddPeerSendsNonVoterOnlyWhenSet(t *testing.T) {
+	var bodies []string
+	var mu sync.Mutex
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":1,"raft_port":1,"config_port":2,"remote_peers":[]}`)
+	}))
+	defer ts.Close()
+	c := NewClient(nil, nil, 0)
+	defer c.Close()
+	for _, nv := range []bool{false, true} {
+		if _, err := c.AddPeer(context.Background(), ts.URL, Peer{ID: 4, RaftPort: 1, ConfigPort: 2, NonVoter: nv}); err != nil {
+			t.Fatalf("AddPeer(NonVoter %v): %v", nv, err)
+		}
+	}
+	want := []string{`{"id":4,"raft_port":1,"config_port":2}`, `{"id":4,"raft_port":1,"config_port":2,"nonvoter":true}`}
+	if fmt.Sprint(bodies) != fmt.Sprint(want) {
+		t.Fatalf("bodies %q, want %q", bodies, want)
 	}
 }
 
@@ -140,28 +172,28 @@ func TestClientErrors(t *testing.T) {
 		{
 			name:     "removed",
 			setup:    failWith(ErrRemoved),
-			call:     func(c *Client, base string) error { _, err := c.ReadIndex(ctx, base); return err },
+			call:     func(c *Client, base string) error { return c.Promote(ctx, base, 3) },
 			wantCode: 410, want: ErrRemoved,
 		},
 		{
-			name:  "propose too large",
-			setup: func(_ *fakeNode, c *Config) { c.MaxProposalBytes = 10 },
+			name:  "body too large",
+			setup: func(_ *fakeNode, c *Config) { c.MaxBodyBytes = 10 },
 			call: func(c *Client, base string) error {
-				_, err := c.Propose(ctx, base, [][]byte{make([]byte, 20)})
+				_, err := c.AddPeer(ctx, base, Peer{ID: 5, RaftPort: 1, ConfigPort: 1})
 				return err
 			},
 			wantCode: 413, want: ErrTooLarge,
 		},
 		{
-			name:     "propose not leader",
+			name:     "promote not leader",
 			setup:    failWith(&NotLeaderError{LeaderID: 3}),
-			call:     func(c *Client, base string) error { _, err := c.Propose(ctx, base, [][]byte{[]byte("a")}); return err },
+			call:     func(c *Client, base string) error { return c.Promote(ctx, base, 3) },
 			wantCode: 421, want: ErrNotLeader, wantLeader: 3,
 		},
 		{
-			name:     "read index no leader",
+			name:     "promote no leader",
 			setup:    failWith(ErrNoLeader),
-			call:     func(c *Client, base string) error { _, err := c.ReadIndex(ctx, base); return err },
+			call:     func(c *Client, base string) error { return c.Promote(ctx, base, 3) },
 			wantCode: 503, want: ErrNoLeader,
 		},
 		{
@@ -228,9 +260,9 @@ func TestClientContextDeadline(t *testing.T) {
 	base, c := startAPI(t, f.config(), false, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := c.ReadIndex(ctx, base)
+	err := c.Promote(ctx, base, 3)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("ReadIndex error = %v, want context.DeadlineExceeded", err)
+		t.Fatalf("Promote error = %v, want context.DeadlineExceeded", err)
 	}
 	var se *StatusError
 	if errors.As(err, &se) {
@@ -308,48 +340,6 @@ func TestClientOddAnswers(t *testing.T) {
 			wantMsg: "decoding answer",
 		},
 		{
-			name: "propose answer not binary",
-			handler: func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = io.WriteString(w, "{}")
-			},
-			call: func(c *Client, base string) error {
-				_, err := c.Propose(context.Background(), base, [][]byte{{1}})
-				return err
-			},
-			wantMsg: `Content-Type "application/json"`,
-		},
-		{
-			name: "propose answer malformed",
-			handler: func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/octet-stream")
-				_, _ = w.Write([]byte{1, 5})
-			},
-			call: func(c *Client, base string) error {
-				_, err := c.Propose(context.Background(), base, [][]byte{{1}})
-				return err
-			},
-			wantMsg: "bad answer",
-		},
-		{
-			name: "propose answer count mismatch",
-			handler: func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/octet-stream")
-				_, _ = w.Write(EncodeResults([]Result{{Index: 1}, {Index: 2}}))
-			},
-			call: func(c *Client, base string) error {
-				_, err := c.Propose(context.Background(), base, [][]byte{{1}})
-				return err
-			},
-			wantMsg: "2 results for 1 items",
-		},
-		{
-			name:    "propose nothing",
-			handler: func(http.ResponseWriter, *http.Request) { t.Error("request sent") },
-			call:    func(c *Client, base string) error { _, err := c.Propose(context.Background(), base, nil); return err },
-			wantMsg: "no items",
-		},
-		{
 			name:    "bad base URL",
 			handler: func(http.ResponseWriter, *http.Request) { t.Error("request sent") },
 			call: func(c *Client, _ string) error {
@@ -403,8 +393,8 @@ func TestClientReusesConnections(t *testing.T) {
 		if err := c.RemovePeer(ctx, base, 1000); !errors.Is(err, ErrPeerNotFound) {
 			t.Fatalf("RemovePeer = %v, want ErrPeerNotFound", err)
 		}
-		if _, err := c.Propose(ctx, base, [][]byte{[]byte("p")}); err != nil {
-			t.Fatalf("Propose: %v", err)
+		if err := c.Promote(ctx, base, 3); err != nil {
+			t.Fatalf("Promote: %v", err)
 		}
 		if _, err := c.AddPeer(ctx, base, Peer{ID: 1}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("AddPeer = %v, want ErrInvalid", err)

@@ -11,14 +11,15 @@ import (
 const (
 	// DefaultMaxBodyBytes limits the JSON bodies of /peers: 1 MiB.
 	DefaultMaxBodyBytes int64 = 1 << 20
-	// DefaultMaxProposalBytes limits a POST /internal/propose body: 64 MiB.
-	DefaultMaxProposalBytes int64 = 64 << 20
-	// DefaultMaxProposalItems limits the items of one POST
-	// /internal/propose batch: 65536.
-	DefaultMaxProposalItems = 1 << 16
 	// DefaultRequestTimeout bounds the context the node's AddPeer,
-	// RemovePeer, ProposeBatch and ReadIndex get: 30s.
+	// RemovePeer and Promote get: 30s.
 	DefaultRequestTimeout = 30 * time.Second
+	// DefaultMaxSnapshotBytes limits a POST /snapshot body (a backup):
+	// 16 GiB.
+	DefaultMaxSnapshotBytes int64 = 16 << 30
+	// DefaultSnapshotTimeout bounds a GET or POST /snapshot, the transfer
+	// of the backup included: 1h.
+	DefaultSnapshotTimeout = time.Hour
 )
 
 // Config configures NewHandler and NewServer. The zero value of every field
@@ -28,12 +29,14 @@ const (
 type Config struct {
 	// Membership serves GET, POST and DELETE /peers. Nil: 404.
 	Membership Membership
-	// Proposer serves POST /internal/propose. Nil: 404.
-	Proposer Proposer
-	// Reader serves GET /internal/readindex. Nil: 404.
-	Reader ReadIndexer
+	// Promoter serves POST /peers/promote. Nil: 404.
+	Promoter Promoter
 	// Status serves GET /status and GET /healthz. Nil: 404.
 	Status StatusSource
+	// Snapshots serves GET and POST /snapshot. Nil: 404.
+	Snapshots Snapshots
+	// Leadership serves POST /leader/transfer. Nil: 404.
+	Leadership LeaderTransfer
 	// Metrics serves GET /metrics, typically promhttp.HandlerFor(...).
 	// Nil: 404.
 	Metrics http.Handler
@@ -54,14 +57,16 @@ type Config struct {
 	// MaxBodyBytes limits the JSON request bodies, in bytes; a larger body
 	// gets 413. Zero or negative: DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
-	// MaxProposalBytes limits a POST /internal/propose body, in bytes; a
-	// larger body gets 413. Zero or negative: DefaultMaxProposalBytes
-	// (64 MiB).
-	MaxProposalBytes int64
-	// MaxProposalItems limits the number of items of one POST
-	// /internal/propose batch; more get 400. Zero or negative:
-	// DefaultMaxProposalItems (65536).
-	MaxProposalItems int
+	// MaxSnapshotBytes limits a POST /snapshot body, in bytes; a larger
+	// body gets 413 (MaxBodyBytes does not apply to it). Zero or negative:
+	// DefaultMaxSnapshotBytes (16 GiB).
+	MaxSnapshotBytes int64
+	// SnapshotTimeout bounds a GET or POST /snapshot: the context passed
+	// to the node and the connection's read and write deadlines, which
+	// the server's own (2 minutes to read a request, RequestTimeout + 30s
+	// to write an answer) would otherwise cut a large backup short with.
+	// Zero or negative: DefaultSnapshotTimeout (1h).
+	SnapshotTimeout time.Duration
 	// RequestTimeout bounds the context passed to the node for one request
 	// (the request's own context ends earlier if the caller goes away); a
 	// request that runs out of it gets 504. Zero: DefaultRequestTimeout
@@ -84,11 +89,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.MaxProposalBytes <= 0 {
-		c.MaxProposalBytes = DefaultMaxProposalBytes
+	if c.MaxSnapshotBytes <= 0 {
+		c.MaxSnapshotBytes = DefaultMaxSnapshotBytes
 	}
-	if c.MaxProposalItems <= 0 {
-		c.MaxProposalItems = DefaultMaxProposalItems
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = DefaultSnapshotTimeout
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout

@@ -1,13 +1,14 @@
 // Package httpconfig is canoe's HTTP API: the configuration API of the
-// original canoe (/peers), proposal forwarding and read index between nodes,
-// status, health and metrics, with its server (NewHandler, NewServer) and
-// client (NewClient).
+// original canoe (/peers), promotion, leadership transfer, backups, status,
+// health and metrics, with its server (NewHandler, NewServer) and client
+// (NewClient). (Followers forward proposals and read-index requests over
+// the raft port, not over this API.)
 //
 // The package is a leaf: it imports neither canoe nor hashicorp/raft. It
-// declares one small interface per concern (Membership, Proposer,
-// ReadIndexer, StatusSource) that the node implements with unexported
-// shims, and the node's errors reach HTTP through this package's sentinel
-// errors.
+// declares one small interface per concern (Membership, Promoter,
+// StatusSource, LeaderTransfer, Snapshots) that the node
+// implements with unexported shims, and the node's errors reach HTTP
+// through this package's sentinel errors.
 //
 // # Endpoints
 //
@@ -15,20 +16,52 @@
 //	GET     /peers               -                            200 PeersResponse
 //	POST    /peers               {"id","raft_port",           200 PeersResponse, once committed
 //	                              "config_port"[,"host",
-//	                              "gossip_port","cluster_id"]}
+//	                              "gossip_port","cluster_id",
+//	                              "nonvoter"]}
 //	DELETE  /peers               {"id"}                       200 {"removed": id}, once committed
-//	POST    /internal/propose    binary proposals (codec.go)  200 binary results
-//	GET     /internal/readindex  -                            200 {"index": N}
+//	POST    /peers/promote       {"id"}                       200 {"promoted": id}, once a voter
 //	GET     /status              -                            200 Status
 //	GET     /healthz             -                            200 {"status":"ok"}
 //	GET     /metrics             -                            Config.Metrics (Prometheus)
+//	GET     /snapshot            -                            200 a backup (application/octet-stream),
+//	                                                          its index in the trailer X-Canoe-Backup-Index
+//	POST    /snapshot            a backup                     200 {"restored": true, "backup_index": N},
+//	                                                          once the cluster holds it
+//	POST    /leader/transfer     none, or {"id"}              200 {"leader_id": new leader}, once
+//	                                                          the old leader stepped down
+//
+// POST /leader/transfer (Config.Leadership) hands leadership to voter "id",
+// or with no body (or id 0) to a voter the leader picks; only the leader
+// serves it, others answer 421 with the leader's id (the client goes there),
+// an unknown id gets 404 and a non-voter, or no other voter, 400. A
+// leader's GET /status carries, per member, "last_contact_ms": how long
+// ago that member last answered it (absent for itself, for members that
+// have not answered yet, and in every follower's answer).
 //
 // A POST /peers without "host" adds the peer at the address the request came
 // from, as the original canoe did; one with "cluster_id" is refused (409)
-// by a node of another cluster. JSON request bodies are limited to
-// Config.MaxBodyBytes (1 MiB) and proposal bodies to Config.MaxProposalBytes
-// (64 MiB). Answers are JSON except for /internal/propose
-// (application/octet-stream) and /metrics.
+// by a node of another cluster. One with "nonvoter": true adds a read
+// replica: a member that gets every entry and serves reads but stays a
+// non-voter (never counted toward quorum, never a leader) until POST
+// /peers/promote makes it a voter; without it the new member is promoted
+// once it has caught up. Servers that predate "nonvoter" refuse it (400,
+// unknown field), so the Client sends it only when true. Members in
+// answers carry "suffrage" ("voter" or "nonvoter") and, for a read
+// replica, "nonvoter": true. POST /peers/promote of a voter succeeds at
+// once; of a non-voter it answers once the member is a voter (it is
+// promoted when it has caught up, so a lagging replica takes longer).
+//
+// JSON request bodies are limited to Config.MaxBodyBytes (1 MiB) and
+// backups to Config.MaxSnapshotBytes (16 GiB). Answers are JSON except for
+// GET /snapshot (application/octet-stream) and /metrics.
+//
+// GET /snapshot streams a backup as the node writes it; if the node fails
+// midway the answer is aborted (the client sees a broken connection, not a
+// short backup). POST /snapshot hands the body to the node, which reads it
+// to its end and checks the backup before anything changes; the server
+// lets it restore only once the body matched its signature. Both run
+// under Config.SnapshotTimeout (1h) instead of RequestTimeout, and with
+// the connection's read and write deadlines extended to match.
 //
 // # Errors
 //
@@ -38,13 +71,15 @@
 //
 //	400  ErrInvalid               malformed JSON, unknown field, data after the object,
 //	                              missing or zero id, port outside 1..65535, bad host,
-//	                              malformed or empty proposal batch
+//	                              malformed or empty proposal batch, a backup the node
+//	                              refuses (damaged, truncated, of another cluster)
 //	401  ErrUnauthorized          Config.Secret set and the request not properly
 //	                              signed (see Authentication: the message says
 //	                              what is wrong); sets "WWW-Authenticate:
 //	                              Canoe-HMAC-SHA256" (and "Bearer" on GET
 //	                              /metrics and GET /healthz)
-//	404  ErrPeerNotFound          DELETE /peers of an id that is not a member;
+//	404  ErrPeerNotFound          DELETE /peers or POST /peers/promote of an id
+//	                              that is not a member;
 //	                              also any unknown path, and routes whose Config
 //	                              component is nil
 //	405  -                        known path, wrong method; sets "Allow"
@@ -52,7 +87,8 @@
 //	                              or a new member of another cluster
 //	410  ErrRemoved               the node was removed from the cluster
 //	413  ErrTooLarge              body over the limit
-//	421  ErrNotLeader             leader-only call on a follower (NotLeaderError)
+//	421  ErrNotLeader             leader-only call on a follower (NotLeaderError),
+//	                              e.g. POST /leader/transfer
 //	503  ErrNoLeader              no known leader; also GET /healthz when
 //	                              unhealthy, and a request canceled by shutdown
 //	504  context.DeadlineExceeded the node did not finish within
@@ -150,21 +186,12 @@
 // altered, redirected to another route or replayed to the same node
 // without a 401. Use TLSConfig where reading matters.
 //
-// # Proposal codec
-//
-// POST /internal/propose carries a batch of proposals in a small binary,
-// versioned format (EncodeProposals, DecodeProposals) and answers one Result
-// per proposal (EncodeResults, DecodeResults); see codec.go. Decoding
-// rejects every malformed input with an error and bounds its allocations by
-// the input length.
-//
 // # Serving
 //
 //	ln, err := net.Listen("tcp", ":9001")
 //	...
 //	srv := httpconfig.NewServer(httpconfig.Config{
-//		Membership: membershipShim, Proposer: proposerShim,
-//		Reader: readerShim, Status: statusShim,
+//		Membership: membershipShim, Status: statusShim,
 //		Metrics: promhttp.Handler(), Secret: secret, ClusterID: clusterID,
 //		Logger: logger,
 //	}, ln, tlsConfig)

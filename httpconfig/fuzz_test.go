@@ -13,7 +13,7 @@ import (
 )
 
 // FuzzPeersRequest feeds arbitrary bodies to the POST and DELETE /peers
-// decoders and to the handler: nothing may panic, every accepted request is
+// and POST /peers/promote decoders and to the handler: nothing may panic, every accepted request is
 // valid, and the node is asked to change membership only for valid input.
 func FuzzPeersRequest(f *testing.F) {
 	for _, s := range []string{
@@ -33,6 +33,9 @@ func FuzzPeersRequest(f *testing.F) {
 		`{"id":4,"host":"a..b","raft_port":1,"config_port":1}`,
 		`{"id":4,"raft_port":1,"config_port":1,"cluster_id":256}`,
 		`{"id":4,"raft_port":1,"config_port":1,"cluster_id":-1}`,
+		`{"id":4,"raft_port":1,"config_port":1,"nonvoter":true}`,
+		`{"id":4,"raft_port":1,"config_port":1,"nonvoter":1}`,
+		`{"id":3}`,
 		`null`, `[]`, `"x"`, ``, `{`, "\xff\xfe",
 	} {
 		f.Add([]byte(s))
@@ -59,72 +62,29 @@ func FuzzPeersRequest(f *testing.F) {
 				t.Errorf("accepted host %q", p.Host)
 			}
 		}
-		id, err := decodeRemovePeer(bytes.NewReader(body))
+		id, err := decodeIDRequest(bytes.NewReader(body))
 		if err == nil && id == 0 {
 			t.Errorf("DELETE accepted id 0 from %q", body)
 		}
 		if err != nil && !errors.Is(err, ErrInvalid) {
-			t.Errorf("decodeRemovePeer error %v does not match ErrInvalid", err)
+			t.Errorf("decodeIDRequest error %v does not match ErrInvalid", err)
 		}
 
-		for _, method := range []string{"POST", "DELETE"} {
+		for _, route := range []struct{ method, path string }{{"POST", "/peers"}, {"DELETE", "/peers"}, {"POST", "/peers/promote"}} {
+			method, path := route.method, route.path
 			fk := newFakeNode()
 			rec := httptest.NewRecorder()
-			NewHandler(fk.config()).ServeHTTP(rec, httptest.NewRequest(method, "/peers", bytes.NewReader(body)))
+			NewHandler(fk.config()).ServeHTTP(rec, httptest.NewRequest(method, path, bytes.NewReader(body)))
 			calls := fk.mutations()
 			if rec.Code != 200 && rec.Code != 404 && rec.Code != 400 {
-				t.Errorf("%s /peers %q: status %d", method, body, rec.Code)
+				t.Errorf("%s %s %q: status %d", method, path, body, rec.Code)
 			}
 			if rec.Code != 200 && calls != 0 {
-				t.Errorf("%s /peers %q: status %d but the node was called", method, body, rec.Code)
+				t.Errorf("%s %s %q: status %d but the node was called", method, path, body, rec.Code)
 			}
 			if rec.Code == 200 && calls != 1 {
-				t.Errorf("%s /peers %q: status 200 but %d node calls", method, body, calls)
+				t.Errorf("%s %s %q: status 200 but %d node calls", method, path, body, calls)
 			}
-		}
-	})
-}
-
-// FuzzDecodeProposals checks that decoding never panics and that every
-// accepted input has exactly one encoding.
-func FuzzDecodeProposals(f *testing.F) {
-	f.Add(EncodeProposals([][]byte{[]byte("a")}))
-	f.Add(EncodeProposals([][]byte{{}, []byte("bb"), bytes.Repeat([]byte{9}, 200)}))
-	f.Add([]byte{1, 0})
-	f.Add([]byte{1, 0x81, 0x00, 0})
-	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	f.Add([]byte{2, 1, 0})
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, in []byte) {
-		items, err := DecodeProposals(in, 0)
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error %v does not match ErrInvalid", err)
-			}
-			return
-		}
-		if len(items) == 0 {
-			t.Fatalf("accepted %v with zero items", in)
-		}
-		if out := EncodeProposals(items); !bytes.Equal(out, in) {
-			t.Errorf("re-encoding %v gave %v", in, out)
-		}
-	})
-}
-
-// FuzzDecodeResults is FuzzDecodeProposals for the answer.
-func FuzzDecodeResults(f *testing.F) {
-	f.Add(EncodeResults([]Result{{Index: 1}}))
-	f.Add(EncodeResults([]Result{{Index: 300, Err: "bad"}, {Index: 1 << 62}}))
-	f.Add([]byte{1, 1, 0x80, 0x00, 0})
-	f.Add([]byte{1})
-	f.Fuzz(func(t *testing.T, in []byte) {
-		results, err := DecodeResults(in)
-		if err != nil {
-			return
-		}
-		if out := EncodeResults(results); !bytes.Equal(out, in) {
-			t.Errorf("re-encoding %v gave %v", in, out)
 		}
 	})
 }

@@ -20,12 +20,11 @@ import (
 
 // Paths of the API.
 const (
-	PathPeers     = "/peers"
-	PathPropose   = "/internal/propose"
-	PathReadIndex = "/internal/readindex"
-	PathStatus    = "/status"
-	PathHealthz   = "/healthz"
-	PathMetrics   = "/metrics"
+	PathPeers   = "/peers"
+	PathPromote = "/peers/promote"
+	PathStatus  = "/status"
+	PathHealthz = "/healthz"
+	PathMetrics = "/metrics"
 )
 
 const contentTypeJSON = "application/json"
@@ -71,11 +70,8 @@ func NewHandler(cfg Config) http.Handler {
 		r.POST(PathPeers, h.addPeer)
 		r.DELETE(PathPeers, h.removePeer)
 	}
-	if cfg.Proposer != nil {
-		r.POST(PathPropose, h.propose)
-	}
-	if cfg.Reader != nil {
-		r.GET(PathReadIndex, h.readIndex)
+	if cfg.Promoter != nil {
+		r.POST(PathPromote, h.promote)
 	}
 	if cfg.Status != nil {
 		r.GET(PathStatus, h.status)
@@ -83,6 +79,13 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	if cfg.Metrics != nil {
 		r.Handler(http.MethodGet, PathMetrics, cfg.Metrics)
+	}
+	if cfg.Snapshots != nil {
+		r.GET(PathSnapshot, h.getSnapshot)
+		r.POST(PathSnapshot, h.postSnapshot)
+	}
+	if cfg.Leadership != nil {
+		r.POST(PathLeaderTransfer, h.transferLeader)
 	}
 	h.router = r
 	return h
@@ -252,7 +255,7 @@ func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httproute
 		h.fail(w, r, err)
 		return
 	}
-	id, err := decodeRemovePeer(bytes.NewReader(b))
+	id, err := decodeIDRequest(bytes.NewReader(b))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -272,44 +275,33 @@ func (h *handler) removePeer(w http.ResponseWriter, r *http.Request, _ httproute
 	}{id})
 }
 
-func (h *handler) propose(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r, h.cfg.MaxProposalBytes)
+func (h *handler) promote(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	b, err := readBody(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	// body is never reused, so the items may alias it and the node may keep them.
-	items, err := DecodeProposals(body, h.cfg.MaxProposalItems)
+	id, err := decodeIDRequest(bytes.NewReader(b))
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if m := h.cfg.Membership; m != nil && !slices.ContainsFunc(m.Peers(), func(p Peer) bool { return p.ID == id }) {
+		h.fail(w, r, fmt.Errorf("%w: id %d is not a member", ErrPeerNotFound, id))
 		return
 	}
 	ctx, cancel := h.context(r)
 	defer cancel()
-	results, err := h.cfg.Proposer.ProposeBatch(ctx, items)
-	if err != nil {
+	if err := h.cfg.Promoter.Promote(ctx, id); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if len(results) != len(items) {
-		h.fail(w, r, fmt.Errorf("httpconfig: proposer returned %d results for %d items", len(results), len(items)))
-		return
-	}
-	b := EncodeResults(results)
-	w.Header().Set("Content-Type", contentTypeBinary)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	writeJSON(w, http.StatusOK, promoteResponse{Promoted: id})
 }
 
-func (h *handler) readIndex(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ctx, cancel := h.context(r)
-	defer cancel()
-	idx, err := h.cfg.Reader.ReadIndex(ctx)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, readIndexResponse{Index: idx})
+// promoteResponse answers POST /peers/promote.
+type promoteResponse struct {
+	Promoted uint64 `json:"promoted"`
 }
 
 func (h *handler) status(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
@@ -327,10 +319,6 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.P
 		return
 	}
 	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
-}
-
-type readIndexResponse struct {
-	Index uint64 `json:"index"`
 }
 
 type healthResponse struct {
@@ -361,6 +349,7 @@ func peersResponse(m Membership) PeersResponse {
 		ConfigPort:  self.ConfigPort,
 		GossipPort:  self.GossipPort,
 		Suffrage:    self.Suffrage,
+		NonVoter:    self.NonVoter,
 		RemotePeers: remote,
 	}
 }

@@ -108,7 +108,20 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "remove missing id", req: request{method: "DELETE", path: "/peers", body: `{}`}, wantCode: 400, wantMsg: `"id" is required`},
 		{name: "remove oversized", req: request{method: "DELETE", path: "/peers", body: `{"id":2}` + strings.Repeat(" ", 2<<20)}, wantCode: 413},
 		{name: "remove unknown id", req: request{method: "DELETE", path: "/peers", body: `{"id":99}`}, wantCode: 404, wantMsg: "99 is not a member"},
+		{name: "add nonvoter not a bool", req: request{method: "POST", path: "/peers", body: `{"id":4,"raft_port":7004,"config_port":8004,"nonvoter":"yes"}`}, wantCode: 400, wantMsg: `field "nonvoter"`},
+		// 400 and 404: POST /peers/promote.
+		{name: "promote malformed", req: request{method: "POST", path: "/peers/promote", body: `{"id":`}, wantCode: 400, wantMsg: "truncated"},
+		{name: "promote unknown field", req: request{method: "POST", path: "/peers/promote", body: `{"id":3,"voter":true}`}, wantCode: 400, wantMsg: `unknown field "voter"`},
+		{name: "promote missing id", req: request{method: "POST", path: "/peers/promote", body: `{}`}, wantCode: 400, wantMsg: `"id" is required`},
+		{name: "promote empty body", req: request{method: "POST", path: "/peers/promote"}, wantCode: 400, wantMsg: "empty body"},
+		{name: "promote oversized", req: request{method: "POST", path: "/peers/promote", body: `{"id":3}` + strings.Repeat(" ", 2<<20)}, wantCode: 413},
+		{name: "promote unknown id", req: request{method: "POST", path: "/peers/promote", body: `{"id":99}`}, wantCode: 404, wantMsg: "99 is not a member"},
+		{name: "promote node says not found", setup: failWith(ErrPeerNotFound), req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 404, wantMut: 1},
+		{name: "promote not configured", setup: func(_ *fakeNode, c *Config) { c.Promoter = nil }, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 404, wantMsg: "no route"},
+		{name: "get promote", req: request{method: "GET", path: "/peers/promote"}, wantCode: 405, wantAllow: "OPTIONS, POST"},
 		// Errors from the node.
+		{name: "promote not leader", setup: failWith(&NotLeaderError{LeaderID: 2}), req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 421, wantMsg: "leader is 2", wantMut: 1},
+		{name: "promote timeout", setup: func(f *fakeNode, c *Config) { f.block = true; c.RequestTimeout = 10 * time.Millisecond }, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 504, wantMut: 1},
 		{name: "add not leader", setup: failWith(&NotLeaderError{LeaderID: 3}), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 421, wantMsg: "leader is 3", wantMut: 1},
 		{name: "add no leader", setup: failWith(fmt.Errorf("adding: %w", ErrNoLeader)), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 503, wantMsg: "no leader", wantMut: 1},
 		{name: "add conflict", setup: failWith(ErrConflict), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 409, wantMut: 1},
@@ -119,22 +132,19 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "add request timeout", setup: func(f *fakeNode, c *Config) { f.block = true; c.RequestTimeout = 10 * time.Millisecond }, req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 504, wantMut: 1},
 		{name: "remove node says not found", setup: failWith(ErrPeerNotFound), req: request{method: "DELETE", path: "/peers", body: `{"id":2}`}, wantCode: 404, wantMut: 1},
 		{name: "remove not leader", setup: failWith(&NotLeaderError{}), req: request{method: "DELETE", path: "/peers", body: `{"id":2}`}, wantCode: 421, wantMsg: "not the leader", wantMut: 1},
-		{name: "readindex not leader", setup: failWith(&NotLeaderError{LeaderID: 2}), req: request{method: "GET", path: "/internal/readindex"}, wantCode: 421, wantMut: 1},
-		{name: "readindex no leader", setup: failWith(ErrNoLeader), req: request{method: "GET", path: "/internal/readindex"}, wantCode: 503, wantMut: 1},
 		{name: "healthz unhealthy", setup: func(f *fakeNode, _ *Config) { f.unhealthy = errors.New("no known leader") }, req: request{method: "GET", path: "/healthz"}, wantCode: 503, wantMsg: "no known leader"},
 		// Panics.
 		{name: "panic in status", setup: panicWith("boom"), req: request{method: "GET", path: "/status"}, wantCode: 500, wantMsg: "internal server error"},
 		{name: "panic in add", setup: panicWith("boom"), req: request{method: "POST", path: "/peers", body: validAdd}, wantCode: 500},
 		// 405 and 404 from the router.
 		{name: "put peers", req: request{method: "PUT", path: "/peers", body: validAdd}, wantCode: 405, wantMsg: "PUT not allowed", wantAllow: "DELETE, GET, OPTIONS, POST"},
-		{name: "get propose", req: request{method: "GET", path: "/internal/propose"}, wantCode: 405, wantAllow: "OPTIONS, POST"},
+		{name: "get promote", req: request{method: "GET", path: "/peers/promote"}, wantCode: 405, wantAllow: "OPTIONS, POST"},
 		{name: "post status", req: request{method: "POST", path: "/status"}, wantCode: 405, wantAllow: "GET, OPTIONS"},
 		{name: "delete healthz", req: request{method: "DELETE", path: "/healthz"}, wantCode: 405, wantAllow: "GET, OPTIONS"},
 		{name: "unknown path", req: request{method: "GET", path: "/nope"}, wantCode: 404, wantMsg: "no route for GET /nope"},
 		{name: "trailing slash", req: request{method: "GET", path: "/peers/"}, wantCode: 404},
 		{name: "wrong case", req: request{method: "POST", path: "/PEERS", body: validAdd}, wantCode: 404},
 		{name: "metrics not configured", req: request{method: "GET", path: "/metrics"}, wantCode: 404},
-		{name: "readindex not configured", setup: func(_ *fakeNode, c *Config) { c.Reader = nil }, req: request{method: "GET", path: "/internal/readindex"}, wantCode: 404},
 		// 401.
 		{name: "no authorization", setup: withSecret, req: request{method: "GET", path: "/peers"}, wantCode: 401, wantMsg: "missing Authorization header"},
 		{name: "no authorization healthz", setup: withSecret, req: request{method: "GET", path: "/healthz"}, wantCode: 401, wantMsg: "missing Authorization header"},
@@ -143,9 +153,10 @@ func TestHandlerErrors(t *testing.T) {
 		{name: "secret as bearer on healthz", setup: withSecret, req: request{method: "GET", path: "/healthz", auth: "Bearer " + string(testSecret)}, wantCode: 401, wantMsg: "wrong bearer token"},
 		{name: "metrics token on status", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "the metrics token grants only GET /metrics and GET /healthz"},
 		{name: "metrics token on add", setup: withSecret, req: request{method: "POST", path: "/peers", body: validAdd, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
+		{name: "metrics token on promote", setup: withSecret, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
+		{name: "unsigned promote", setup: withSecret, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`}, wantCode: 401, wantMsg: "missing Authorization header"},
 		{name: "metrics token on remove", setup: withSecret, req: request{method: "DELETE", path: "/peers", body: `{"id":2}`, auth: "Bearer " + testMetricsToken()}, wantCode: 401, wantMsg: "grants only"},
-		{name: "metrics token on propose", setup: withSecret, req: request{method: "POST", path: "/internal/propose", body: string(EncodeProposals([][]byte{[]byte("x")})), auth: "Bearer " + testMetricsToken()}, wantCode: 401},
-		{name: "metrics token on readindex", setup: withSecret, req: request{method: "GET", path: "/internal/readindex", auth: "Bearer " + testMetricsToken()}, wantCode: 401},
+		{name: "metrics token on promote", setup: withSecret, req: request{method: "POST", path: "/peers/promote", body: `{"id":3}`, auth: "Bearer " + testMetricsToken()}, wantCode: 401},
 		{name: "metrics token HEAD healthz", setup: withSecret, req: request{method: "HEAD", path: "/healthz", auth: "Bearer " + testMetricsToken()}, wantCode: 401},
 		{name: "basic auth", setup: withSecret, req: request{method: "GET", path: "/status", auth: "Basic czNjcmV0"}, wantCode: 401, wantMsg: `unsupported Authorization scheme "Basic"`},
 		{name: "no scheme", setup: withSecret, req: request{method: "GET", path: "/status", auth: "s3cret"}, wantCode: 401, wantMsg: "unsupported Authorization scheme"},
@@ -295,6 +306,46 @@ func TestHandlerOK(t *testing.T) {
 			},
 		},
 		{
+			name:     "add read replica",
+			setup:    func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
+			req:      request{method: "POST", path: "/peers", body: `{"id":4,"host":"10.0.0.4","raft_port":7004,"config_port":8004,"nonvoter":true}`},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"voter","remote_peers":[{"id":4,"host":"10.0.0.4","raft_port":7004,"config_port":8004,"suffrage":"nonvoter","nonvoter":true}]}`,
+			check: func(t *testing.T, f *fakeNode) {
+				want := Peer{ID: 4, Host: "10.0.0.4", RaftPort: 7004, ConfigPort: 8004, NonVoter: true}
+				if len(f.added) != 1 || f.added[0] != want {
+					t.Errorf("AddPeer calls = %+v, want [%+v]", f.added, want)
+				}
+			},
+		},
+		{
+			name: "get peers from a read replica",
+			setup: func(f *fakeNode, _ *Config) {
+				f.self.Suffrage, f.self.NonVoter = Nonvoter, true
+				f.peers = []Peer{f.self}
+			},
+			req:      request{method: "GET", path: "/peers"},
+			wantBody: `{"id":1,"host":"10.0.0.1","raft_port":7001,"config_port":8001,"gossip_port":9001,"suffrage":"nonvoter","nonvoter":true,"remote_peers":[]}`,
+		},
+		{
+			name: "promote",
+			setup: func(f *fakeNode, _ *Config) {
+				f.peers[0].NonVoter = true
+			},
+			req:      request{method: "POST", path: "/peers/promote", body: `{"id":3}`},
+			wantBody: `{"promoted":3}`,
+			check: func(t *testing.T, f *fakeNode) {
+				if len(f.promoted) != 1 || f.promoted[0] != 3 {
+					t.Errorf("Promote calls = %v, want [3]", f.promoted)
+				}
+			},
+		},
+		{
+			name:     "signed promote",
+			setup:    withSecret,
+			req:      request{method: "POST", path: "/peers/promote", body: `{"id":3}`, sign: testSigner},
+			wantBody: `{"promoted":3}`,
+		},
+		{
 			name:     "remove peer",
 			req:      request{method: "DELETE", path: "/peers", body: `{"id":2}`},
 			wantBody: `{"removed":2}`,
@@ -304,7 +355,6 @@ func TestHandlerOK(t *testing.T) {
 				}
 			},
 		},
-		{name: "read index", req: request{method: "GET", path: "/internal/readindex"}, wantBody: `{"index":42}`},
 		{
 			name:     "status",
 			setup:    func(f *fakeNode, _ *Config) { f.peers = []Peer{f.self} },
@@ -378,86 +428,6 @@ func TestHandlerOK(t *testing.T) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
 				tt.check(t, f)
-			}
-		})
-	}
-}
-
-// TestHandlerPropose covers POST /internal/propose.
-func TestHandlerPropose(t *testing.T) {
-	items := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte{7}, 300)}
-	tests := []struct {
-		name     string
-		setup    func(*fakeNode, *Config)
-		body     []byte
-		wantCode int
-		want     []Result
-		wantMsg  string
-		wantMut  int
-	}{
-		{name: "batch", body: EncodeProposals(items), wantCode: 200, want: []Result{{Index: 1}, {Index: 2}, {Index: 3}}, wantMut: 1},
-		{
-			name: "apply errors",
-			setup: func(f *fakeNode, _ *Config) {
-				f.results = func(items [][]byte) []Result {
-					return []Result{{Index: 10, Err: "bad key"}, {Index: 11}, {Index: 12, Err: "é"}}
-				}
-			},
-			body: EncodeProposals(items), wantCode: 200, want: []Result{{Index: 10, Err: "bad key"}, {Index: 11}, {Index: 12, Err: "é"}}, wantMut: 1,
-		},
-		{name: "empty body", body: nil, wantCode: 400, wantMsg: "empty"},
-		{name: "zero items", body: EncodeProposals(nil), wantCode: 400, wantMsg: "zero items"},
-		{name: "unknown version", body: append([]byte{2}, EncodeProposals(items)[1:]...), wantCode: 400, wantMsg: "unknown version 2"},
-		{name: "truncated", body: EncodeProposals(items)[:10], wantCode: 400, wantMsg: "larger than"},
-		{name: "trailing", body: append(EncodeProposals(items), 0), wantCode: 400, wantMsg: "trailing"},
-		{name: "too many items", setup: func(_ *fakeNode, c *Config) { c.MaxProposalItems = 2 }, body: EncodeProposals(items), wantCode: 400, wantMsg: "over the limit of 2"},
-		{name: "oversized", setup: func(_ *fakeNode, c *Config) { c.MaxProposalBytes = 100 }, body: EncodeProposals(items), wantCode: 413, wantMsg: "over the limit of 100 bytes"},
-		{name: "not leader", setup: failWith(&NotLeaderError{LeaderID: 2}), body: EncodeProposals(items), wantCode: 421, wantMsg: "leader is 2", wantMut: 1},
-		{name: "no leader", setup: failWith(ErrNoLeader), body: EncodeProposals(items), wantCode: 503, wantMut: 1},
-		{name: "removed", setup: failWith(ErrRemoved), body: EncodeProposals(items), wantCode: 410, wantMut: 1},
-		{
-			name:  "wrong result count",
-			setup: func(f *fakeNode, _ *Config) { f.results = func([][]byte) []Result { return []Result{{Index: 1}} } },
-			body:  EncodeProposals(items), wantCode: 500, wantMsg: "1 results for 3 items", wantMut: 1,
-		},
-		{name: "panic", setup: panicWith("kaboom"), body: EncodeProposals(items), wantCode: 500, wantMsg: "internal server error"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeNode()
-			cfg := f.config()
-			if tt.setup != nil {
-				tt.setup(f, &cfg)
-			}
-			r := httptest.NewRequest("POST", "/internal/propose", bytes.NewReader(tt.body))
-			r.Header.Set("Content-Type", "application/octet-stream")
-			rec := httptest.NewRecorder()
-			NewHandler(cfg).ServeHTTP(rec, r)
-			if rec.Code != tt.wantCode {
-				t.Fatalf("status = %d, want %d; body %q", rec.Code, tt.wantCode, truncate(rec.Body.String(), 300))
-			}
-			if got := f.mutations(); got != tt.wantMut {
-				t.Errorf("node got %d ProposeBatch calls, want %d", got, tt.wantMut)
-			}
-			if tt.wantCode != 200 {
-				eb := errorMessage(t, rec)
-				if !strings.Contains(eb.Error, tt.wantMsg) {
-					t.Errorf("error = %q, want it to contain %q", eb.Error, tt.wantMsg)
-				}
-				return
-			}
-			if ct := rec.Header().Get("Content-Type"); ct != "application/octet-stream" {
-				t.Errorf("Content-Type = %q, want application/octet-stream", ct)
-			}
-			got, err := DecodeResults(rec.Body.Bytes())
-			if err != nil {
-				t.Fatalf("DecodeResults: %v", err)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Errorf("results = %v, want %v", got, tt.want)
-			}
-			if fmt.Sprint(f.proposed[0]) != fmt.Sprint(items) {
-				t.Errorf("proposed %v, want %v", f.proposed[0], items)
 			}
 		})
 	}

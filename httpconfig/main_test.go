@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeNode implements Membership, Proposer, ReadIndexer and StatusSource,
+// fakeNode implements Membership, Promoter, Proposer, ReadIndexer and StatusSource,
 // records the calls that would change something, and fails, blocks or
 // panics as told.
 type fakeNode struct {
@@ -22,16 +22,13 @@ type fakeNode struct {
 	peers     []Peer // self included
 	added     []Peer
 	removed   []uint64
-	proposed  [][][]byte
-	reads     int
-	err       error                   // returned by AddPeer, RemovePeer, ProposeBatch, ReadIndex
-	unhealthy error                   // returned by Healthy
-	panicMsg  string                  // if set, every method panics with it
-	block     bool                    // AddPeer, ProposeBatch, ReadIndex wait for ctx to end
-	entered   chan struct{}           // if set, told when a blocking call starts waiting
-	results   func([][]byte) []Result // nil: index i+1 and no error per item
+	promoted  []uint64
+	err       error         // returned by AddPeer, RemovePeer, Promote
+	unhealthy error         // returned by Healthy
+	panicMsg  string        // if set, every method panics with it
+	block     bool          // AddPeer and Promote wait for ctx to end
+	entered   chan struct{} // if set, told when a blocking call starts waiting
 	status    Status
-	index     uint64
 }
 
 func newFakeNode() *fakeNode {
@@ -43,7 +40,6 @@ func newFakeNode() *fakeNode {
 			self,
 			{ID: 2, Host: "10.0.0.2", RaftPort: 7002, ConfigPort: 8002, Suffrage: Voter},
 		},
-		index: 42,
 		status: Status{ID: 1, State: "Leader", LeaderID: 1, Term: 3, CommitIndex: 40,
 			AppliedIndex: 39, LastIndex: 41},
 	}
@@ -53,7 +49,7 @@ func newFakeNode() *fakeNode {
 func (f *fakeNode) mutations() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.added) + len(f.removed) + len(f.proposed) + f.reads
+	return len(f.added) + len(f.removed) + len(f.promoted)
 }
 
 // behavior is what a fake call is told to do.
@@ -129,41 +125,25 @@ func (f *fakeNode) RemovePeer(ctx context.Context, id uint64) error {
 	return nil
 }
 
-func (f *fakeNode) ProposeBatch(ctx context.Context, items [][]byte) ([]Result, error) {
+func (f *fakeNode) Promote(ctx context.Context, id uint64) error {
 	b := f.enter()
 	f.mu.Lock()
-	f.proposed = append(f.proposed, items)
-	results := f.results
+	f.promoted = append(f.promoted, id)
 	f.mu.Unlock()
 	if err := b.wait(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if b.err != nil {
-		return nil, b.err
+		return b.err
 	}
-	if results != nil {
-		return results(items), nil
-	}
-	out := make([]Result, len(items))
-	for i := range items {
-		out[i] = Result{Index: uint64(i + 1)}
-	}
-	return out, nil
-}
-
-func (f *fakeNode) ReadIndex(ctx context.Context) (uint64, error) {
-	b := f.enter()
 	f.mu.Lock()
-	f.reads++
-	idx := f.index
-	f.mu.Unlock()
-	if err := b.wait(ctx); err != nil {
-		return 0, err
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.peers, func(p Peer) bool { return p.ID == id })
+	if i < 0 {
+		return ErrPeerNotFound
 	}
-	if b.err != nil {
-		return 0, b.err
-	}
-	return idx, nil
+	f.peers[i].Suffrage, f.peers[i].NonVoter = Voter, false
+	return nil
 }
 
 func (f *fakeNode) Status() Status {
@@ -184,5 +164,5 @@ func (f *fakeNode) Healthy() error {
 
 // config returns a Config with f as every component.
 func (f *fakeNode) config() Config {
-	return Config{Membership: f, Proposer: f, Reader: f, Status: f}
+	return Config{Membership: f, Promoter: f, Status: f}
 }

@@ -11,7 +11,9 @@ import (
 )
 
 // addPeerRequest is the body of POST /peers. Suffrage is not part of it:
-// new members always join as non-voters and the node promotes them.
+// new members always join as non-voters, and the node promotes them unless
+// NonVoter asks for a read replica. Servers that predate "nonvoter" refuse
+// a request with it (unknown field), so clients send it only when true.
 type addPeerRequest struct {
 	ID         uint64 `json:"id"`
 	Host       string `json:"host,omitempty"`
@@ -19,10 +21,11 @@ type addPeerRequest struct {
 	ConfigPort int    `json:"config_port"`
 	GossipPort int    `json:"gossip_port,omitempty"`
 	ClusterID  uint64 `json:"cluster_id,omitempty"`
+	NonVoter   bool   `json:"nonvoter,omitempty"`
 }
 
-// removePeerRequest is the body of DELETE /peers.
-type removePeerRequest struct {
+// idRequest is the body of DELETE /peers and POST /peers/promote.
+type idRequest struct {
 	ID uint64 `json:"id"`
 }
 
@@ -55,13 +58,15 @@ func decodeAddPeer(body io.Reader) (Peer, error) {
 		ConfigPort: req.ConfigPort,
 		GossipPort: req.GossipPort,
 		ClusterID:  req.ClusterID,
+		NonVoter:   req.NonVoter,
 	}, nil
 }
 
-// decodeRemovePeer reads and validates a DELETE /peers body; the returned id
-// is nonzero. Errors are as for decodeAddPeer.
-func decodeRemovePeer(body io.Reader) (uint64, error) {
-	var req removePeerRequest
+// decodeIDRequest reads and validates a DELETE /peers or POST
+// /peers/promote body; the returned id is nonzero. Errors are as for
+// decodeAddPeer.
+func decodeIDRequest(body io.Reader) (uint64, error) {
+	var req idRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return 0, err
 	}

@@ -30,12 +30,11 @@ type Server struct {
 	cancel context.CancelFunc // cancels every request's context
 	done   chan struct{}      // closed when Serve returns
 
-	mu      sync.Mutex        // guards serving, closed, active, reading
-	idle    sync.Cond         // signaled (L: &mu) when active drops to 0
+	mu      sync.Mutex        // guards serving, closed, busy, idle
 	serving bool              // Serve was called
 	closed  bool              // Shutdown was called
-	active  int               // request handlers running
-	reading map[net.Conn]bool // connections with a request in progress
+	busy    map[net.Conn]bool // connections with a request in progress (reading it, or in its handler)
+	idle    chan struct{}     // closed when busy becomes empty
 }
 
 // NewServer returns a Server for cfg on ln, which it takes over (Shutdown
@@ -46,25 +45,22 @@ func NewServer(cfg Config, ln net.Listener, tlsConfig *tls.Config) *Server {
 	cfg = cfg.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ln:      ln,
-		tls:     tlsConfig != nil,
-		log:     cfg.Logger,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		reading: make(map[net.Conn]bool),
+		ln:     ln,
+		tls:    tlsConfig != nil,
+		log:    cfg.Logger,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		busy:   make(map[net.Conn]bool),
+		idle:   make(chan struct{}),
 	}
-	s.idle.L = &s.mu
+	close(s.idle)
 	api := NewHandler(cfg)
 	var writeTimeout time.Duration
 	if cfg.RequestTimeout > 0 {
 		writeTimeout = cfg.RequestTimeout + writeSlack
 	}
 	s.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.enter()
-			defer s.leave()
-			api.ServeHTTP(w, r)
-		}),
+		Handler:           api,
 		TLSConfig:         tlsConfig.Clone(),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -78,16 +74,30 @@ func NewServer(cfg Config, ln net.Listener, tlsConfig *tls.Config) *Server {
 	return s
 }
 
-// connState tracks the connections that carry a request (from its first
-// byte until the answer is written).
+// connState tracks the connections that carry a request: from its first
+// byte until its handler has returned and the answer is written.
 func (s *Server) connState(c net.Conn, st http.ConnState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st == http.StateActive {
-		s.reading[c] = true
-	} else {
-		delete(s.reading, c)
+	switch {
+	case st == http.StateActive && !s.busy[c]:
+		if len(s.busy) == 0 {
+			s.idle = make(chan struct{})
+		}
+		s.busy[c] = true
+	case st != http.StateActive && s.busy[c]:
+		delete(s.busy, c)
+		if len(s.busy) == 0 {
+			close(s.idle)
+		}
 	}
+}
+
+// idleCh returns a channel closed once no connection carries a request.
+func (s *Server) idleCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idle
 }
 
 // Addr returns the listener's address.
@@ -114,78 +124,42 @@ func (s *Server) Serve() error {
 	} else {
 		err = s.srv.Serve(s.ln)
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	s.mu.Lock()
+	closed = s.closed
+	s.mu.Unlock()
+	if errors.Is(err, http.ErrServerClosed) || closed && errors.Is(err, net.ErrClosed) {
+		return nil // Shutdown closed the listener
 	}
 	return err
 }
 
-// Shutdown stops accepting connections, waits for running requests to
-// finish, and returns once Serve has returned and every request handler has
-// ended. If ctx ends first it cancels the running requests' contexts,
-// closes their connections, still waits for the handlers (which must return
-// once their context ends), and returns ctx's error. It may be called more
-// than once and before Serve.
+// Shutdown stops accepting connections, waits for the requests in progress
+// (those a connection has begun to send, and their handlers) to finish,
+// closes every connection, and returns once Serve has returned. If ctx ends
+// first it cancels the running requests' contexts, still waits for their
+// handlers (which must return once their context ends), and returns ctx's
+// error. It may be called more than once and before Serve.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	serving := s.serving
 	s.mu.Unlock()
-
-	// net/http's Shutdown treats a connection that has not sent a request
-	// yet as busy for its first 5 s, so a peer's spare keep-alive dial would
-	// hold Shutdown up. Once no connection carries a request, only such
-	// connections are left: close them.
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Shutdown(ctx) }()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	// Connections that have not begun a request are not waited for (net/
+	// http's own Shutdown would treat a new one as busy for 5 s).
+	s.srv.SetKeepAlivesEnabled(false)
+	_ = s.ln.Close()
 	var err error
-wait:
-	for {
-		select {
-		case err = <-errc:
-			break wait
-		case <-tick.C:
-			if s.requestsInProgress() == 0 {
-				_ = s.srv.Close()
-			}
-		}
-	}
-	if err != nil {
+	select {
+	case <-s.idleCh():
+	case <-ctx.Done():
+		err = ctx.Err()
 		s.cancel()
-		_ = s.srv.Close()
+		<-s.idleCh()
 	}
-	_ = s.ln.Close() // in case Serve never ran; closing twice is harmless
+	_ = s.srv.Close()
 	if serving {
 		<-s.done
 	}
-	s.mu.Lock()
-	for s.active > 0 {
-		s.idle.Wait()
-	}
-	s.mu.Unlock()
 	s.cancel()
 	return err
-}
-
-func (s *Server) requestsInProgress() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.reading) + s.active
-}
-
-func (s *Server) enter() {
-	s.mu.Lock()
-	s.active++
-	s.mu.Unlock()
-}
-
-func (s *Server) leave() {
-	s.mu.Lock()
-	s.active--
-	if s.active == 0 {
-		s.idle.Broadcast()
-	}
-	s.mu.Unlock()
 }

@@ -1,6 +1,9 @@
 package httpconfig
 
-import "context"
+import (
+	"context"
+	"io"
+)
 
 // Suffrage values of Peer.Suffrage.
 const (
@@ -22,6 +25,17 @@ type Peer struct {
 	GossipPort int `json:"gossip_port,omitempty"`
 	// Suffrage is Voter or Nonvoter, "" if unknown.
 	Suffrage string `json:"suffrage,omitempty"`
+	// NonVoter marks a read replica: a member that stays a non-voter
+	// (Suffrage Nonvoter) until promoted explicitly (POST /peers/promote).
+	// A member with Suffrage Nonvoter and NonVoter false is catching up and
+	// the leader promotes it on its own. In a POST /peers request it asks
+	// for the new member to be added as a read replica.
+	NonVoter bool `json:"nonvoter,omitempty"`
+	// LastContactMs is, in a leader's GET /status, how many milliseconds
+	// ago the member last answered the leader (heartbeats included); absent
+	// for the leader itself, for a member that has not answered it yet, on
+	// other routes and in a follower's answer.
+	LastContactMs *int64 `json:"last_contact_ms,omitempty"`
 	// ClusterID is, in a POST /peers request, the cluster the new member
 	// belongs to: a node of another cluster refuses it (ErrConflict). 0
 	// means unchecked; answers leave it 0.
@@ -37,6 +51,7 @@ type PeersResponse struct {
 	ConfigPort int    `json:"config_port"`
 	GossipPort int    `json:"gossip_port,omitempty"`
 	Suffrage   string `json:"suffrage,omitempty"`
+	NonVoter   bool   `json:"nonvoter,omitempty"`
 	// RemotePeers is every member except the answering node; never null in
 	// the JSON the server writes.
 	RemotePeers []Peer `json:"remote_peers"`
@@ -51,6 +66,7 @@ func (r PeersResponse) Self() Peer {
 		ConfigPort: r.ConfigPort,
 		GossipPort: r.GossipPort,
 		Suffrage:   r.Suffrage,
+		NonVoter:   r.NonVoter,
 	}
 }
 
@@ -66,18 +82,15 @@ type Status struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
-	// Members is every member, the answering node included; never null in
-	// the JSON the server writes.
+	// Members is every member, the answering node included, as in the
+	// latest configuration the node knows (possibly not committed yet);
+	// never null in the JSON the server writes.
 	Members []Peer `json:"members"`
-}
-
-// Result is the outcome of one proposal of a batch.
-type Result struct {
-	// Index is the raft log index the proposal was committed at.
-	Index uint64
-	// Err is the text of the error FSM.Apply returned for it, "" if none.
-	// The entry is applied either way.
-	Err string
+	// CommittedMembers are the IDs of the newest committed configuration
+	// the node has applied, sorted. It may lag Members but is never undone.
+	// Absent before the node has applied a configuration, and from servers
+	// that predate it.
+	CommittedMembers []uint64 `json:"committed_members,omitempty"`
 }
 
 // Membership is the node's membership, used by the /peers routes.
@@ -94,7 +107,8 @@ type Membership interface {
 	// not modify the returned slice.
 	Peers() []Peer
 	// AddPeer adds p to the cluster (as a non-voter that the node promotes
-	// once it has caught up) and returns after the change is committed. A
+	// once it has caught up, or with p.NonVoter as a read replica that
+	// stays a non-voter) and returns after the change is committed. A
 	// follower may forward the request to the leader itself. Errors should
 	// match this package's sentinels (ErrNoLeader, ErrConflict, ...).
 	AddPeer(ctx context.Context, p Peer) error
@@ -103,24 +117,14 @@ type Membership interface {
 	RemovePeer(ctx context.Context, id uint64) error
 }
 
-// Proposer commits proposals forwarded by other nodes (POST
-// /internal/propose).
-type Proposer interface {
-	// ProposeBatch commits the items, in order, and returns one Result per
-	// item, in the same order. It is called once per valid request, only on
-	// the node that should be the leader; a node that is not the leader
-	// returns ErrNotLeader (or a *NotLeaderError). It may block until the
-	// items are committed or ctx ends, and must return once ctx ends. The
-	// items are never reused by the server, so the node may keep them.
-	ProposeBatch(ctx context.Context, items [][]byte) ([]Result, error)
-}
-
-// ReadIndexer serves GET /internal/readindex.
-type ReadIndexer interface {
-	// ReadIndex returns the leader's commit index once it has confirmed it
-	// is still the leader (etcd's ReadIndex). Only the leader serves it;
-	// others return ErrNotLeader. It may block until ctx ends.
-	ReadIndex(ctx context.Context) (uint64, error)
+// Promoter serves POST /peers/promote.
+type Promoter interface {
+	// Promote makes member id a voter: a read replica stops being one, and
+	// a non-voter is promoted once it has caught up. It returns after the
+	// promotion is committed, nil at once for a voter, and ErrPeerNotFound
+	// if id is not a member. It is called once per valid request; it may
+	// block until ctx ends, and must return once ctx ends.
+	Promote(ctx context.Context, id uint64) error
 }
 
 // StatusSource serves GET /status and GET /healthz.
@@ -130,4 +134,35 @@ type StatusSource interface {
 	// Healthy returns nil if the node is running and knows a leader, else
 	// an error saying why not. It must not block.
 	Healthy() error
+}
+
+// Snapshots serves GET and POST /snapshot: backups of the cluster's state,
+// and their restore.
+type Snapshots interface {
+	// Backup writes a backup of the cluster's state to w and returns the
+	// log index whose state it holds. It streams the whole state, so it
+	// may take long; it must return once ctx ends. If it fails after
+	// writing, the server aborts the answer, so that the client sees an
+	// error rather than a short backup.
+	Backup(ctx context.Context, w io.Writer) (index uint64, err error)
+	// StageRestore reads a backup from r to its end (io.EOF) and checks
+	// it, changing nothing, and returns what restores it. The server calls
+	// it once per POST /snapshot and acts on the result only once the
+	// request's body is known to be authentic (see bodyVerified). It
+	// returns an error matching ErrInvalid for a backup it refuses, and
+	// r's own errors (ErrUnauthorized for a body that does not match its
+	// signature, *http.MaxBytesError past MaxSnapshotBytes) as they are.
+	StageRestore(ctx context.Context, r io.Reader) (StagedRestore, error)
+}
+
+// StagedRestore is a backup read and checked by Snapshots.StageRestore.
+type StagedRestore interface {
+	// Index returns the log index whose state the backup holds.
+	Index() uint64
+	// Restore replaces the state of the whole cluster with the backup's
+	// and returns once that is committed; it may block until ctx ends.
+	Restore(ctx context.Context) error
+	// Discard releases the backup. The server calls it once, after
+	// Restore or instead of it.
+	Discard()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // TestRestartEveryNodeKeepsState proposes 1,000 entries to a 3-node cluster
@@ -249,7 +250,7 @@ func TestNoLeaderErrorIsBounded(t *testing.T) {
 					t.Fatalf("stop %v: %v", m, err)
 				}
 			}
-			waitFor(t, 10*time.Second, "the survivor to know no leader", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "the survivor to know no leader", func() bool {
 				return survivor.node.LeaderID() == 0
 			})
 

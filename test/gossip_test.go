@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // freePorts returns n distinct ports, each free for both TCP and UDP on
@@ -114,7 +115,7 @@ func TestBootstrapExpectFormsExactlyOneCluster(t *testing.T) {
 			// Every node knows every member's API and gossip address (the
 			// leader records them from gossip: nobody called AddPeer).
 			for _, m := range c.running() {
-				waitFor(t, 10*time.Second, "all member addresses known", func() bool {
+				testutil.WaitFor(t, 10*time.Second, "all member addresses known", func() bool {
 					for _, p := range m.node.Peers() {
 						if p.ConfigPort == 0 || p.GossipPort == 0 {
 							return false
@@ -146,7 +147,7 @@ func TestGossipJoinPromoteAndDestroy(t *testing.T) {
 		t.Fatalf("Destroy: %v", err)
 	}
 	leader := c.leader()
-	waitFor(t, 5*time.Second, "the destroyed node to leave the configuration", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the destroyed node to leave the configuration", func() bool {
 		return !slices.Contains(memberIDs(leader.node), fourth.id)
 	})
 	mustPropose(t, leader, "after destroy")
@@ -171,7 +172,7 @@ func TestDeadNodeRemovedAfterTimeoutWhileQuorumServes(t *testing.T) {
 		mustPropose(t, c.running()[i%3], fmt.Sprintf("during-%d", i))
 	}
 	leader := c.leader()
-	waitFor(t, 30*time.Second, "the dead node's removal", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the dead node's removal", func() bool {
 		return !slices.Contains(memberIDs(leader.node), killed.id)
 	})
 	if took := time.Since(stopped); took < timeout {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,26 +25,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	// memberlist's Shutdown does not wait for a probe in flight: that
-	// goroutine ends up to a probe interval (1s with the LAN profile) after
-	// Shutdown. Everything canoe starts is joined by Stop.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
-}
-
-// waitFor polls cond until it holds, failing the test if it does not within
-// timeout. what names the condition in the failure message.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// memberlist's Shutdown does not wait for a probe in flight, its own or
+	// one it makes for another member: those goroutines end up to a probe
+	// interval (1s with the LAN profile) after Shutdown. Everything canoe
+	// starts is joined by Stop.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"))
 }
 
 // logWriter sends hclog's lines to t.Log until the test's cleanup ends, and
@@ -84,7 +75,8 @@ func newLogger(t testing.TB) hclog.Logger {
 var errRefused = errors.New("recFSM refused the proposal")
 
 // recFSM records every proposal it applies, in order. Proposals that start
-// with "fail:" are refused with an error (deterministically) and counted.
+// with "fail:" are refused with an error (deterministically) and counted;
+// proposals that start with "pad:" (log filler) are applied and forgotten.
 type recFSM struct {
 	mu      sync.Mutex // guards entries, seen, failed
 	entries []string
@@ -95,6 +87,9 @@ type recFSM struct {
 func newFSM() *recFSM { return &recFSM{seen: make(map[string]int)} }
 
 func (f *recFSM) Apply(d canoe.LogData) error {
+	if bytes.HasPrefix(d, []byte("pad:")) {
+		return nil
+	}
 	s := string(d)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -130,6 +125,52 @@ func (f *recFSM) Restore(d canoe.SnapshotData) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.entries, f.failed, f.seen = st.Entries, st.Failed, seen
+	return nil
+}
+
+// streamRecFSM is recFSM with streamed snapshots (canoe.StreamingFSM), in
+// recFSM's format, so that either reads the other's snapshots. It counts
+// its RestoreStream calls; its []byte methods fail, so that a test notices
+// canoe calling them.
+type streamRecFSM struct {
+	*recFSM
+	restores atomic.Int64
+}
+
+func (f *streamRecFSM) Snapshot() (canoe.SnapshotData, error) {
+	return nil, errors.New("Snapshot called on a StreamingFSM")
+}
+
+func (f *streamRecFSM) Restore(canoe.SnapshotData) error {
+	return errors.New("Restore called on a StreamingFSM")
+}
+
+func (f *streamRecFSM) SnapshotStream() (func(io.Writer) error, error) {
+	st := f.state()
+	return func(w io.Writer) error { return json.NewEncoder(w).Encode(st) }, nil
+}
+
+func (f *streamRecFSM) RestoreStream(r io.Reader) error {
+	var st fsmState
+	if err := json.NewDecoder(r).Decode(&st); err != nil {
+		return err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	f.restores.Add(1)
+	return f.recFSM.Restore(b)
+}
+
+// recOf returns the recFSM inside an FSM the helpers made, nil for others.
+func recOf(f canoe.FSM) *recFSM {
+	switch f := f.(type) {
+	case *recFSM:
+		return f
+	case *streamRecFSM:
+		return f.recFSM
+	}
 	return nil
 }
 
@@ -170,6 +211,11 @@ type clusterOpts struct {
 	tls      *tls.Config
 	snapshot *canoe.SnapshotConfig
 	logStore canoe.LogStore
+	// streaming gives nodes a streamRecFSM; newFSM, when set, makes their
+	// FSM instead (member.fsm is then nil unless it is a recFSM).
+	streaming bool
+	newFSM    func() canoe.FSM
+	clusterID uint64
 }
 
 // cluster is a set of real nodes on 127.0.0.1. Every node is stopped in
@@ -193,7 +239,7 @@ func newCluster(t testing.TB, size int, opts clusterOpts) *cluster {
 	}
 	t.Cleanup(c.stopAll)
 	first := c.mustStart(c.config(true))
-	waitFor(t, 10*time.Second, "the founding node to lead", first.node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the founding node to lead", first.node.IsLeader)
 	for i := 1; i < size; i++ {
 		c.mustStart(c.config(false, first.url))
 	}
@@ -209,6 +255,17 @@ func (c *cluster) scheme() string {
 	return "http"
 }
 
+// newFSM returns a fresh FSM for a node of c.
+func (c *cluster) newFSM() canoe.FSM {
+	switch {
+	case c.opts.newFSM != nil:
+		return c.opts.newFSM()
+	case c.opts.streaming:
+		return &streamRecFSM{recFSM: newFSM()}
+	}
+	return newFSM()
+}
+
 // config returns a new node's config: a fresh FSM and data dir, port 0.
 func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 	dir := c.t.TempDir()
@@ -220,7 +277,8 @@ func (c *cluster) config(bootstrap bool, peers ...string) canoe.NodeConfig {
 		timing = *c.opts.timing
 	}
 	return canoe.NodeConfig{
-		FSM:            newFSM(),
+		FSM:            c.newFSM(),
+		ClusterID:      c.opts.clusterID,
 		BootstrapNode:  bootstrap,
 		BootstrapPeers: peers,
 		DataDir:        dir,
@@ -244,7 +302,7 @@ func (c *cluster) start(cfg canoe.NodeConfig) (*member, error) {
 		_ = n.Stop()
 		return nil, err
 	}
-	m := &member{node: n, fsm: cfg.FSM.(*recFSM), cfg: cfg, id: n.UniqueID()}
+	m := &member{node: n, fsm: recOf(cfg.FSM), cfg: cfg, id: n.UniqueID()}
 	m.url = c.urlOf(n)
 	c.mu.Lock()
 	c.members = append(c.members, m)
@@ -284,7 +342,7 @@ func (c *cluster) restartAfter(m *member, down time.Duration) {
 	time.Sleep(down)
 	cfg := m.cfg
 	cfg.ID, cfg.RaftPort, cfg.ConfigurationPort = 0, 0, 0
-	cfg.FSM = newFSM()
+	cfg.FSM = c.newFSM()
 	n, err := canoe.NewNode(&cfg)
 	if err != nil {
 		c.t.Fatalf("NewNode for restart of %v: %v", m, err)
@@ -296,7 +354,7 @@ func (c *cluster) restartAfter(m *member, down time.Duration) {
 		c.t.Fatalf("restart %v: %v", m, err)
 	}
 	c.mu.Lock()
-	m.node, m.fsm, m.cfg = n, cfg.FSM.(*recFSM), cfg
+	m.node, m.fsm, m.cfg = n, recOf(cfg.FSM), cfg
 	c.mu.Unlock()
 	after := n.Self()
 	if after.ID != before.ID || after.RaftPort != before.RaftPort || after.ConfigPort != before.ConfigPort {
@@ -322,7 +380,7 @@ func (c *cluster) running() []*member {
 func (c *cluster) leader() *member {
 	c.t.Helper()
 	var leader *member
-	waitFor(c.t, 15*time.Second, "one leader all running nodes agree on", func() bool {
+	testutil.WaitFor(c.t, 15*time.Second, "one leader all running nodes agree on", func() bool {
 		leader = nil
 		ms := c.running()
 		for _, m := range ms {
@@ -362,7 +420,7 @@ func (c *cluster) followers() []*member {
 // waitVoters waits until every running node sees n members, all voters.
 func (c *cluster) waitVoters(n int) {
 	c.t.Helper()
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("%d voters seen by every node", n), func() bool {
+	testutil.WaitFor(c.t, 20*time.Second, fmt.Sprintf("%d voters seen by every node", n), func() bool {
 		for _, m := range c.running() {
 			peers := m.node.Peers()
 			if len(peers) != n {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // pacedBackoff paces joins briskly and gives up after maxElapsed; every
@@ -91,7 +92,7 @@ func joiningNode(t *testing.T) (*canoe.Node, *fakeAPI, <-chan error) {
 	cfg.InitBackoff = pacedBackoff(15 * time.Second)
 	n := newNode(t, cfg)
 	started := startAsync(n)
-	waitFor(t, 10*time.Second, "the first join attempt", func() bool { return api.requests.Load() >= 1 })
+	testutil.WaitFor(t, 10*time.Second, "the first join attempt", func() bool { return api.requests.Load() >= 1 })
 	return n, api, started
 }
 
@@ -122,7 +123,7 @@ func TestStopInterruptsJoiningStart(t *testing.T) {
 	n, api, first := joiningNode(t)
 	second := startAsync(n)
 	seen := api.requests.Load()
-	waitFor(t, 10*time.Second, "two more join attempts", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "two more join attempts", func() bool {
 		select {
 		case err := <-second:
 			t.Fatalf("a second Start returned %v while the first was still joining", err)
@@ -191,7 +192,7 @@ func TestPartialInitBackoffPacesJoins(t *testing.T) {
 
 	begin := time.Now()
 	started := startAsync(n)
-	waitFor(t, 10*time.Second, "three join attempts", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "three join attempts", func() bool {
 		select {
 		case err := <-started:
 			t.Fatalf("Start with InitBackoff{InitialInterval: 100ms} returned after %v: %v", time.Since(begin), err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/canoe-raft/canoe/canoe"
 	"github.com/canoe-raft/canoe/httpconfig"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // TestJoinByURLWithDeadFirstPeer starts a third node whose BootstrapPeers
@@ -22,7 +23,7 @@ func TestJoinByURLWithDeadFirstPeer(t *testing.T) {
 	m := c.mustStart(c.config(false, deadURL(t), live.url))
 	t.Logf("joined through a dead and a live URL in %v", time.Since(start))
 	c.waitVoters(3)
-	waitFor(t, 10*time.Second, "the new node to see itself as a voter", func() bool { return m.node.Self().Voter })
+	testutil.WaitFor(t, 10*time.Second, "the new node to see itself as a voter", func() bool { return m.node.Self().Voter })
 	mustPropose(t, m, "from-the-new-node")
 	waitSameState(t, 10*time.Second, 1, c.running()...)
 }
@@ -59,7 +60,7 @@ func TestDeleteMemberThenLeader(t *testing.T) {
 	if err := client.RemovePeer(ctx, via.url, victim.id); err != nil {
 		t.Fatalf("DELETE /peers of follower %v via %v: %v", victim, via, err)
 	}
-	waitFor(t, 10*time.Second, "the removed follower to stop itself", func() bool { return !victim.node.IsRunning() })
+	testutil.WaitFor(t, 10*time.Second, "the removed follower to stop itself", func() bool { return !victim.node.IsRunning() })
 	if err := victim.node.Propose([]byte("from-the-removed")); !errors.Is(err, canoe.ErrorRemovedFromCluster) {
 		t.Errorf("Propose on the removed follower: got %v, want ErrorRemovedFromCluster", err)
 	}
@@ -74,7 +75,7 @@ func TestDeleteMemberThenLeader(t *testing.T) {
 	if err := client.RemovePeer(ctx, via.url, leader.id); err != nil {
 		t.Fatalf("DELETE /peers of the leader %v via %v: %v", leader, via, err)
 	}
-	waitFor(t, 10*time.Second, "the removed leader to stop itself", func() bool { return !leader.node.IsRunning() })
+	testutil.WaitFor(t, 10*time.Second, "the removed leader to stop itself", func() bool { return !leader.node.IsRunning() })
 	if err := leader.node.Propose([]byte("from-the-removed-leader")); !errors.Is(err, canoe.ErrorRemovedFromCluster) {
 		t.Errorf("Propose on the removed leader: got %v, want ErrorRemovedFromCluster", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // raftAddr is m's raft transport address.
@@ -154,7 +155,7 @@ func TestRaftPortBoundsIdleConnections(t *testing.T) {
 				}
 			}
 			t.Logf("1000 idle connections closed within %v", time.Since(start).Round(time.Millisecond))
-			waitFor(t, 5*time.Second, "goroutines back near the baseline", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "goroutines back near the baseline", func() bool {
 				return runtime.NumGoroutine() < base+50
 			})
 			waitSameState(t, 10*time.Second, 1, c.running()...)
@@ -237,7 +238,7 @@ func TestOpenNodeSaysSo(t *testing.T) {
 		{"all interfaces, secret", "", randomSecret(t), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out testutil.SyncBuffer
 			cfg := canoe.NodeConfig{
 				FSM:           newFSM(),
 				BootstrapNode: true,

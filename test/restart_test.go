@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // missing returns the entries of want that m's FSM does not hold.
@@ -101,11 +102,11 @@ func TestKill9FollowerHoldsWhatItApplied(t *testing.T) {
 		default:
 		}
 	}
-	waitFor(t, 20*time.Second, fmt.Sprintf("the child to apply index %d", target), func() bool {
+	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("the child to apply index %d", target), func() bool {
 		childEnded()
 		return kill9Applied(child.out.String()) >= target
 	})
-	waitFor(t, 5*time.Second, fmt.Sprintf("the child to record applied index %d", target), func() bool {
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("the child to record applied index %d", target), func() bool {
 		childEnded()
 		return kill9Recorded(child.out.String()) >= target
 	})

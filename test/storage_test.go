@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // Files canoe keeps in DataDir (canoe/internal/storage/storage.go).
@@ -334,7 +335,7 @@ func TestTornLogTailAtRestart(t *testing.T) {
 	for i := range 150 {
 		mustPropose(t, leader, fmt.Sprintf("e%03d-%s", i, strings.Repeat("x", 1000)))
 	}
-	torn := c.followers()[0]
+	torn := otherMember(c, leader, c.leader()) // neither the leader proposed to nor the current one
 	other := otherMember(c, leader, torn)
 	waitSameState(t, 10*time.Second, 150, leader, other, torn)
 	if err := stopNode(torn); err != nil {
@@ -486,7 +487,7 @@ func tornChild(t *testing.T) {
 
 type tornChildProc struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testutil.SyncBuffer
 	done chan error
 }
 
@@ -537,7 +538,7 @@ func startChild(t *testing.T, test string, env ...string) *tornChildProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=60s")
 	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start child process: %v", err)
@@ -609,24 +610,6 @@ func entriesDigest(entries []string) string {
 		fmt.Fprintf(h, "%d:%s\n", len(e), e)
 	}
 	return fmt.Sprintf("%d-entries-%x", len(entries), h.Sum(nil)[:8])
-}
-
-// lockedBuffer is a bytes.Buffer safe for a child's stdout and stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // boltMeta is what the newer valid meta page of a bolt file says.
@@ -752,7 +735,7 @@ func TestIdentityFileDamaged(t *testing.T) {
 	if after := again.node.Self(); after.ID != before.ID || after.RaftPort != before.RaftPort || after.ConfigPort != before.ConfigPort {
 		t.Fatalf("restarted node is %+v, want the ID and ports recorded in %s: %+v", after, path, before)
 	}
-	waitFor(t, 10*time.Second, "the restarted node to lead", again.node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the restarted node to lead", again.node.IsLeader)
 	mustPropose(t, again, "after")
 	if got := again.fsm.state().Entries; len(got) != 2 || got[0] != "before" {
 		t.Fatalf("restarted node holds %q, want [before after]", got)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // newLANCluster is newCluster with LAN timing: heavy writes under the race
@@ -33,7 +34,7 @@ func newLANCluster(t testing.TB, size int, opts clusterOpts, base string) *clust
 		return cfg
 	}
 	first := c.mustStart(config(true))
-	waitFor(t, 10*time.Second, "the founding node to lead", first.node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the founding node to lead", first.node.IsLeader)
 	for i := 1; i < size; i++ {
 		c.mustStart(config(false, first.url))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // Files of the raft-wal log store in DataDir (canoe/internal/storage/storage.go,
@@ -187,7 +188,7 @@ func TestWALDiskFullFollowerDoesNotCrashOrLoseData(t *testing.T) {
 		commit(fmt.Sprintf("behind-%d-%s", i, payload))
 	}
 	leader = leaderNotFull()
-	waitFor(t, 10*time.Second, "the full node to fall behind", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the full node to fall behind", func() bool {
 		return full.fsm.len() < leader.fsm.len()
 	})
 
@@ -268,7 +269,7 @@ func TestWALTornTailAtRestart(t *testing.T) {
 		commitOnLeader(t, c, fmt.Sprintf("e%03d-%s", i, strings.Repeat("x", 1000)))
 	}
 	leader := c.leader()
-	torn := c.followers()[0]
+	torn := otherMember(c, leader, c.leader()) // neither the leader proposed to nor the current one
 	other := otherMember(c, leader, torn)
 	waitSameState(t, 10*time.Second, -1, leader, other, torn)
 	if n := torn.fsm.len(); n < 150 {
@@ -414,7 +415,7 @@ func TestWALKill9MidWrite(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(seed, 0))
 	c := newLANCluster(t, 3, clusterOpts{logStore: canoe.LogStoreWAL}, "")
 	leader := c.leader()
-	victim := c.followers()[0]
+	victim := otherMember(c, leader, c.leader()) // neither the leader proposed to nor the current one
 	mustPropose(t, leader, "before")
 	waitSameState(t, 10*time.Second, -1, leader, otherMember(c, leader, victim), victim)
 	if err := stopNode(victim); err != nil {
@@ -447,7 +448,7 @@ func TestWALKill9MidWrite(t *testing.T) {
 		// Kill it once it has caught up and is applying (so appending)
 		// the stream, at a random moment.
 		target := leader.fsm.len()
-		waitFor(t, 20*time.Second, fmt.Sprintf("the child to apply %d entries", target), func() bool {
+		testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("the child to apply %d entries", target), func() bool {
 			select {
 			case err := <-child.done:
 				t.Fatalf("round %d: the child ended (%v) before it was killed; output:\n%s", round, err, crashExcerpt(child.out.String()))
@@ -545,7 +546,7 @@ func TestLogStoreDetection(t *testing.T) {
 
 	m.cfg.LogStore = canoe.LogStoreAuto
 	c.restart(m)
-	waitFor(t, 10*time.Second, "the restarted node to lead", m.node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the restarted node to lead", m.node.IsLeader)
 	mustPropose(t, m, "bolt-2")
 	if got := m.fsm.state().Entries; !slices.Equal(got, []string{"bolt-1", "bolt-2"}) {
 		t.Fatalf("restarted under LogStoreAuto, the node holds %q, want [bolt-1 bolt-2]", got)
@@ -591,7 +592,7 @@ func TestLogStoreDetection(t *testing.T) {
 	if again.id != m.id {
 		t.Fatalf("restarted node has ID %x, want %x", again.id, m.id)
 	}
-	waitFor(t, 10*time.Second, "the restarted node to lead", again.node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the restarted node to lead", again.node.IsLeader)
 	mustPropose(t, again, "bolt-3")
 	if got := again.fsm.state().Entries; !slices.Equal(got, []string{"bolt-1", "bolt-2", "bolt-3"}) {
 		t.Fatalf("after the refused starts the node holds %q, want [bolt-1 bolt-2 bolt-3]", got)

@@ -29,9 +29,10 @@ type clusterView struct {
 // nodeView is one member.
 type nodeView struct {
 	ID           string `json:"id"`
-	State        string `json:"state"`     // leader, follower, candidate, stopped, unreachable
-	Voter        bool   `json:"voter"`     // suffrage in the cluster's configuration, kept while stopped
-	LeaderID     string `json:"leader_id"` // the leader this node knows of
+	State        string `json:"state"`             // leader, follower, candidate, stopped, unreachable
+	Voter        bool   `json:"voter"`             // suffrage in the cluster's configuration, kept while stopped
+	Replica      bool   `json:"replica,omitempty"` // a read replica: a non-voter until promoted (without it: catching up)
+	LeaderID     string `json:"leader_id"`         // the leader this node knows of
 	Term         uint64 `json:"term"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
@@ -75,7 +76,7 @@ func stateName(s string) string {
 func viewOf(st canoe.Status) nodeView {
 	v := nodeView{
 		ID:           idString(st.ID),
-		State:        stateName(st.State),
+		State:        stateName(st.State.String()),
 		LeaderID:     idString(st.LeaderID),
 		Term:         st.Term,
 		CommitIndex:  st.CommitIndex,
@@ -84,7 +85,7 @@ func viewOf(st canoe.Status) nodeView {
 	}
 	for _, m := range st.Members {
 		if m.ID == st.ID {
-			v.Voter = m.Voter
+			v.Voter, v.Replica = m.Voter, m.NonVoter
 		}
 	}
 	return v
@@ -170,7 +171,7 @@ func (c *remoteCluster) Cluster(ctx context.Context) clusterView {
 
 // peerView asks member m for its status (GET /status on its canoe API).
 func (c *remoteCluster) peerView(ctx context.Context, m canoe.Peer) nodeView {
-	nv := nodeView{ID: idString(m.ID), Voter: m.Voter}
+	nv := nodeView{ID: idString(m.ID), Voter: m.Voter, Replica: m.NonVoter}
 	peerAddrs(&nv, m)
 	nv.API = strings.Replace(nv.API, "http://", c.scheme+"://", 1)
 	if nv.API == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,9 @@ func TestCommandRoundTrip(t *testing.T) {
 		{"put binary", encodePut("a/b\x00c", []byte{0, 1, 2, 255}), opPut, "a/b\x00c", []byte{0, 1, 2, 255}},
 		{"put long key", encodePut(string(bytes.Repeat([]byte("x"), maxKeyLen)), []byte("v")), opPut, string(bytes.Repeat([]byte("x"), maxKeyLen)), []byte("v")},
 		{"delete", encodeDelete("gone"), opDelete, "gone", nil},
+		{"cas", encodeCAS("k", []byte("old"), []byte("new")), opCAS, "k", []byte("new")},
+		{"cas empty values", encodeCAS("k", nil, nil), opCAS, "k", []byte{}},
+		{"incr", encodeIncr("k", 5), opIncr, "k", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := decodeCommand(tc.cmd)
@@ -30,6 +34,29 @@ func TestCommandRoundTrip(t *testing.T) {
 				t.Fatalf("got op %d key %q value %q, want op %d key %q value %q", c.op, c.key, c.value, tc.op, tc.key, tc.value)
 			}
 		})
+	}
+}
+
+// TestCommandEncodingStable: the bytes of every command kind are fixed,
+// since a cluster's log holds entries that older builds wrote (put and
+// delete keep the version-1 encoding they always had).
+func TestCommandEncodingStable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		got  []byte
+		want string
+	}{
+		{"put", encodePut("k", []byte("v")), "\x11\x01kv"},
+		{"delete", encodeDelete("k"), "\x12\x01k"},
+		{"cas", encodeCAS("k", []byte("ab"), []byte("c")), "\x23\x01k\x02abc"},
+		{"incr", encodeIncr("k", -2), "\x24\x01k\x03"},
+	} {
+		if string(tc.got) != tc.want {
+			t.Errorf("%s encodes as %q, want %q", tc.name, tc.got, tc.want)
+		}
+		if c, err := decodeCommand([]byte(tc.want)); err != nil || !bytes.Equal(c.encode(), []byte(tc.want)) {
+			t.Errorf("%s: decoding %q: %+v, %v", tc.name, tc.want, c, err)
+		}
 	}
 }
 
@@ -53,6 +80,15 @@ func TestDecodeCommandMalformed(t *testing.T) {
 		{"key past end", []byte{0x11, 5, 'a', 'b'}},
 		{"key too long", append([]byte{0x11, 0x81, 0x40}, bytes.Repeat([]byte("x"), maxKeyLen+1)...)},
 		{"delete with trailing bytes", append(encodeDelete("k"), 'x')},
+		{"version 0", []byte{0x01, 1, 'k'}},
+		{"version 3", []byte{0x31, 1, 'k'}},
+		{"cas with version 1", []byte{0x13, 1, 'k', 0}},
+		{"put with version 2", []byte{0x21, 1, 'k'}},
+		{"cas without expected length", []byte{0x23, 1, 'k'}},
+		{"cas expected past end", []byte{0x23, 1, 'k', 3, 'a'}},
+		{"incr without delta", []byte{0x24, 1, 'k'}},
+		{"incr with trailing bytes", append(encodeIncr("k", 1), 0)},
+		{"incr bad varint", []byte{0x24, 1, 'k', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := decodeCommand(tc.cmd); !errors.Is(err, errMalformed) {
@@ -177,22 +213,20 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodePut("k", []byte("v")))
 	f.Add(encodeDelete("k"))
 	f.Add([]byte{0x11, 0xff})
+	f.Add(encodeCAS("k", []byte("old"), []byte("new")))
+	f.Add(encodeIncr("k", -3))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommand(b)
 		if err != nil {
 			return
 		}
-		var again []byte
-		if c.op == opPut {
-			again = encodePut(c.key, c.value)
-		} else {
-			again = encodeDelete(c.key)
-		}
+		again := c.encode()
 		if !bytes.Equal(again, b) {
 			// Uvarints have one canonical form only if minimal; accept a
 			// re-encoding that decodes the same.
 			c2, err := decodeCommand(again)
-			if err != nil || c2.key != c.key || !bytes.Equal(c2.value, c.value) {
+			if err != nil || c2.op != c.op || c2.key != c.key || !bytes.Equal(c2.value, c.value) ||
+				!bytes.Equal(c2.old, c.old) || c2.delta != c.delta {
 				t.Fatalf("re-encoding %x gave %x", b, again)
 			}
 		}
@@ -210,4 +244,130 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("re-encoded snapshot: %v, %d pairs want %d", err, len(m2), len(m))
 		}
 	})
+}
+
+// TestSnapshotStreamCaptures: the write function SnapshotStream returns
+// writes the store as it was when SnapshotStream ran, whatever Apply did
+// since, in the format the store's snapshots always had.
+func TestSnapshotStreamCaptures(t *testing.T) {
+	s := newKVStore()
+	_ = s.Apply(encodePut("a", []byte("1")))
+	_ = s.Apply(encodePut("b", nil))
+	write, err := s.SnapshotStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Apply(encodePut("a", []byte("changed")))
+	_ = s.Apply(encodeDelete("b"))
+	_ = s.Apply(encodePut("c", []byte("new")))
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// Written by the []byte Snapshot of earlier releases for {a: 1, b: ""}.
+	const old = "CNKV\x01\x02\x01a\x011\x01b\x00"
+	if buf.String() != old {
+		t.Fatalf("streamed snapshot %q, want %q", buf.String(), old)
+	}
+	r := newKVStore()
+	if err := r.RestoreStream(strings.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.Get("a"); string(v) != "1" || len(r.All()) != 2 {
+		t.Fatalf("restored %q", r.All())
+	}
+}
+
+// TestApplyResult: what cas and incr do and answer, and that a refused
+// incr changes nothing.
+func TestApplyResult(t *testing.T) {
+	s := newKVStore()
+	type step struct {
+		cmd     []byte
+		result  string // the result, or for cas the decoded casResult as %+v
+		err     error  // errors.Is target, nil for success
+		key     string // the key's value after the step ("-" missing)
+		wantVal string
+	}
+	cas := func(found, swapped bool, v string) string {
+		r := casResult{Found: found, Swapped: swapped}
+		if found {
+			r.Value = []byte(v)
+		}
+		return fmt.Sprintf("%+v", r)
+	}
+	for i, st := range []step{
+		{encodeIncr("n", 1), "1", nil, "n", "1"},
+		{encodeIncr("n", 41), "42", nil, "n", "42"},
+		{encodeIncr("n", -50), "-8", nil, "n", "-8"},
+		{encodeCAS("n", []byte("7"), []byte("x")), cas(true, false, "-8"), nil, "n", "-8"},
+		{encodeCAS("n", []byte("-8"), []byte("x")), cas(true, true, "-8"), nil, "n", "x"},
+		{encodeIncr("n", 1), "", errNotInteger, "n", "x"},
+		{encodeCAS("missing", nil, []byte("v")), cas(false, false, ""), nil, "missing", "-"},
+		{encodeCAS("missing", []byte(""), []byte("v")), cas(false, false, ""), nil, "missing", "-"},
+		{encodePut("empty", nil), "", nil, "empty", ""},
+		{encodeCAS("empty", []byte(""), []byte("full")), cas(true, true, ""), nil, "empty", "full"},
+		{encodePut("big", []byte("9223372036854775807")), "", nil, "big", "9223372036854775807"},
+		{encodeIncr("big", 1), "", errOverflow, "big", "9223372036854775807"},
+		{encodeIncr("big", -1), "9223372036854775806", nil, "big", "9223372036854775806"},
+		{encodePut("neg", []byte("-9223372036854775808")), "", nil, "neg", "-9223372036854775808"},
+		{encodeIncr("neg", -1), "", errOverflow, "neg", "-9223372036854775808"},
+		{encodePut("sp", []byte(" 1")), "", nil, "sp", " 1"},
+		{encodeIncr("sp", 1), "", errNotInteger, "sp", " 1"},
+		{encodeDelete("n"), "", nil, "n", "-"},
+		{encodeIncr("n", 0), "0", nil, "n", "0"},
+	} {
+		writes := s.Writes()
+		res, err := s.ApplyResult(st.cmd)
+		got := string(res)
+		if err == nil && st.cmd[0]&0x0f == opCAS {
+			cr, derr := decodeCASResult(res)
+			if derr != nil {
+				t.Fatalf("step %d: %v", i, derr)
+			}
+			got = fmt.Sprintf("%+v", cr)
+		}
+		switch {
+		case st.err != nil && !errors.Is(err, st.err):
+			t.Errorf("step %d (%q): error %v, want %v", i, st.cmd, err, st.err)
+		case st.err == nil && err != nil:
+			t.Errorf("step %d (%q): error %v", i, st.cmd, err)
+		case st.err == nil && got != st.result:
+			t.Errorf("step %d (%q): result %q, want %q", i, st.cmd, got, st.result)
+		}
+		if st.err != nil && s.Writes() != writes {
+			t.Errorf("step %d: a refused command counted as a write", i)
+		}
+		v, ok := s.Get(st.key)
+		if gotVal := string(v); !ok && st.wantVal != "-" || ok && gotVal != st.wantVal {
+			t.Errorf("step %d: %s = %q (found %v), want %q", i, st.key, v, ok, st.wantVal)
+		}
+	}
+	// The message of a refused incr names the key and the value.
+	_, err := s.ApplyResult(encodeIncr("sp", 1))
+	if err == nil || !strings.Contains(err.Error(), `incr "sp": its value " 1" is not an integer`) {
+		t.Errorf("incr of a text value: %v", err)
+	}
+	// Apply is ApplyResult without the result.
+	if err := s.Apply(encodeIncr("sp", 1)); !errors.Is(err, errNotInteger) {
+		t.Errorf("Apply of a refused incr: %v", err)
+	}
+	// Size accounting follows cas and incr.
+	var size int64
+	for k, v := range s.All() {
+		size += int64(len(k) + len(v))
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.bytes != size {
+		t.Errorf("bytes %d, want %d", s.bytes, size)
+	}
+}
+
+func TestDecodeCASResult(t *testing.T) {
+	for _, bad := range [][]byte{nil, {4}, {0, 'x'}, {0xff}} {
+		if _, err := decodeCASResult(bad); err == nil {
+			t.Errorf("decodeCASResult(%q) accepted it", bad)
+		}
+	}
 }

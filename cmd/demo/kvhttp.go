@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,8 +74,9 @@ func (s *server) handler() http.Handler {
 		http.MethodGet:    s.get,
 		http.MethodPut:    s.put,
 		http.MethodDelete: s.del,
+		http.MethodPost:   s.cas,
 	}
-	const kvAllow = "GET, PUT, DELETE"
+	const kvAllow = "GET, PUT, DELETE, POST"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, isKV := strings.CutPrefix(r.URL.Path, "/kv/")
 		if !isKV {
@@ -81,8 +84,13 @@ func (s *server) handler() http.Handler {
 			return
 		}
 		route := kvRoutes[r.Method]
-		if r.Method == http.MethodHead {
+		switch r.Method {
+		case http.MethodHead:
 			route = s.get
+		case http.MethodPost:
+			if k, ok := incrKey(r, key); ok {
+				key, route = k, s.incr
+			}
 		}
 		if route == nil {
 			methodNotAllowed(kvAllow)(w, r)
@@ -210,14 +218,8 @@ func compareStrings(a, b string) int {
 }
 
 func (s *server) put(w http.ResponseWriter, r *http.Request, key string) {
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "value larger than "+strconv.Itoa(maxValueBytes)+" bytes")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+	value, ok := readValue(w, r)
+	if !ok {
 		return
 	}
 	s.propose(w, r, encodePut(key, value))
@@ -227,26 +229,162 @@ func (s *server) del(w http.ResponseWriter, r *http.Request, key string) {
 	s.propose(w, r, encodeDelete(key))
 }
 
-// propose replicates cmd through canoe (a follower forwards it to the
-// leader) and answers 204 once this node has applied it.
-func (s *server) propose(w http.ResponseWriter, r *http.Request, cmd []byte) {
-	node, _, ok := s.running(w)
+// incrKey returns the key of a POST /kv/{key}/incr. The suffix must be
+// sent as is: POST /kv/a%2Fincr?cas=... is a cas of the key "a/incr".
+func incrKey(r *http.Request, key string) (string, bool) {
+	k, ok := strings.CutSuffix(key, "/incr")
+	return k, ok && strings.HasSuffix(r.URL.EscapedPath(), "/incr")
+}
+
+// casAnswer is the answer of POST /kv/{key}?cas=OLD. Value (or
+// ValueBase64, for a value that is not UTF-8) is the value found, absent
+// when the key did not exist.
+type casAnswer struct {
+	Swapped     bool    `json:"swapped"`
+	Found       bool    `json:"found"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 string  `json:"value_base64,omitempty"`
+}
+
+// cas is POST /kv/{key}?cas=OLD with the new value as body: it sets key
+// to the body if its value is OLD, and answers 200 with what it found
+// (casAnswer), swapped or not.
+func (s *server) cas(w http.ResponseWriter, r *http.Request, key string) {
+	q := r.URL.Query()
+	olds, ok := q["cas"]
+	switch {
+	case !ok:
+		writeError(w, http.StatusBadRequest, "POST /kv/{key} is a compare-and-swap and needs ?cas=OLD (the value expected; the body is the new value); POST /kv/{key}/incr increments")
+		return
+	case len(olds) != 1:
+		writeError(w, http.StatusBadRequest, "give cas once, not "+strconv.Itoa(len(olds))+" times")
+		return
+	}
+	if !onlyParams(w, q, "cas") {
+		return
+	}
+	value, ok := readValue(w, r)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
-	defer cancel()
-	if err := node.ProposeContext(ctx, cmd); err != nil {
-		s.canoeError(w, "write", err)
+	res, ok := s.proposeResult(w, r, "cas", encodeCAS(key, []byte(olds[0]), value))
+	if !ok {
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	cr, err := decodeCASResult(res)
+	if err != nil {
+		s.canoeError(w, "cas", err)
+		return
+	}
+	out := casAnswer{Swapped: cr.Swapped, Found: cr.Found}
+	switch {
+	case !cr.Found:
+	case utf8.Valid(cr.Value):
+		v := string(cr.Value)
+		out.Value = &v
+	default:
+		out.ValueBase64 = base64.StdEncoding.EncodeToString(cr.Value)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
-// canoeError answers an error from canoe with the matching status.
+// incr is POST /kv/{key}/incr[?by=N]: it adds N (default 1) to the
+// decimal integer value of key, a missing key counting as 0, and answers
+// 200 with the new value (decimal text). A value that is not an integer,
+// or a sum outside int64, is a 400 and changes nothing.
+func (s *server) incr(w http.ResponseWriter, r *http.Request, key string) {
+	q := r.URL.Query()
+	if !onlyParams(w, q, "by") {
+		return
+	}
+	delta := int64(1)
+	if by, ok := q["by"]; ok {
+		d, err := strconv.ParseInt(q.Get("by"), 10, 64)
+		if err != nil || len(by) != 1 {
+			writeError(w, http.StatusBadRequest, "by must be one decimal int64, not "+strconv.Quote(strings.Join(by, ",")))
+			return
+		}
+		delta = d
+	}
+	if b, _ := io.ReadAll(io.LimitReader(r.Body, 1)); len(b) > 0 {
+		writeError(w, http.StatusBadRequest, "incr takes no body; give the amount as ?by=N")
+		return
+	}
+	res, ok := s.proposeResult(w, r, "incr", encodeIncr(key, delta))
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(res)))
+	_, _ = w.Write(res)
+}
+
+// onlyParams answers 400 for a query parameter other than the allowed
+// ones.
+func onlyParams(w http.ResponseWriter, q url.Values, allowed ...string) bool {
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			writeError(w, http.StatusBadRequest, "unknown parameter "+strconv.Quote(k)+"; this request takes "+strings.Join(allowed, ", "))
+			return false
+		}
+	}
+	return true
+}
+
+// readValue reads a value from the request body, answering 413 for one
+// over maxValueBytes.
+func readValue(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "value larger than "+strconv.Itoa(maxValueBytes)+" bytes")
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return nil, false
+	}
+	return value, true
+}
+
+// proposeResult replicates cmd through canoe (a follower forwards it to
+// the leader) and returns what this node's store answered for it, once
+// this node has applied it (each node answers from its own store, and
+// they all answer the same). On an error it answers the request.
+func (s *server) proposeResult(w http.ResponseWriter, r *http.Request, what string, cmd []byte) ([]byte, bool) {
+	node, _, ok := s.running(w)
+	if !ok {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
+	defer cancel()
+	res, err := node.ProposeResult(ctx, cmd)
+	if err != nil {
+		s.canoeError(w, what, err)
+		return nil, false
+	}
+	return res, true
+}
+
+// propose replicates cmd through canoe (a follower forwards it to the
+// leader) and answers 204 once this node has applied it.
+func (s *server) propose(w http.ResponseWriter, r *http.Request, cmd []byte) {
+	if _, ok := s.proposeResult(w, r, "write", cmd); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// canoeError answers an error from canoe with the matching status. The
+// store's own error (an *canoe.ApplyError: an incr of a value that is not
+// an integer) is a 400 that gives the store's message.
 func (s *server) canoeError(w http.ResponseWriter, what string, err error) {
 	code := http.StatusInternalServerError
 	var applyErr *canoe.ApplyError
+	if errors.As(err, &applyErr) {
+		s.logger.Debug(what+" refused by the store", "error", err)
+		writeError(w, http.StatusBadRequest, what+": "+applyErr.Err.Error())
+		return
+	}
 	switch {
 	case errors.Is(err, canoe.ErrNoLeader):
 		code = http.StatusServiceUnavailable
@@ -255,8 +393,8 @@ func (s *server) canoeError(w http.ResponseWriter, what string, err error) {
 	case errors.Is(err, canoe.ErrTimeout), errors.Is(err, canoe.ErrUnknownOutcome),
 		errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusGatewayTimeout
-	case errors.As(err, &applyErr):
-		code = http.StatusBadRequest
+	case errors.Is(err, canoe.ErrResultUnavailable):
+		err = fmt.Errorf("%w (the write took effect; read the key for its value)", err)
 	}
 	if code == http.StatusInternalServerError {
 		s.logger.Warn(what+" failed", "error", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/canoe-raft/canoe/canoe"
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // testLogger writes to the test log, at WARN unless -v style debugging is
@@ -56,7 +58,7 @@ func singleNodeServer(t *testing.T) (*canoe.Node, *kvStore, *server, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Stop() })
-	waitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the node to lead", node.IsLeader)
 	s := &server{
 		backend: func() (*canoe.Node, *kvStore) { return node, kv },
 		monitor: newMonitor(&remoteCluster{node: node, kv: kv}, newEventLog(testLogger(t))),
@@ -101,7 +103,8 @@ func TestKVHandlers(t *testing.T) {
 		{"PUT", "/kv/" + strings.Repeat("k", maxKeyLen+1), "x", 400, "key longer"},
 		{"PUT", "/kv/big", strings.Repeat("x", maxValueBytes+1), 413, "larger than"},
 		{"PUT", "/kv/just-fits", strings.Repeat("x", maxValueBytes), 204, ""},
-		{"POST", "/kv/hello", "x", 405, "not allowed"},
+		{"PATCH", "/kv/hello", "x", 405, "not allowed"},
+		{"POST", "/kv/hello", "x", 400, "needs ?cas=OLD"},
 		{"PATCH", "/kv", "", 405, "not allowed"},
 		{"POST", "/api/cluster", "", 405, "not allowed"},
 		{"GET", "/api/nodes/1/stop", "", 405, "not allowed"},
@@ -112,18 +115,7 @@ func TestKVHandlers(t *testing.T) {
 		{"DELETE", "/kv/hello", "", 204, ""}, // deleting is idempotent
 	} {
 		t.Run(s.method+" "+s.path[:min(len(s.path), 40)], func(t *testing.T) {
-			code, body := do(t, s.method, url+s.path, s.body)
-			if code != s.code {
-				t.Fatalf("status %d, want %d (body %q)", code, s.code, body)
-			}
-			switch {
-			case code >= 400:
-				if msg := errorOf(t, body); !strings.Contains(msg, s.want) {
-					t.Fatalf("error %q, want it to mention %q", msg, s.want)
-				}
-			case body != s.want:
-				t.Fatalf("body %q, want %q", body, s.want)
-			}
+			checkAnswer(t, url, s.method, s.path, s.body, s.code, s.want)
 		})
 	}
 	if _, ok := kv.Get("big"); ok {
@@ -206,6 +198,7 @@ func TestCanoeErrorStatus(t *testing.T) {
 		{fmt.Errorf("%w: in flight", canoe.ErrTimeout), 504},
 		{fmt.Errorf("%w: leader lost", canoe.ErrUnknownOutcome), 504},
 		{&canoe.ApplyError{Index: 3, Err: errMalformed}, 400},
+		{fmt.Errorf("%w: entry 9", canoe.ErrResultUnavailable), 500},
 		{errors.New("something else"), 500},
 	} {
 		t.Run(tc.err.Error(), func(t *testing.T) {
@@ -216,6 +209,18 @@ func TestCanoeErrorStatus(t *testing.T) {
 			}
 			errorOf(t, w.Body.String())
 		})
+	}
+	// The store's refusal is answered with the store's message, and a lost
+	// result says that the write took effect.
+	w := httptest.NewRecorder()
+	s.canoeError(w, "incr", &canoe.ApplyError{Index: 3, Err: fmt.Errorf("incr %q: its value %q is %w", "k", "x", errNotInteger)})
+	if msg := errorOf(t, w.Body.String()); msg != `incr: incr "k": its value "x" is not an integer` {
+		t.Errorf("ApplyError answered %q", msg)
+	}
+	w = httptest.NewRecorder()
+	s.canoeError(w, "incr", fmt.Errorf("%w: entry 9", canoe.ErrResultUnavailable))
+	if msg := errorOf(t, w.Body.String()); !strings.Contains(msg, "took effect") {
+		t.Errorf("ErrResultUnavailable answered %q", msg)
 	}
 }
 
@@ -294,4 +299,90 @@ func TestKVKeysNotCleaned(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKVCasIncr: the answers and errors of POST /kv/{key}?cas=OLD and
+// POST /kv/{key}/incr on one node.
+func TestKVCasIncr(t *testing.T) {
+	_, kv, url := singleNode(t)
+	for _, s := range []struct {
+		method, path, body string
+		code               int
+		want               string // the body for 2xx, a substring of the error otherwise
+	}{
+		{"POST", "/kv/n/incr", "", 200, "1"},
+		{"POST", "/kv/n/incr", "", 200, "2"},
+		{"POST", "/kv/n/incr?by=40", "", 200, "42"},
+		{"POST", "/kv/n/incr?by=-50", "", 200, "-8"},
+		{"GET", "/kv/n", "", 200, "-8"},
+		{"POST", "/kv/n/incr?by=x", "", 400, "by must be one decimal int64"},
+		{"POST", "/kv/n/incr?by=1&by=2", "", 400, "by must be one decimal int64"},
+		{"POST", "/kv/n/incr?step=2", "", 400, `unknown parameter "step"`},
+		{"POST", "/kv/n/incr", "5", 400, "incr takes no body"},
+		{"POST", "/kv//incr", "", 400, "empty key"},
+		{"PUT", "/kv/text", "hello", 204, ""},
+		{"POST", "/kv/text/incr", "", 400, `incr: incr "text": its value "hello" is not an integer`},
+		{"GET", "/kv/text", "", 200, "hello"},
+		{"PUT", "/kv/max", "9223372036854775807", 204, ""},
+		{"POST", "/kv/max/incr", "", 400, "outside int64"},
+		{"POST", "/kv/text?cas=nope", "new", 200, `{"swapped":false,"found":true,"value":"hello"}`},
+		{"GET", "/kv/text", "", 200, "hello"},
+		{"POST", "/kv/text?cas=hello", "new", 200, `{"swapped":true,"found":true,"value":"hello"}`},
+		{"GET", "/kv/text", "", 200, "new"},
+		{"POST", "/kv/absent?cas=", "v", 200, `{"swapped":false,"found":false}`},
+		{"GET", "/kv/absent", "", 404, "not found"},
+		{"PUT", "/kv/bin", "\xff\xfe", 204, ""},
+		{"POST", "/kv/bin?cas=%FF%FE", "text", 200, `{"swapped":true,"found":true,"value_base64":"//4="}`},
+		{"POST", "/kv/a%2Fincr?cas=", "x", 200, `{"swapped":false,"found":false}`},
+		{"POST", "/kv/a/incr?cas=", "", 400, `unknown parameter "cas"`},
+		{"POST", "/kv/text", "x", 400, "needs ?cas=OLD"},
+		{"POST", "/kv/text?cas=a&cas=b", "x", 400, "give cas once"},
+		{"POST", "/kv/text?cas=new&consistent=true", "x", 400, `unknown parameter "consistent"`},
+		{"POST", "/kv/big?cas=", strings.Repeat("x", maxValueBytes+1), 413, "larger than"},
+		{"POST", "/kv/" + strings.Repeat("k", maxKeyLen) + "/incr", "", 200, "1"},
+		{"POST", "/kv/" + strings.Repeat("k", maxKeyLen+1) + "/incr", "", 400, "key longer"},
+	} {
+		t.Run(s.method+" "+s.path[:min(len(s.path), 40)], func(t *testing.T) {
+			checkAnswer(t, url, s.method, s.path, s.body, s.code, s.want)
+		})
+	}
+	if v, ok := kv.Get("a/incr"); ok {
+		t.Errorf("the cas of a missing key created it: %q", v)
+	}
+	if _, ok := kv.Get("big"); ok {
+		t.Error("the oversized cas value was stored")
+	}
+}
+
+// checkAnswer sends a request to url+path and checks the answer: its
+// status, and for an error a message that contains want, for a JSON
+// object (want starts with "{") the object want, else exactly the body
+// want.
+func checkAnswer(t *testing.T, url, method, path, reqBody string, wantCode int, want string) {
+	t.Helper()
+	code, body := do(t, method, url+path, reqBody)
+	if code != wantCode {
+		t.Fatalf("status %d, want %d (body %q)", code, wantCode, body)
+	}
+	switch {
+	case code >= 400:
+		if msg := errorOf(t, body); !strings.Contains(msg, want) {
+			t.Fatalf("error %q, want it to mention %q", msg, want)
+		}
+	case strings.HasPrefix(want, "{"):
+		if compact := compactJSON(t, body); compact != want {
+			t.Fatalf("answer %s, want %s", compact, want)
+		}
+	case body != want:
+		t.Fatalf("body %q, want %q", body, want)
+	}
+}
+
+func compactJSON(t *testing.T, body string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(body)); err != nil {
+		t.Fatalf("answer %q is not JSON: %v", body, err)
+	}
+	return b.String()
 }

@@ -40,12 +40,13 @@ type slot struct {
 
 	life sync.Mutex // serializes start and stop
 
-	mu      sync.Mutex // guards node, kv, watcher, self, voter
+	mu      sync.Mutex // guards node, kv, watcher, self, voter, replica
 	node    *canoe.Node
 	kv      *kvStore
 	watcher *watcher
 	self    canoe.Peer // addresses, kept while the node is stopped
 	voter   bool       // last known suffrage, kept while the node is stopped
+	replica bool       // last known read-replica flag, kept the same way
 
 	kvURL string // set once before serving
 }
@@ -162,10 +163,10 @@ func (c *localCluster) Cluster(context.Context) clusterView {
 			nv.Writes, nv.writesGen = &w, kv.gen
 		}
 		s.mu.Lock()
-		if voter, ok := suffrage[s.id]; ok {
-			s.voter = voter
+		if p, ok := suffrage[s.id]; ok {
+			s.voter, s.replica = p.Voter, p.NonVoter
 		}
-		nv.Voter = s.voter
+		nv.Voter, nv.Replica = s.voter, s.replica
 		s.mu.Unlock()
 		peerAddrs(&nv, self)
 		nv.KV = s.kvURL
@@ -175,9 +176,10 @@ func (c *localCluster) Cluster(context.Context) clusterView {
 	return v
 }
 
-// suffrage returns each member's suffrage in the configuration of the
-// leader, else of any running node; nil when no node runs.
-func (c *localCluster) suffrage() map[uint64]bool {
+// suffrage returns each member (its suffrage and read-replica flag) in the
+// configuration of the leader, else of any running node; nil when no node
+// runs.
+func (c *localCluster) suffrage() map[uint64]canoe.Peer {
 	var from *canoe.Node
 	for _, s := range c.slots {
 		if n, _ := s.current(); n != nil && n.IsRunning() && (from == nil || n.IsLeader()) {
@@ -187,9 +189,9 @@ func (c *localCluster) suffrage() map[uint64]bool {
 	if from == nil {
 		return nil
 	}
-	out := map[uint64]bool{}
+	out := map[uint64]canoe.Peer{}
 	for _, p := range from.Peers() {
-		out[p.ID] = p.Voter
+		out[p.ID] = p
 	}
 	return out
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // startLocal runs the one-process demo in-process and returns its cluster
@@ -70,7 +72,7 @@ func TestLocalCluster(t *testing.T) {
 		if code, body := do(t, "GET", url(id)+"/kv/greeting?consistent=true", ""); code != 200 || body != "hello" {
 			t.Fatalf("consistent GET on node %d: %d %q", id, code, body)
 		}
-		waitFor(t, 5*time.Second, "local read on node "+itoa(id), func() bool {
+		testutil.WaitFor(t, 5*time.Second, "local read on node "+itoa(id), func() bool {
 			code, body := do(t, "GET", url(id)+"/kv/greeting", "")
 			return code == 200 && body == "hello"
 		})
@@ -112,7 +114,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("stopping a stopped node: %d %s, want 409", code, body)
 	}
 	var survivor string
-	waitFor(t, 10*time.Second, "a new leader", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a new leader", func() bool {
 		v := clusterOf(t, url(2))
 		survivor = v.LeaderID
 		return v.LeaderID != "" && v.LeaderID != old
@@ -129,7 +131,7 @@ func TestLocalCluster(t *testing.T) {
 	if code, body := do(t, "POST", url(2)+"/api/nodes/"+old+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	waitFor(t, 10*time.Second, "the restarted node to catch up", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the restarted node to catch up", func() bool {
 		code, body := do(t, "GET", oldURL+"/kv/while-down", "")
 		return code == 200 && body == "yes"
 	})
@@ -156,7 +158,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatalf("stop follower: %d %s", code, body)
 	}
 	var stopped nodeView
-	waitFor(t, 5*time.Second, "the follower shown stopped", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the follower shown stopped", func() bool {
 		for _, n := range clusterOf(t, url(1)).Nodes {
 			if n.ID == follower.ID {
 				stopped = n
@@ -209,11 +211,15 @@ func TestParseFlagsEnv(t *testing.T) {
 		{"bad join entry", []string{"-join", "nohost"}, nil, "neither"},
 		{"bad env", nil, map[string]string{"CANOE_RAFT_PORT": "lots"}, "CANOE_RAFT_PORT"},
 		{"bootstrap and join", []string{"-bootstrap", "-join", "http://127.0.0.1:7001"}, nil, "one of them"},
+		{"bootstrap a read replica", []string{"-bootstrap", "-nonvoter"}, nil, "-nonvoter keeps it from voting"},
 		{"bad join", []string{"-join", "ftp://x:1"}, nil, "-join"},
 		{"join URL typo", []string{"-join", "http//127.0.0.1:7001"}, nil, "http(s)://host:port"},
 		{"join URL with fragment", []string{"-join", "http://127.0.0.1:7001#x"}, nil, "fragment"},
 		{"bad bind", []string{"-bind", "localhost"}, nil, "-bind"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"zero backup period", []string{"-backup-dir", "b", "-backup-every", "0s"}, nil, "-backup-every 0s must be positive"},
+		{"negative backup keep", []string{"-backup-keep", "-1"}, nil, "-backup-keep -1 is negative"},
+		{"bad backup period from env", nil, map[string]string{"CANOE_BACKUP_EVERY": "hourly"}, "CANOE_BACKUP_EVERY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
@@ -231,7 +237,8 @@ func TestParseFlagsEnv(t *testing.T) {
 	if _, err := parseNodeFlags([]string{"-h"}, &stderr, lookup); err == nil {
 		t.Fatal("-h: no error")
 	}
-	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V"} {
+	for _, want := range []string{"-raft-port port", "default 7000", "CANOE_RAFT_PORT", "-join members", "CANOE_EXPECT", "default 7946", "-v", "CANOE_V", "-nonvoter", "CANOE_NONVOTER",
+		"-backup-dir directory", "CANOE_BACKUP_EVERY", "default 1h0m0s", "-backup-keep number"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
 		}
@@ -242,5 +249,92 @@ func TestJoinURLs(t *testing.T) {
 	o := nodeOptions{Join: " http://a:1/, b:2 ,,https://c:3"}
 	if got, want := strings.Join(o.joinURLs(), " "), "http://a:1 b:2 https://c:3"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestKVResultsAgree: cas and incr answer from each node's own store
+// (canoe's ProposeResult), so the leader and a follower give the same
+// answers: concurrent increments through every node get each value once,
+// and a cas or a refused incr answers the same wherever it is sent.
+func TestKVResultsAgree(t *testing.T) {
+	c := startLocal(t)
+	v := clusterOf(t, c.slots[0].kvURL)
+	leader := c.slot(parseID(t, v.LeaderID)).kvURL
+	var follower string
+	for _, s := range c.slots {
+		if s.kvURL != leader {
+			follower = s.kvURL
+			break
+		}
+	}
+
+	// Increments through all three nodes at once: every answer is a
+	// distinct value, 1..n, as if one store had answered them in order.
+	const perNode = 15
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for _, s := range c.slots {
+		for range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, body := do(t, "POST", s.kvURL+"/kv/hits/incr", "")
+				if code != 200 {
+					t.Errorf("incr on node %d: %d %s", s.id, code, body)
+					return
+				}
+				mu.Lock()
+				seen[body]++
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	n := perNode * len(c.slots)
+	for i := 1; i <= n; i++ {
+		if seen[itoa(i)] != 1 {
+			t.Errorf("incr answered %d %d times, want once (answers %v)", i, seen[itoa(i)], seen)
+		}
+	}
+	for _, s := range c.slots {
+		if code, body := do(t, "GET", s.kvURL+"/kv/hits?consistent=true", ""); code != 200 || body != itoa(n) {
+			t.Errorf("node %d: hits = %d %q, want %d", s.id, code, body, n)
+		}
+	}
+
+	// The same request on the leader and a follower, in turn.
+	if code, body := do(t, "PUT", leader+"/kv/word", "one"); code != 204 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/kv/word?cas=two", "three", 200},  // not swapped: finds one
+		{"/kv/word/incr", "", 400},          // not an integer
+		{"/kv/nobody?cas=x", "y", 200},      // not found
+		{"/kv/hits/incr?by=0", "", 200},     // the count, unchanged
+		{"/kv/hits/incr?by=1000000", "", 0}, // each a different value: checked below
+		{"/kv/word?cas=one", "two", 0},      // the first swaps, the second finds two
+	} {
+		lc, lb := do(t, "POST", leader+tc.path, tc.body)
+		fc, fb := do(t, "POST", follower+tc.path, tc.body)
+		switch {
+		case tc.code == 0:
+			// Sequential: the follower's answer follows the leader's.
+		case lc != tc.code || fc != lc || lb != fb:
+			t.Errorf("POST %s: leader answered %d %s, follower %d %s; want both %d and the same", tc.path, lc, lb, fc, fb, tc.code)
+		}
+		switch tc.path {
+		case "/kv/hits/incr?by=1000000":
+			if lb != itoa(n+1000000) || fb != itoa(n+2000000) {
+				t.Errorf("incr by 1000000: leader %s, follower %s; want %d then %d", lb, fb, n+1000000, n+2000000)
+			}
+		case "/kv/word?cas=one":
+			if compactJSON(t, lb) != `{"swapped":true,"found":true,"value":"one"}` || compactJSON(t, fb) != `{"swapped":false,"found":true,"value":"two"}` {
+				t.Errorf("cas one->two on the leader then the follower: %s, %s", lb, fb)
+			}
+		}
 	}
 }

@@ -7,6 +7,14 @@
 //	PUT    /kv/{key}   body = value (at most 1 MiB); any node accepts writes
 //	GET    /kv/{key}   local read; ?consistent=true reads after a ReadBarrier
 //	DELETE /kv/{key}
+//	POST   /kv/{key}?cas=OLD   body = new value: compare-and-swap; answers 200
+//	                   {"swapped": bool, "found": bool, "value": the value found}
+//	                   (value_base64 for a value that is not UTF-8; no value
+//	                   when the key did not exist, which never swaps)
+//	POST   /kv/{key}/incr[?by=N]   add N (default 1) to the decimal int64
+//	                   value, a missing key counting as 0; answers 200 with
+//	                   the new value; a value that is not an integer, or a
+//	                   sum outside int64, is a 400 that changes nothing
 //	GET    /kv         every pair, as JSON
 //	GET    /           a dashboard: the cluster, who replicates to whom,
 //	                   writes/s and commit index per node, a timeline of
@@ -18,7 +26,16 @@
 // A key is the rest of the path after /kv/, percent-decoded and otherwise
 // taken as sent: a//b, ./x and ../x are keys like any other (send dot
 // segments as %2E if your client removes them, as curl does without
-// --path-as-is). Keys are 1 to 4096 bytes.
+// --path-as-is). Keys are 1 to 4096 bytes. A POST whose path ends in /incr
+// increments; to cas a key that ends in "/incr", send its last slash as
+// %2F.
+//
+// cas and incr answer what the store found or made when it applied the
+// write (canoe's ProposeResult): any node answers, from its own copy of the
+// store, and every node would answer the same. Other errors: 503 when there
+// is no leader or the node is stopped, 504 when the write's outcome is
+// unknown (it may have taken effect), 400 and 413 for bad requests, each
+// with a JSON {"error": ...}.
 //
 // "demo node" runs one node per process, one process per machine:
 //
@@ -31,8 +48,27 @@
 //
 //	demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 //
+// A read replica gets every write and serves reads but never votes, so it
+// adds reads without slowing writes (POST /peers/promote {"id":4} on any
+// member's canoe API makes it a voter):
+//
+//	demo node -id 4 -bind 10.0.0.4 -data /var/lib/kv -join http://10.0.0.1:7001 -nonvoter
+//
 // Ctrl-C stops a node and it stays a member; with -leave-on-exit it leaves
-// the cluster for good and deletes its raft data. Every flag can also be set
+// the cluster for good and deletes its raft data.
+//
+// Automatic backups: give every node
+//
+//	demo node ... -backup-dir /var/backups/kv -backup-every 1h -backup-keep 24
+//
+// and at every tick the node that leads writes a backup of the store
+// (canoe's Node.Backup) into the directory, as
+// canoe-backup-20260102T150405.000Z-1234.bak (the time it began, UTC, and
+// the log index whose state it holds), through a temporary file that is
+// verified and renamed into place; then the oldest beyond -backup-keep go
+// (0 keeps them all). Followers skip the tick. A failed backup is logged
+// and retried at the next tick. Restore one into a running cluster with
+// "canoe snapshot restore FILE" (cmd/canoe). Every flag can also be set
 // with a CANOE_* environment variable (-raft-port is CANOE_RAFT_PORT); a flag
 // on the command line wins. Run "demo -h" and "demo node -h" for the full
 // list.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // scriptedSource returns the view it is given, then the same until told
@@ -156,10 +158,10 @@ func TestMonitorRun(t *testing.T) {
 		defer src.mu.Unlock()
 		return src.calls
 	}
-	waitFor(t, 5*time.Second, "the first sample", func() bool { return calls() >= 1 && len(m.history(0)) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the first sample", func() bool { return calls() >= 1 && len(m.history(0)) == 1 })
 	src.set(running("1", "follower", 2, 1, nil, 0))
 	events.add(kindLeader, "none", "", "no leader", "no leader")
-	waitFor(t, 5*time.Second, "a refresh after the event", func() bool { return m.current(ctx).Nodes[0].State == "follower" })
+	testutil.WaitFor(t, 5*time.Second, "a refresh after the event", func() bool { return m.current(ctx).Nodes[0].State == "follower" })
 	if n := len(m.history(0)); n != 1 {
 		t.Errorf("a kick added a history sample: %d samples, want 1", n)
 	}

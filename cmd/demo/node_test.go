@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // buildDemo compiles this program once per test run.
@@ -109,7 +111,7 @@ func TestNodeProcesses(t *testing.T) {
 		return []string{"-join", "http://127.0.0.1:" + strconv.Itoa(ports[0][1])}
 	})
 	procs[0].start(t, bin)
-	waitFor(t, 20*time.Second, "node 1 to lead", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "node 1 to lead", func() bool {
 		code, body := do(t, "GET", procs[0].kv+"/api/cluster", "")
 		return code == 200 && jsonLeader(body) == "1"
 	})
@@ -121,7 +123,7 @@ func TestNodeProcesses(t *testing.T) {
 		t.Fatalf("PUT on node 2: %d %s", code, body)
 	}
 	for _, p := range procs {
-		waitFor(t, 5*time.Second, fmt.Sprintf("node %d to serve color", p.id), func() bool {
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("node %d to serve color", p.id), func() bool {
 			code, body := do(t, "GET", p.kv+"/kv/color", "")
 			return code == 200 && body == "blue"
 		})
@@ -142,7 +144,7 @@ func TestNodeProcesses(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	waitFor(t, 10*time.Second, "a write on a survivor after the leader died", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a write on a survivor after the leader died", func() bool {
 		code, _ := do(t, "PUT", survivors[0].kv+"/kv/shape", "circle")
 		return code == 204
 	})
@@ -158,7 +160,7 @@ func TestNodeProcesses(t *testing.T) {
 
 	// Restart it on its data: it comes back and catches up.
 	victim.start(t, bin)
-	waitFor(t, 20*time.Second, "the restarted node to catch up", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the restarted node to catch up", func() bool {
 		c1, b1 := do(t, "GET", victim.kv+"/kv/shape", "")
 		c2, b2 := do(t, "GET", victim.kv+"/kv/size", "")
 		return c1 == 200 && b1 == "circle" && c2 == 200 && b2 == "large"
@@ -241,7 +243,7 @@ func waitVoters(t *testing.T, p *proc, want int) {
 			t.Logf("last GET /api/cluster on node %d: %s", p.id, last)
 		}
 	}()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d voters and a leader", want), func() bool {
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d voters and a leader", want), func() bool {
 		code, body := do(t, "GET", p.kv+"/api/cluster", "")
 		last = body
 		if code != 200 {
@@ -290,6 +292,78 @@ func TestNodeProcessesExpect(t *testing.T) {
 	}
 }
 
+// TestNodeProcessesReadReplica: a -nonvoter node joins as a read replica:
+// the dashboard's /api/cluster marks it, it serves consistent reads, and a
+// POST /peers/promote on another member's canoe API makes it a voter.
+func TestNodeProcessesReadReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	bin, err := buildDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := nodeProcs(t, 3, func(id int, ports [][3]int) []string {
+		switch id {
+		case 1:
+			return []string{"-bootstrap"}
+		case 2:
+			return []string{"-join", "http://127.0.0.1:" + strconv.Itoa(ports[0][1])}
+		}
+		return []string{"-join", "http://127.0.0.1:" + strconv.Itoa(ports[0][1]), "-nonvoter"}
+	})
+	procs[0].start(t, bin)
+	testutil.WaitFor(t, 20*time.Second, "node 1 to lead", func() bool {
+		code, body := do(t, "GET", procs[0].kv+"/api/cluster", "")
+		return code == 200 && jsonLeader(body) == "1"
+	})
+	procs[1].start(t, bin)
+	procs[2].start(t, bin)
+	waitVoters(t, procs[0], 2)
+	replicaShown := func(p *proc) (bool, string) {
+		code, body := do(t, "GET", p.kv+"/api/cluster", "")
+		if code != 200 {
+			return false, body
+		}
+		for _, n := range decodeView(body).Nodes {
+			if n.ID == "3" {
+				return !n.Voter && n.Replica, body
+			}
+		}
+		return false, body
+	}
+	for _, p := range procs {
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("node %d's dashboard to show node 3 as a read replica", p.id), func() bool {
+			ok, _ := replicaShown(p)
+			return ok
+		})
+	}
+	if code, body := do(t, "PUT", procs[0].kv+"/kv/color", "green"); code != 204 {
+		t.Fatalf("PUT on node 1: %d %s", code, body)
+	}
+	if code, body := do(t, "GET", procs[2].kv+"/kv/color?consistent=true", ""); code != 200 || body != "green" {
+		t.Fatalf("consistent GET on the replica: %d %q", code, body)
+	}
+	if code, body := do(t, "POST", "http://127.0.0.1:"+strconv.Itoa(apiPort(procs[1]))+"/peers/promote", `{"id":3}`); code != 200 {
+		t.Fatalf("POST /peers/promote on node 2: %d %s", code, body)
+	}
+	waitVoters(t, procs[0], 3)
+	if ok, body := replicaShown(procs[0]); ok {
+		t.Fatalf("node 3 still shown as a read replica after its promotion: %s", body)
+	}
+}
+
+// apiPort returns p's -config-port.
+func apiPort(p *proc) int {
+	for i, a := range p.args {
+		if a == "-config-port" {
+			port, _ := strconv.Atoi(p.args[i+1])
+			return port
+		}
+	}
+	return 0
+}
+
 // TestNodeInterruptWhileJoining: the first Ctrl-C ends a node that is
 // still trying to join, at once.
 func TestNodeInterruptWhileJoining(t *testing.T) {
@@ -306,7 +380,7 @@ func TestNodeInterruptWhileJoining(t *testing.T) {
 	})
 	p := procs[0]
 	p.start(t, bin)
-	waitFor(t, 20*time.Second, "a failed join attempt in the log", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a failed join attempt in the log", func() bool {
 		b, _ := os.ReadFile(p.log)
 		return strings.Contains(string(b), "join attempt failed")
 	})

@@ -30,7 +30,9 @@ type nodeOptions struct {
 	DeadNode   time.Duration
 	Secret     string
 	Leave      bool // -leave-on-exit
+	NonVoter   bool // -nonvoter
 	Verbose    bool
+	Backups    backupOptions // -backup-dir, -backup-every, -backup-keep
 }
 
 const nodeUsage = `Usage: demo node [flags]
@@ -48,12 +50,24 @@ Form a cluster in one of two ways:
   its own -id and -bind:
     demo node -id 1 -bind 10.0.0.1 -data /var/lib/kv -expect 3 -join 10.0.0.1:7946,10.0.0.2:7946,10.0.0.3:7946
 
+  a read replica joins like any node (by API or gossip seed); it gets every
+  write and serves reads, also ?consistent=true ones, but never votes, so it
+  adds reads without slowing writes:
+    demo node -id 4 -bind 10.0.0.4 -data /var/lib/kv -join http://10.0.0.1:7001 -nonvoter
+  make it a voter later: curl -X POST -d '{"id":4}' http://10.0.0.1:7001/peers/promote
+
 A node restarted on the same -data comes back as the member it was; -bootstrap
 and -expect are then ignored and -join only helps it find the gossip pool.
 Ctrl-C (or SIGTERM) stops the node and it stays a member, counted in the
 quorum. To take a node out for good, stop it once with -leave-on-exit: it
 leaves the cluster and deletes its raft data from -data. A dead machine's
-node is removed from any member: curl -X DELETE -d '{"id":3}' http://10.0.0.1:7001/peers`
+node is removed from any member: curl -X DELETE -d '{"id":3}' http://10.0.0.1:7001/peers
+
+Automatic backups: with -backup-dir, the leader writes a backup of the store
+into that directory at every -backup-every (each node checks at each tick,
+and followers skip it), named canoe-backup-TIME-INDEX.bak, and deletes the
+oldest beyond -backup-keep. Give every node the same flags: whichever leads
+writes. Restore one with: canoe snapshot restore FILE`
 
 func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (string, bool)) (nodeOptions, error) {
 	var o nodeOptions
@@ -72,7 +86,11 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 	fs.IntVar(&o.Expect, "expect", 0, "found a new cluster together once `N` nodes (all started with -expect N) see each other by gossip; -join lists gossip addresses")
 	fs.DurationVar(&o.DeadNode, "dead-node-timeout", 0, "remove a member whose gossip has failed this `long` (while a quorum stays); 0 never removes")
 	fs.StringVar(&o.Secret, "secret", "", "shared cluster `secret` of 16, 24 or 32 bytes that signs every canoe API call; empty means none (prefer CANOE_SECRET)")
+	fs.BoolVar(&o.NonVoter, "nonvoter", false, "join as a read replica: get every write and serve reads, but never vote or lead (POST /peers/promote makes it a voter); with -expect it waits to be added instead of counting")
 	fs.BoolVar(&o.Leave, "leave-on-exit", false, "on Ctrl-C or SIGTERM leave the cluster for good and delete the raft data in -data, instead of stopping as a member that may come back")
+	fs.StringVar(&o.Backups.Dir, "backup-dir", "", "`directory` for automatic backups: at every -backup-every the leader writes one there; empty means none")
+	fs.DurationVar(&o.Backups.Every, "backup-every", time.Hour, "how `often` the leader writes a backup into -backup-dir")
+	fs.IntVar(&o.Backups.Keep, "backup-keep", 24, "the `number` of backups kept in -backup-dir (the oldest go); 0 keeps them all")
 	fs.BoolVar(&o.Verbose, "v", false, "debug logging (canoe and raft internals)")
 	if err := parseFlags(fs, args, nodeUsage, stderr, lookupEnv); err != nil {
 		return o, err
@@ -88,6 +106,9 @@ func (o *nodeOptions) validate() error {
 	}
 	if o.Bootstrap && o.Expect != 0 {
 		errs = append(errs, errors.New("-bootstrap founds the cluster alone and -expect founds it with others: give one of them"))
+	}
+	if o.Bootstrap && o.NonVoter {
+		errs = append(errs, errors.New("-bootstrap founds a cluster with this node as its only voter and -nonvoter keeps it from voting: give one of them"))
 	}
 	if o.Expect < 0 {
 		errs = append(errs, fmt.Errorf("-expect %d is negative", o.Expect))
@@ -111,6 +132,12 @@ func (o *nodeOptions) validate() error {
 	}
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("-data is empty: a node needs a directory to restart from"))
+	}
+	if o.Backups.Every <= 0 {
+		errs = append(errs, fmt.Errorf("-backup-every %v must be positive", o.Backups.Every))
+	}
+	if o.Backups.Keep < 0 {
+		errs = append(errs, fmt.Errorf("-backup-keep %d is negative (0 keeps every backup)", o.Backups.Keep))
 	}
 	if o.HTTP != "" {
 		if _, _, err := net.SplitHostPort(o.HTTP); err != nil {

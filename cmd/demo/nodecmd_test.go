@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // runOnce runs "demo" with args until it exits (it must within timeout)
@@ -61,10 +63,7 @@ func TestNodeBusyPort(t *testing.T) {
 	}
 	defer busyTCP.Close()
 	busy := strconv.Itoa(busyTCP.Addr().(*net.TCPAddr).Port)
-	busyUDP, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	busyUDP := udpOnlyPort(t)
 	defer busyUDP.Close()
 	busyU := strconv.Itoa(busyUDP.LocalAddr().(*net.UDPAddr).Port)
 
@@ -90,6 +89,28 @@ func TestNodeBusyPort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// udpOnlyPort returns a UDP socket on a port whose TCP twin was free a
+// moment ago: the demo checks -gossip-port's TCP side first, and a TCP
+// port taken by some other process would fail that check instead (seen on
+// a busy machine: "tcp 127.0.0.1:44444 is already in use").
+func udpOnlyPort(t *testing.T) net.PacketConn {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			ln.Close()
+			return pc
+		}
+		pc.Close()
+	}
+	t.Fatal("found no UDP port whose TCP twin is free")
+	return nil
 }
 
 // TestNodeFailedFirstStart: a first start that fails after canoe created
@@ -241,7 +262,7 @@ func TestNodeLeaveOnExit(t *testing.T) {
 	if !strings.Contains(string(log), "left the cluster") {
 		t.Errorf("node 2's log does not say it left:\n%s", log)
 	}
-	waitFor(t, 10*time.Second, "node 1 alone in the cluster", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "node 1 alone in the cluster", func() bool {
 		code, body := do(t, "GET", procs[0].kv+"/api/cluster", "")
 		return code == 200 && len(decodeView(body).Nodes) == 1
 	})

@@ -31,6 +31,11 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) (err 
 	if err := checkPorts(o); err != nil {
 		return err
 	}
+	if o.Backups.Dir != "" {
+		if err := prepareBackupDir(o.Backups.Dir); err != nil {
+			return err
+		}
+	}
 	ln, kvURL, err := listenHTTP(o)
 	if err != nil {
 		return err
@@ -62,6 +67,10 @@ func runNode(ctx context.Context, o nodeOptions, stdout, stderr io.Writer) (err 
 	defer func() { err = errors.Join(err, exitNode(node, o, logger)) }()
 
 	defer mon.start()()
+	if o.Backups.Dir != "" {
+		// Stopped before the node is (defers run last first).
+		defer newBackupScheduler(node, o.Backups, node.UniqueID(), logger.Named("backup")).start()()
+	}
 	printNode(stdout, node.Self(), kvURL)
 	if o.Secret == "" {
 		logger.Warn("no -secret (CANOE_SECRET): this node's raft, gossip and canoe API ports are open to anyone who can reach them")
@@ -92,6 +101,7 @@ func nodeConfig(o nodeOptions, kv *kvStore, logger hclog.Logger) *canoe.NodeConf
 		BootstrapExpect:   o.Expect,
 		GossipPort:        o.GossipPort,
 		DeadNodeTimeout:   o.DeadNode,
+		NonVoter:          o.NonVoter,
 		DataDir:           o.DataDir,
 		Logger:            canoeLogger(logger, o.Verbose),
 		BindAddr:          o.Bind,

@@ -12,6 +12,7 @@
 //	         [-impls canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat]
 //	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-memprofile PREFIX] [-cells=true]
 //	         [-extras=true] [-extra-trials 3] [-snapshot-mib 256]
+//	         [-stream-snapshot-mib 256] [-only-stream-snapshot]
 //	go run . -soak 30m [-soak-clients 8] [-soak-keys 10000] [-soak-payload 256]
 //	         [-soak-sample 10s] [-nodes 3] [-json FILE] [-plot FILE.svg,FILE.png]
 //
@@ -30,8 +31,10 @@
 // ratios), raft-wal the same on raft-wal. The extras measure failover (a
 // canoe leader's process killed with SIGKILL, LAN profile; a graceful canoe
 // Stop; raw raft's Shutdown with its default timeouts; dragonboat's Close),
-// join-to-voter, and the install of a snapshot of -snapshot-mib MiB on a new
-// node (canoe and raw raft).
+// join-to-voter, the install of a snapshot of -snapshot-mib MiB on a new
+// node (canoe and raw raft), and canoe's snapshot and install of a
+// -stream-snapshot-mib MiB state with a StreamingFSM and with a []byte FSM,
+// with the rise of the peak RSS (streaminstall.go).
 //
 // -soak runs instead a canoe cluster of -nodes processes (LAN profile,
 // default snapshot policy) for the given duration, writing through every
@@ -78,6 +81,8 @@ type options struct {
 	dir            string
 	dbElection     uint64
 	snapshotMiB    int
+	streamMiB      int
+	onlyStream     bool
 	soak           soakOptions
 }
 
@@ -99,6 +104,8 @@ func main() {
 	flag.BoolVar(&o.cells, "cells", true, "measure the clients x payloads cells")
 	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
 	flag.IntVar(&o.snapshotMiB, "snapshot-mib", 256, "state size for the snapshot-install measurement (0: skip it)")
+	flag.IntVar(&o.streamMiB, "stream-snapshot-mib", 256, "state size for the snapshot and install measurement of canoe's StreamingFSM and []byte paths (0: skip it)")
+	flag.BoolVar(&o.onlyStream, "only-stream-snapshot", false, "of the extras, run only the -stream-snapshot-mib measurement")
 	flag.IntVar(&o.extraTrials, "extra-trials", 3, "trials of each extra measurement")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary data dirs (default: the system temp dir)")
 	flag.Uint64Var(&o.dbElection, "db-election-rtt", 100, "dragonboat ElectionRTT (x RTTMillisecond 1 ms); 10 makes it re-elect constantly on a busy 2-core machine")

@@ -209,6 +209,15 @@ func runExtras(o options, jsonOut io.Writer) []result {
 	canoe := has("canoe-leader") || has("canoe-follower")
 	for t := range o.extraTrials {
 		trial := t + 1
+		if canoe && o.streamMiB > 0 {
+			for _, streaming := range rotate([]bool{true, false}, t) {
+				add(runSpec(spec{Kind: "stream-snapshot", Impl: "canoe-bolt", Nodes: 1, Trial: trial, Dir: o.dir,
+					Payload: o.streamMiB << 20, Streaming: streaming}, time.Hour))
+			}
+		}
+		if o.onlyStream {
+			continue
+		}
 		var runs []func()
 		if canoe {
 			// A crash: the leader's process is killed (LAN profile, the
@@ -287,6 +296,10 @@ func printExtras(w io.Writer, rs []result) {
 			case "snapshot":
 				v = r.InstallMs
 				all = append(all, fmt.Sprintf("%.0f (build %.0f, snapshot %.0f)", r.InstallMs, r.BuildMs, r.SnapshotMs))
+			case "stream-snapshot":
+				v = r.InstallMs
+				all = append(all, fmt.Sprintf("%.0f (peak RSS +%.0f MiB; snapshot %.0f ms, peak RSS +%.0f MiB)",
+					r.InstallMs, r.InstallRSSMiB, r.SnapshotMs, r.SnapshotRSSMiB))
 			default:
 				all = append(all, fmt.Sprintf("%.0f (stop %.0f)", r.FailoverMs, r.StopMs))
 			}
@@ -300,6 +313,8 @@ func printExtras(w io.Writer, rs []result) {
 			name = "join by URL -> voter"
 		case "snapshot":
 			name = fmt.Sprintf("snapshot install of %d MiB on a new node", groups[k][0].Payload>>20)
+		case "stream-snapshot":
+			name = fmt.Sprintf("snapshot and install of %d MiB, rise of the peak RSS", groups[k][0].Payload>>20)
 		}
 		if firstErr != "" {
 			how += "; error: " + oneLine(firstErr)

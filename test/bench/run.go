@@ -32,6 +32,8 @@ type spec struct {
 	DBElection uint64        `json:"db_election_rtt,omitempty"`
 	// RaftDefaults gives raw raft raft.DefaultConfig()'s timeouts.
 	RaftDefaults bool `json:"raft_defaults,omitempty"`
+	// Streaming makes a "stream-snapshot" trial use a StreamingFSM.
+	Streaming bool `json:"streaming,omitempty"`
 }
 
 // result is what one child reports.
@@ -68,6 +70,9 @@ type result struct {
 	BuildMs    float64 `json:"state_build_ms,omitempty"` // committing the entry that builds the state
 	SnapshotMs float64 `json:"snapshot_ms,omitempty"`    // until the leader's snapshot is on disk
 	InstallMs  float64 `json:"install_ms,omitempty"`     // new node started -> FSM holds the state
+	// stream-snapshot: the rise of the peak RSS during each phase, MiB
+	SnapshotRSSMiB float64 `json:"snapshot_rss_rise_mib,omitempty"`
+	InstallRSSMiB  float64 `json:"install_rss_rise_mib,omitempty"`
 }
 
 // runChild runs sp in this process.
@@ -98,6 +103,8 @@ func runChild(sp spec) result {
 		err = runJoin(im, sp, &r)
 	case "snapshot":
 		err = runSnapshotInstall(im, sp, &r)
+	case "stream-snapshot":
+		err = runStreamInstall(im, sp, &r)
 	default:
 		err = fmt.Errorf("unknown kind %q", sp.Kind)
 	}

@@ -233,7 +233,8 @@ func runSchedule(t *testing.T, bin string, seed int64, n int, tr tier, run int) 
 			t.Fatal(err)
 		}
 	}
-	sched := makeSchedule(seed, n, tr.faults, tr.long)
+	// Fault targets are drawn among all members, the read replicas too.
+	sched := makeSchedule(seed, n+replicas, tr.faults, tr.long)
 	r := &report{seed: seed, nodes: n, faults: map[string]int{}}
 	began := time.Now()
 	c := newCluster(t, bin, dir, n, run, seed)
@@ -251,7 +252,7 @@ func runSchedule(t *testing.T, bin string, seed int64, n int, tr tier, run int) 
 		dumpLogs()
 		t.Fatalf("boot: %v", err)
 	}
-	logf("cluster of %d up; schedule: %v", n, sched)
+	logf("cluster of %d voters and %d read replica up; schedule: %v", n, replicas, sched)
 
 	// Status poller and workload run for the whole schedule.
 	pollCtx, pollCancel := context.WithCancel(context.Background())
@@ -451,6 +452,11 @@ func runSchedule(t *testing.T, bin string, seed int64, n int, tr tier, run int) 
 	for term, ids := range c.leaders {
 		if len(ids) > 1 {
 			problems = append(problems, fmt.Sprintf("term %d had %d leaders: %v", term, len(ids), ids))
+		}
+		for _, p := range c.nodes {
+			if p.nonVoter && ids[p.id] {
+				problems = append(problems, fmt.Sprintf("read replica %d (id %d) led term %d", p.idx, p.id, term))
+			}
 		}
 	}
 	r.leaderTerms, r.leaderObs = len(c.leaders), c.leaderObs

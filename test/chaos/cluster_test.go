@@ -71,8 +71,10 @@ type proc struct {
 	adv                                string // advertised address, served by faultNet
 	raftPort, apiPort, gossipPort, kvP int
 	dataDir, logPath                   string
-	bootstrap                          bool   // founds the cluster (node 0)
-	join                               string // -join URL ("": none)
+	bootstrap                          bool     // founds the cluster (node 0)
+	nonVoter                           bool     // a read replica (-nonvoter): never a voter
+	join                               string   // -join URL ("": none)
+	extra                              []string // more flags for the next start (a test's own)
 
 	mu       sync.Mutex // guards cmd, exited, expected, paused, starts
 	cmd      *exec.Cmd
@@ -111,6 +113,11 @@ func advAddr(run, idx int) string {
 	return fmt.Sprintf("127.0.%d.%d", 1+run%250, 11+idx)
 }
 
+// replicas is how many read replicas (-nonvoter nodes) every schedule's
+// cluster has besides its voters; they come last in the node list.
+const replicas = 1
+
+// newCluster prepares n voters and the read replicas.
 func newCluster(t testing.TB, bin, dir string, n, run int, seed int64) *cluster {
 	secret := fmt.Sprintf("chaos-secret-%019d", seed)[:32]
 	c := &cluster{
@@ -121,15 +128,17 @@ func newCluster(t testing.TB, bin, dir string, n, run int, seed int64) *cluster 
 		leaders: map[uint64]map[uint64]bool{},
 		start:   time.Now(),
 	}
-	for i := range n {
+	for i := range n + replicas {
 		join := ""
 		if i > 0 {
 			join = c.nodes[0].joinURL()
 		}
-		if _, err := c.newProc(join); err != nil {
+		p, err := c.newProc(join)
+		if err != nil {
 			c.net.close()
 			t.Fatal(err)
 		}
+		p.nonVoter = i >= n
 		c.members = append(c.members, i)
 	}
 	c.nodes[0].bootstrap = true
@@ -228,7 +237,10 @@ func (c *cluster) args(p *proc) []string {
 	if p.join != "" {
 		a = append(a, "-join", p.join)
 	}
-	return a
+	if p.nonVoter {
+		a = append(a, "-nonvoter")
+	}
+	return append(a, p.extra...)
 }
 
 // startProc starts p's process (fresh or on its existing data dir).
@@ -477,7 +489,8 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 }
 
 // boot starts node 0, waits for it to lead, then starts the others one by
-// one, and waits until every node is a voter that knows the leader.
+// one, and waits until every node knows the leader and every node but the
+// read replicas is a voter.
 func (c *cluster) boot() error {
 	ps := c.memberProcs()
 	if err := c.startProc(ps[0]); err != nil {
@@ -491,17 +504,17 @@ func (c *cluster) boot() error {
 			return err
 		}
 	}
-	n := len(ps)
+	n, voters := len(ps), len(ps)-replicas
 	ok := waitFor(30*time.Second, func() bool {
 		for _, st := range c.statuses(context.Background(), time.Second, ps) {
-			if st == nil || st.Voters != n || st.LeaderID == 0 {
+			if st == nil || st.Members != n || st.Voters != voters || st.LeaderID == 0 {
 				return false
 			}
 		}
 		return true
 	})
 	if !ok {
-		return fmt.Errorf("the %d nodes did not all become voters within 30s", n)
+		return fmt.Errorf("the %d nodes did not all become members (%d voters, %d read replicas) within 30s", n, voters, replicas)
 	}
 	return nil
 }

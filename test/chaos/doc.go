@@ -1,7 +1,9 @@
 // Package chaos is canoe's fault-injection and linearizability suite. It
 // runs real node processes (test/chaos/node: a canoe node with an
-// append-only KV state machine and a JSON API) on 127.0.0.1 with real data
-// directories, behind an in-process userspace proxy that carries all
+// append-only KV state machine, whose snapshots stream, and a JSON API) on
+// 127.0.0.1 with real data directories (the voters, plus one read replica:
+// a -nonvoter node, which the workload and the faults target like any
+// member), behind an in-process userspace proxy that carries all
 // traffic between the nodes (raft, canoe's HTTP API, gossip over TCP and
 // UDP), and drives 8 concurrent clients while a seeded schedule injects
 // faults:
@@ -35,22 +37,23 @@
 // (appends a node acknowledged before its removal included) and no
 // certainly-failed one is visible, that every member at the end has the
 // same final lists, applied index, command count and state hash and a
-// configuration of exactly the members, all voters (removed nodes stopped
-// at their removal and are not compared), that no term had two leaders,
+// configuration of exactly the members, all voters but the read replica,
+// which must still be one (removed nodes stopped at their removal and are
+// not compared), that no term had two leaders and the replica led none,
 // that the cluster serves again within 20s of the last fault, and that no
 // process exited unless the schedule ended it.
 //
 // Tiers and knobs:
 //
-//	go test ./test/chaos/                      bounded: 3 schedules of 5 faults, 3 nodes; a
+//	go test ./test/chaos/                      bounded: 3 schedules of 5 faults, 3 voters; a
 //	                                           schedule whose seed is a multiple of 3 (one of
 //	                                           the three) has one membership fault
 //	CANOE_CHAOS=long go test -timeout 2h ./test/chaos/
-//	                                           20 schedules of 14 faults, 3 and 5 nodes,
+//	                                           20 schedules of 14 faults, 3 and 5 voters,
 //	                                           membership among the drawn fault kinds
 //	CANOE_CHAOS_SEED=n                         replay: schedules use seeds n, n+1, ...
 //	CANOE_CHAOS_SCHEDULES=k                    run k schedules
-//	CANOE_CHAOS_NODES=m                        cluster size of every schedule
+//	CANOE_CHAOS_NODES=m                        voters of every schedule (plus the replica)
 //	CANOE_CHAOS_OUT=dir                        keep node logs, data dirs, report.txt and
 //	                                           porcupine visualizations in dir
 //

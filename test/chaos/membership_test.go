@@ -176,7 +176,7 @@ func (m *memberFault) checkStopped(p *proc, removedAt time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		st, stErr = m.c.status(ctx, p)
-		return stErr == nil && st.State == "Shutdown"
+		return stErr == nil && st.State == "shutdown"
 	})
 	if !stopped {
 		m.problem("membership: removed node %d (id %d) has not stopped %v after DELETE /peers: state %s, leader %d, term %d, %d members (status error: %v)",
@@ -210,7 +210,7 @@ func (m *memberFault) finalCheck(p *proc) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	st, err := m.c.status(ctx, p)
 	cancel()
-	if err != nil || st.State != "Shutdown" {
+	if err != nil || st.State != "shutdown" {
 		m.problem("membership: removed node %d (id %d) at the end: state %q, status error %v; want it stopped", p.idx, p.id, st.State, err)
 	}
 	if err := m.c.kill(p, syscall.SIGTERM); err != nil {
@@ -219,12 +219,15 @@ func (m *memberFault) finalCheck(p *proc) {
 }
 
 // memberViews asks every member in ps for its canoe /status and returns,
-// per member, "" if its configuration holds exactly ps, all voters, else
-// what it holds.
+// per member, "" if its configuration holds exactly ps, the read replicas
+// as read replicas (non-voters marked nonvoter) and all others as voters,
+// else what it holds.
 func (c *cluster) memberViews(ps []*proc) []string {
 	want := make([]uint64, len(ps))
+	replica := make(map[uint64]bool)
 	for i, p := range ps {
 		want[i] = p.id
+		replica[p.id] = p.nonVoter
 	}
 	slices.Sort(want)
 	out := make([]string, len(ps))
@@ -237,14 +240,18 @@ func (c *cluster) memberViews(ps []*proc) []string {
 			continue
 		}
 		var got []uint64
-		voters := true
+		suffrage := true
 		for _, mb := range st.Members {
 			got = append(got, mb.ID)
-			voters = voters && mb.Suffrage == httpconfig.Voter
+			if replica[mb.ID] {
+				suffrage = suffrage && mb.Suffrage == httpconfig.Nonvoter && mb.NonVoter
+			} else {
+				suffrage = suffrage && mb.Suffrage == httpconfig.Voter && !mb.NonVoter
+			}
 		}
 		slices.Sort(got)
-		if !slices.Equal(got, want) || !voters {
-			out[i] = fmt.Sprintf("configuration holds %s, want exactly %v, all voters", describeMembers(st.Members), want)
+		if !slices.Equal(got, want) || !suffrage {
+			out[i] = fmt.Sprintf("configuration holds %s, want exactly %v, all voters but the read replicas", describeMembers(st.Members), want)
 		}
 	}
 	return out
@@ -265,6 +272,9 @@ func describeMembers(ms []httpconfig.Peer) string {
 	parts := make([]string, len(ms))
 	for i, mb := range ms {
 		parts[i] = fmt.Sprintf("%d:%s", mb.ID, mb.Suffrage)
+		if mb.NonVoter {
+			parts[i] += "(replica)"
+		}
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }

@@ -17,12 +17,13 @@ import (
 
 // Files canoe keeps in DataDir. RemoveState removes exactly these.
 const (
-	identityFile = "canoe.json" // node ID and the ports it was given
-	boltFile     = "raft.db"    // raft log and stable store (Bolt)
-	walDir       = "wal"        // raft log and stable store (WAL)
-	snapshotDir  = "snapshots"  // FileSnapshotStore's folder
-	logCacheSize = 64           // recent entries kept in memory; a batch entry holds up to 1 MiB
-	identityVer  = 1            // version of identityFile's format
+	identityFile = "canoe.json"   // node ID and the ports it was given
+	recoveryFile = "recover.json" // a recovery the next Start performs (RecoveryRequest)
+	boltFile     = "raft.db"      // raft log and stable store (Bolt)
+	walDir       = "wal"          // raft log and stable store (WAL)
+	snapshotDir  = "snapshots"    // FileSnapshotStore's folder
+	logCacheSize = 64             // recent entries kept in memory; a batch entry holds up to 1 MiB
+	identityVer  = 1              // version of identityFile's format
 	dirPerm      = fs.FileMode(0o750)
 )
 
@@ -63,10 +64,14 @@ type Identity struct {
 	Version    int    `json:"version"`
 	ID         uint64 `json:"id"`
 	ClusterID  uint64 `json:"cluster_id"`
-	Member     bool   `json:"member"` // a configuration has held this node
+	Member     bool   `json:"member"` // a committed configuration has held this node
 	RaftPort   int    `json:"raft_port"`
 	ConfigPort int    `json:"config_port,omitempty"`
 	GossipPort int    `json:"gossip_port,omitempty"`
+	// MemberIndex is an index at which a committed configuration held this
+	// node (0 in identities written before it was recorded): a committed
+	// configuration without the node, in effect at a later index, removed it.
+	MemberIndex uint64 `json:"member_index,omitempty"`
 }
 
 // LoadIdentity reads DataDir's identity; ok is false when there is none.
@@ -97,24 +102,33 @@ func SaveIdentity(dir string, id Identity) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, identityFile+".tmp*")
-	if err != nil {
+	if err := writeFileAtomic(dir, identityFile, b); err != nil {
 		return fmt.Errorf("canoe: write node identity: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces dir/name with b: a reader sees the old file or
+// the new one, and after a crash once it returned, the new one.
+func writeFileAtomic(dir, name string, b []byte) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("canoe: write node identity: %w", err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("canoe: write node identity: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("canoe: write node identity: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, identityFile)); err != nil {
-		return fmt.Errorf("canoe: write node identity: %w", err)
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return err
 	}
 	return syncDir(dir)
 }
@@ -140,6 +154,8 @@ type Stores struct {
 // Open opens DataDir's stores, or in-memory ones when dir is "". want is
 // the configured format; a DataDir that already holds a log keeps its own,
 // and asking for the other format is an error matching ErrFormatMismatch.
+// A DataDir whose stores are open (a running node) is refused with an
+// error matching ErrInUse (see CheckNotInUse) instead of waiting for them.
 func Open(dir string, want Kind, snap snapshotpolicy.Config, logger hclog.Logger) (*Stores, error) {
 	if dir == "" {
 		mem := raft.NewInmemStore()
@@ -147,6 +163,9 @@ func Open(dir string, want Kind, snap snapshotpolicy.Config, logger hclog.Logger
 	}
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("canoe: create DataDir: %w", err)
+	}
+	if err := CheckNotInUse(dir); err != nil {
+		return nil, err
 	}
 	kind, err := chooseLogStore(dir, want)
 	if err != nil {
@@ -210,6 +229,20 @@ func chooseLogStore(dir string, want Kind) (Kind, error) {
 	return have, nil
 }
 
+// HasLog reports whether dir holds a raft log, in either format.
+func HasLog(dir string) (bool, error) {
+	for _, f := range []string{filepath.Join(dir, boltFile), filepath.Join(dir, walDir, walMetaFile)} {
+		ok, err := nonEmptyFile(f)
+		if err != nil {
+			return false, fmt.Errorf("canoe: look for the raft log: %w", err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func nonEmptyFile(path string) (bool, error) {
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -235,7 +268,7 @@ func RemoveState(dir string) error {
 		return nil
 	}
 	var errs []error
-	for _, name := range []string{boltFile, walDir, snapshotDir, identityFile} {
+	for _, name := range []string{boltFile, walDir, snapshotDir, identityFile, recoveryFile} {
 		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 			errs = append(errs, err)
 		}

@@ -1,16 +1,16 @@
 package storage
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // TestReopenHelpsKnowsRaftWALRefusals pins the raft-wal (v0.4.1) error
@@ -20,7 +20,7 @@ import (
 // rewords them, this test fails instead of the refusals silently taking
 // the reopen path.
 func TestReopenHelpsKnowsRaftWALRefusals(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s, err := openWAL(filepath.Join(t.TempDir(), walDir), hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &logs}))
 	if err != nil {
 		t.Fatal(err)
@@ -61,24 +61,6 @@ func TestReopenHelpsKnowsRaftWALRefusals(t *testing.T) {
 			t.Errorf("reopenHelps(%q) = false, want true", err)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestWALStoreLogsIsIdempotent: an append whose data reached the segment

@@ -19,7 +19,8 @@ import (
 //	propose      kind 1: id, session, count, {seq, len, bytes}*count
 //	read index   kind 2: id
 //	reply        kind 3: id, status, then by status:
-//	               OK: count, {index}*count (one per proposal; one for a read)
+//	               OK: count, {index}*count (one per proposal; one for a read),
+//	                   term of the entry at the highest index (0: unknown)
 //	               NotLeader: leader id (0: unknown)
 //	               Unknown, Refused: len, message bytes
 //
@@ -39,7 +40,9 @@ type ReplyStatus byte
 
 const (
 	// ReplyOK: the proposals committed (Indexes holds each one's entry), or
-	// the read index is Indexes[0].
+	// the read index is Indexes[0]; Term is the term of the entry at the
+	// highest of them, so that a follower whose log holds that entry in that
+	// term knows its log matches the leader's up to there.
 	ReplyOK ReplyStatus = 1
 	// ReplyNotLeader: this node does not lead; nothing was done. Leader
 	// names the leader it knows (0: none).
@@ -74,6 +77,7 @@ type Reply struct {
 	ID      uint64
 	Status  ReplyStatus
 	Indexes []uint64
+	Term    uint64
 	Leader  uint64
 	Message string
 }
@@ -107,7 +111,7 @@ func AppendReadIndex(b []byte, r ReadIndexRequest) []byte {
 
 // AppendReply appends r's frame to b.
 func AppendReply(b []byte, r *Reply) []byte {
-	body := 3 + 3*binary.MaxVarintLen64 + len(r.Message) + len(r.Indexes)*binary.MaxVarintLen64
+	body := 3 + 4*binary.MaxVarintLen64 + len(r.Message) + len(r.Indexes)*binary.MaxVarintLen64
 	return appendFrame(b, body, func(b []byte) []byte {
 		b = append(b, KindReply)
 		b = binary.AppendUvarint(b, r.ID)
@@ -118,6 +122,7 @@ func AppendReply(b []byte, r *Reply) []byte {
 			for _, ix := range r.Indexes {
 				b = binary.AppendUvarint(b, ix)
 			}
+			b = binary.AppendUvarint(b, r.Term)
 		case ReplyNotLeader:
 			b = binary.AppendUvarint(b, r.Leader)
 		default:
@@ -222,6 +227,7 @@ func DecodeReply(b []byte) (*Reply, error) {
 		for i := uint64(0); i < count && d.err == nil; i++ {
 			r.Indexes = append(r.Indexes, d.uvarint())
 		}
+		r.Term = d.uvarint()
 	case ReplyNotLeader:
 		r.Leader = d.uvarint()
 	case ReplyUnknown, ReplyRefused:

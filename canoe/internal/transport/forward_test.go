@@ -28,7 +28,7 @@ func TestForwardRoundTrip(t *testing.T) {
 		t.Fatalf("read index: got %+v, %v", got, err)
 	}
 	for _, rep := range []*Reply{
-		{ID: 1, Status: ReplyOK, Indexes: []uint64{7, 1 << 50}},
+		{ID: 1, Status: ReplyOK, Indexes: []uint64{7, 1 << 50}, Term: 3},
 		{ID: 2, Status: ReplyNotLeader, Leader: 1 << 60},
 		{ID: 3, Status: ReplyUnknown, Message: "leadership lost"},
 		{ID: 4, Status: ReplyRefused, Message: "empty proposal"},
@@ -66,7 +66,8 @@ func TestForwardRejectsMalformed(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"not a reply":    {KindPropose, 1, 1},
 		"unknown status": {KindReply, 1, 9},
-		"zero indexes":   {KindReply, 1, byte(ReplyOK), 0},
+		"zero indexes":   {KindReply, 1, byte(ReplyOK), 0, 1},
+		"no term":        {KindReply, 1, byte(ReplyOK), 1, 5},
 		"truncated text": {KindReply, 1, byte(ReplyUnknown), 5, 'a'},
 	} {
 		if _, err := DecodeReply(b); !errors.Is(err, ErrBadFrame) {

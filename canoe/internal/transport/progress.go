@@ -21,10 +21,9 @@ import (
 type Progress struct {
 	raft.Transport
 
-	mu      sync.Mutex // guards matched, lastAck, onMatch
+	mu      sync.Mutex // guards matched, lastAck
 	matched map[raft.ServerID]uint64
 	lastAck map[raft.ServerID]time.Time
-	onMatch func() // called (without mu) when a matched index grows
 }
 
 // NewProgress wraps t.
@@ -67,19 +66,8 @@ func (t *Progress) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, 
 
 func (t *Progress) record(id raft.ServerID, matched uint64) {
 	t.mu.Lock()
-	grew := matched > t.matched[id]
 	t.matched[id] = max(t.matched[id], matched)
 	t.lastAck[id] = time.Now()
-	onMatch := t.onMatch
-	t.mu.Unlock()
-	if grew && onMatch != nil {
-		onMatch()
-	}
-}
-
-func (t *Progress) setOnMatch(f func()) {
-	t.mu.Lock()
-	t.onMatch = f
 	t.mu.Unlock()
 }
 
@@ -108,6 +96,16 @@ func (t *Progress) AnsweredWithin(id raft.ServerID, d time.Duration) bool {
 	defer t.mu.Unlock()
 	at, ok := t.lastAck[id]
 	return ok && time.Since(at) < d
+}
+
+// LastAnswer returns when follower id last answered an AppendEntries
+// (heartbeats included) or InstallSnapshot of this node, and whether it
+// ever did.
+func (t *Progress) LastAnswer(id raft.ServerID) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.lastAck[id]
+	return at, ok
 }
 
 // AppendEntriesPipeline turns raft's pipelined replication off. Its

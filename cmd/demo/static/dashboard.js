@@ -190,14 +190,14 @@ function renderPicture(v) {
       x: p.x, y: p.y + 5, "text-anchor": "middle", fill: ink,
       style: "font-size:15px;font-weight:700", text: nd.id.length > 4 ? nd.id.slice(0, 3) + "…" : nd.id,
     }));
-    const role = (live ? nd.state : nd.state.toUpperCase()) + (nd.voter ? "" : " · non-voter");
+    const role = (live ? nd.state : nd.state.toUpperCase()) + (nd.voter ? "" : " · " + suffrage(nd));
     // Labels go on the outside, away from the edges.
     const above = n > 1 && p.y < cy - 1;
     g.append(s("text", {
       x: p.x, y: above ? p.y - r - 10 : p.y + r + 17, "text-anchor": "middle",
       fill: live ? "#344054" : "#d92d20", style: "font-weight:600", text: role,
     }));
-    g.append(s("title", { text: `node ${nd.id}: ${nd.state}, ${nd.voter ? "voter" : "non-voter"}, commit ${nd.commit_index}` }));
+    g.append(s("title", { text: `node ${nd.id}: ${nd.state}, ${suffrage(nd)}, commit ${nd.commit_index}` }));
     kids.push(g);
   }
   svg.replaceChildren(...kids);
@@ -205,8 +205,15 @@ function renderPicture(v) {
 
 // ---- node cards ----
 
+// suffrage names a node's part in the quorum: a voter, a read replica (a
+// non-voter that stays one until promoted) or a non-voter catching up.
+function suffrage(n) {
+  if (n.voter) return "voter";
+  return n.replica ? "read replica" : "non-voter";
+}
+
 function renderNodes(v) {
-  const key = JSON.stringify([v.controls, st.busy, v.leader_id, v.nodes.map((n) => [n.id, n.state, n.voter])]);
+  const key = JSON.stringify([v.controls, st.busy, v.leader_id, v.nodes.map((n) => [n.id, n.state, n.voter, n.replica])]);
   if (key !== st.cardsKey) {
     st.cardsKey = key;
     $("nodes").replaceChildren(...v.nodes.map((n) => nodeCard(v, n)));
@@ -250,7 +257,7 @@ function nodeCard(v, n) {
   h("div", { class: "node-head" },
     h("span", { class: "node-name", text: "node " + n.id }),
     h("span", { class: "badge " + (isLeader ? "leader" : n.state), text: n.state }),
-    h("span", { class: "badge" + (n.voter ? "" : " nonvoter"), text: n.voter ? "voter" : "non-voter" })),
+    h("span", { class: "badge" + (n.voter ? "" : " nonvoter"), text: suffrage(n) })),
   h("div", { class: "node-nums" }),
   h("div", { class: "node-addr" }, ...addr),
   h("div", { class: "node-addr node-err", style: "color:#d92d20" }),

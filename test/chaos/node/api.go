@@ -73,7 +73,7 @@ func newAPI(node *canoe.Node, fsm *kvFSM, ev *events) http.Handler {
 		first := node.Status()
 		st := node.Status()
 		var leaderTerm uint64
-		if first.State == "Leader" && st.State == "Leader" && first.Term == st.Term {
+		if first.State == canoe.Leader && st.State == canoe.Leader && first.Term == st.Term {
 			leaderTerm = st.Term
 		}
 		voters := 0
@@ -85,7 +85,7 @@ func newAPI(node *canoe.Node, fsm *kvFSM, ev *events) http.Handler {
 		cmds, keys, hash := fsm.digest()
 		taken, restored := ev.snapshotCounts()
 		writeJSON(w, http.StatusOK, statusJSON{
-			ID: st.ID, State: st.State, LeaderID: st.LeaderID, Term: st.Term,
+			ID: st.ID, State: st.State.String(), LeaderID: st.LeaderID, Term: st.Term,
 			CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, LastIndex: st.LastIndex,
 			Members: len(st.Members), Voters: voters, LeaderTerm: leaderTerm, Commands: cmds, Keys: keys, Hash: hash,
 			SnapsTaken: taken, SnapsRestored: restored,

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sync"
 
 	"github.com/canoe-raft/canoe/canoe"
@@ -78,7 +82,9 @@ type kvState struct {
 }
 
 // kvFSM is a canoe.FSM where each write appends a value to a key's list,
-// so a read shows the full history of a key.
+// so a read shows the full history of a key. Its snapshots stream
+// (canoe.StreamingFSM), in the JSON of kvState that it wrote as one []byte
+// before.
 type kvFSM struct {
 	mu sync.Mutex // guards st
 	st kvState
@@ -86,7 +92,10 @@ type kvFSM struct {
 
 func newKVFSM() *kvFSM { return &kvFSM{st: kvState{Lists: map[string][]string{}}} }
 
-var _ canoe.FSM = (*kvFSM)(nil)
+var (
+	_ canoe.FSM          = (*kvFSM)(nil)
+	_ canoe.StreamingFSM = (*kvFSM)(nil)
+)
 
 func (f *kvFSM) Apply(d canoe.LogData) error {
 	key, val, err := decodeCommand(d)
@@ -107,7 +116,24 @@ func (f *kvFSM) Snapshot() (canoe.SnapshotData, error) {
 }
 
 func (f *kvFSM) Restore(d canoe.SnapshotData) error {
-	st, err := decodeState(d)
+	return f.RestoreStream(bytes.NewReader(d))
+}
+
+// SnapshotStream captures the lists (their slice headers: Apply only
+// appends, and an append never changes what a shorter header sees) and
+// returns the function that writes them as encodeState would.
+func (f *kvFSM) SnapshotStream() (func(io.Writer) error, error) {
+	f.mu.Lock()
+	st := kvState{Lists: make(map[string][]string, len(f.st.Lists)), Commands: f.st.Commands}
+	for k, l := range f.st.Lists {
+		st.Lists[k] = l[:len(l):len(l)]
+	}
+	f.mu.Unlock()
+	return func(w io.Writer) error { return writeState(w, st) }, nil
+}
+
+func (f *kvFSM) RestoreStream(r io.Reader) error {
+	st, err := readState(r)
 	if err != nil {
 		return err
 	}
@@ -137,11 +163,45 @@ func (f *kvFSM) digest() (commands uint64, keys int, hash string) {
 // encodeState is deterministic: encoding/json sorts map keys.
 func encodeState(st kvState) ([]byte, error) { return json.Marshal(st) }
 
-// decodeState decodes a snapshot and checks what Apply would guarantee.
-func decodeState(b []byte) (kvState, error) {
+// writeState writes what encodeState returns, a key at a time.
+func writeState(w io.Writer, st kvState) error {
+	keys := make([]string, 0, len(st.Lists))
+	for k := range st.Lists {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	bw := bufio.NewWriter(w)
+	bw.WriteString(`{"lists":{`)
+	for i, k := range keys {
+		kb, err := json.Marshal(k)
+		if err != nil {
+			return err
+		}
+		lb, err := json.Marshal(st.Lists[k])
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(kb)
+		bw.WriteByte(':')
+		bw.Write(lb)
+	}
+	fmt.Fprintf(bw, `},"commands":%d}`, st.Commands)
+	return bw.Flush()
+}
+
+// readState reads a snapshot to its end and checks what Apply would
+// guarantee.
+func readState(r io.Reader) (kvState, error) {
 	var st kvState
-	if err := json.Unmarshal(b, &st); err != nil {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&st); err != nil {
 		return kvState{}, fmt.Errorf("kv: snapshot: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return kvState{}, errors.New("kv: snapshot: data after the state")
 	}
 	if st.Lists == nil {
 		st.Lists = map[string][]string{}

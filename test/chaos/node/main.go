@@ -6,6 +6,9 @@
 //	GET  /get?key=K&linearizable=1   ReadBarrier, then read
 //	GET  /status                     node.Status, FSM digest
 //
+// With -recover it first recovers -data from the loss of a quorum
+// (canoe.RecoverCluster) with the given members.
+//
 // Errors are {"error": text, "kind": k} with k one of no_leader, timeout,
 // unknown_outcome, apply_error, not_running, removed, bad_request, error.
 // The node prints one JSON line per leader or state change on stdout,
@@ -48,12 +51,14 @@ func run() error {
 		kvPort     = flag.Int("kv-port", 0, "KV HTTP API port")
 		bootstrap  = flag.Bool("bootstrap", false, "found a new cluster")
 		join       = flag.String("join", "", "http://host:port of a member's canoe API to join through")
+		nonVoter   = flag.Bool("nonvoter", false, "join as a read replica (NodeConfig.NonVoter)")
 		bind       = flag.String("bind", "127.0.0.1", "address every canoe listener binds")
 		advertise  = flag.String("advertise", "", "address peers reach this node at (default: -bind)")
 		logLevel   = flag.String("log-level", "info", "hclog level")
 		snapMin    = flag.Uint64("snapshot-min", 200, "SnapshotConfig.MinCommittedLogs")
 		snapEvery  = flag.Duration("snapshot-interval", 200*time.Millisecond, "SnapshotConfig.Interval")
 		secret     = flag.String("secret", "", "ClusterSecret (16, 24 or 32 bytes); empty: none")
+		recoverTo  = flag.String("recover", "", "before starting, run canoe.RecoverCluster on -data with these members (ID@HOST:RAFTPORT,...)")
 	)
 	flag.Parse()
 
@@ -71,6 +76,7 @@ func run() error {
 		ConfigurationPort: *apiPort,
 		GossipPort:        *gossipPort,
 		BootstrapNode:     *bootstrap,
+		NonVoter:          *nonVoter,
 		DataDir:           *dataDir,
 		Logger:            logger,
 		BindAddr:          *bind,
@@ -92,6 +98,15 @@ func run() error {
 	}
 	if *join != "" {
 		cfg.BootstrapPeers = []string{*join}
+	}
+	if *recoverTo != "" {
+		members, err := canoe.ParseMembers(*recoverTo)
+		if err != nil {
+			return err
+		}
+		if err := canoe.RecoverCluster(cfg, members); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
 	}
 	node, err := canoe.NewNode(cfg)
 	if err != nil {
