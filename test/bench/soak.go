@@ -117,8 +117,8 @@ func runSoak(o options, jsonOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := waitFor(time.Minute, func() bool { return leaderOf(procs) >= 0 }); err != nil {
-		return fmt.Errorf("no node came to lead all %d voters: %w", o.nodes, err)
+	if err := waitFor(time.Minute, func() bool { return leaderOf(procs) >= 0 && allStats(procs) }); err != nil {
+		return fmt.Errorf("no node came to lead all %d voters, or a node never reported: %w", o.nodes, err)
 	}
 	t0 := time.Now()
 	prev := make([]nodeStats, len(procs)) // the STAT lines at the previous sample (at t0 for the first)
@@ -180,6 +180,19 @@ func leaderOf(procs []*nodeProc) int {
 		}
 	}
 	return -1
+}
+
+// allStats reports whether every node has printed a STAT line.
+func allStats(procs []*nodeProc) bool {
+	for _, p := range procs {
+		p.mu.Lock()
+		at := p.stat.at
+		p.mu.Unlock()
+		if at.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 // procRSS returns the resident set size of process pid in bytes (0 if
