@@ -24,13 +24,15 @@ import (
 // crash, not a graceful Stop. Every node proposes 64 bytes in a loop and
 // prints each acknowledgement with its start and end (Unix nanoseconds);
 // failover is the time from the kill to the end of the first acknowledged
-// proposal that started after it.
+// proposal that started after it. The soak (soak.go) runs its nodes the
+// same way, with a different load.
 
 // nodeSpec is what a -node child runs.
 type nodeSpec struct {
-	Dir       string `json:"dir"`
-	Bootstrap bool   `json:"bootstrap,omitempty"`
-	Join      string `json:"join,omitempty"` // URL of a member's HTTP API
+	Dir       string    `json:"dir"`
+	Bootstrap bool      `json:"bootstrap,omitempty"`
+	Join      string    `json:"join,omitempty"` // URL of a member's HTTP API
+	Soak      *soakLoad `json:"soak,omitempty"` // nil: the crash measurement's trickle of writes
 }
 
 // Lines a -node child prints.
@@ -38,15 +40,20 @@ const (
 	nodeReady  = "READY"  // READY <config port>
 	nodeLeader = "LEADER" // LEADER <voters>: voters while this node leads; 0: not leader
 	nodeAck    = "ACK"    // ACK <start ns> <end ns>
+	nodeStat   = "STAT"   // STAT <unix ns> <writes> <failed writes> <Go heap in use, bytes> (soak)
 )
 
-// runNode runs one canoe node until killed.
+// runNode runs one canoe node until killed; it returns only why it could
+// not.
 func runNode(sp nodeSpec) error {
 	cfg := canoeConfig(sp.Dir)
 	cfg.Timing = canoe.LANProfile()
 	cfg.BootstrapNode = sp.Bootstrap
 	if sp.Join != "" {
 		cfg.BootstrapPeers = []string{sp.Join}
+	}
+	if sp.Soak != nil {
+		cfg.FSM = &canoeKVResult{}
 	}
 	n, err := canoe.NewNode(cfg)
 	if err != nil {
@@ -82,6 +89,9 @@ func runNode(sp nodeSpec) error {
 			time.Sleep(time.Millisecond)
 		}
 	}()
+	if sp.Soak != nil {
+		soakNode(n, *sp.Soak, say) // never returns
+	}
 	data := make([]byte, 64)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
@@ -104,7 +114,15 @@ type nodeProc struct {
 	mu    sync.Mutex // guards the fields below
 	voter int        // voters it leads; 0 when not leader
 	acks  [][2]int64
+	stat  nodeStats // the last STAT line
 	done  chan struct{}
+}
+
+// nodeStats is what a soak node's STAT line says.
+type nodeStats struct {
+	at            time.Time
+	writes, fails int64
+	heap          int64
 }
 
 func startNodeProc(ctx context.Context, sp nodeSpec) (*nodeProc, error) {
@@ -147,6 +165,14 @@ func (p *nodeProc) read(r io.Reader) {
 				b, _ := strconv.ParseInt(f[2], 10, 64)
 				p.acks = append(p.acks, [2]int64{a, b})
 			}
+		case nodeStat:
+			if len(f) == 5 {
+				var v [3]int64
+				for i := range v {
+					v[i], _ = strconv.ParseInt(f[i+2], 10, 64)
+				}
+				p.stat = nodeStats{at: time.Unix(0, a), writes: v[0], fails: v[1], heap: v[2]}
+			}
 		}
 		p.mu.Unlock()
 	}
@@ -158,6 +184,40 @@ func (p *nodeProc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	p.cmd.Wait()
+}
+
+// startNodeProcs starts nodes -node children with data under dir/n<i>:
+// node 0 founds the cluster, the others join through its HTTP API once it
+// is ready; each runs load (nil: the crash measurement's). It returns the
+// children started so far, also with an error: the caller kills them.
+func startNodeProcs(ctx context.Context, dir string, nodes int, load *soakLoad) ([]*nodeProc, error) {
+	var procs []*nodeProc
+	join := ""
+	for i := range nodes {
+		sp := nodeSpec{Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), Bootstrap: i == 0, Join: join, Soak: load}
+		p, err := startNodeProc(ctx, sp)
+		if err != nil {
+			return procs, err
+		}
+		procs = append(procs, p)
+		select {
+		case port := <-p.port:
+			if i == 0 {
+				join = fmt.Sprintf("http://127.0.0.1:%d", port)
+			}
+		case <-p.done:
+			return procs, fmt.Errorf("node %d exited before it was ready", i)
+		case <-ctx.Done():
+			return procs, fmt.Errorf("node %d: not ready: %w", i, ctx.Err())
+		}
+	}
+	return procs, nil
+}
+
+func killAll(procs []*nodeProc) {
+	for _, p := range procs {
+		p.kill()
+	}
 }
 
 // runCrash starts nodes canoe processes, kills the leader with SIGKILL
@@ -179,30 +239,10 @@ func crashTrial(o options, r *result) error {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var procs []*nodeProc
-	defer func() {
-		for _, p := range procs {
-			p.kill()
-		}
-	}()
-	join := ""
-	for i := range o.nodes {
-		sp := nodeSpec{Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), Bootstrap: i == 0, Join: join}
-		p, err := startNodeProc(ctx, sp)
-		if err != nil {
-			return err
-		}
-		procs = append(procs, p)
-		select {
-		case port := <-p.port:
-			if i == 0 {
-				join = fmt.Sprintf("http://127.0.0.1:%d", port)
-			}
-		case <-p.done:
-			return fmt.Errorf("node %d exited before it was ready", i)
-		case <-ctx.Done():
-			return fmt.Errorf("node %d: not ready: %w", i, ctx.Err())
-		}
+	procs, err := startNodeProcs(ctx, dir, o.nodes, nil)
+	defer killAll(procs)
+	if err != nil {
+		return err
 	}
 	// Wait until some node leads all voters and every node has written.
 	var leader *nodeProc

@@ -24,6 +24,17 @@ type impl interface {
 	stop()
 }
 
+// reader is an impl that serves the read cells. useKV, called before
+// start, makes every node's state machine a kvStore (a map); read makes one
+// linearizable read of key on the node the cell targets, the way the
+// implementation offers (canoe: ReadBarrier; raw raft: VerifyLeader; both
+// then read the local map; dragonboat: SyncRead), and returns the value.
+type reader interface {
+	impl
+	useKV()
+	read(ctx context.Context, key uint64) ([]byte, error)
+}
+
 // failoverImpl is an impl whose leader can be stopped to measure failover.
 type failoverImpl interface {
 	impl

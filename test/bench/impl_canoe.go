@@ -15,16 +15,20 @@ import (
 )
 
 // canoeImpl runs canoe nodes with the LocalProfile timing: node 0 founds the
-// cluster and the others join it through its HTTP API. Proposals go to the
-// leader, or to a follower (which forwards them) when follower is set. The
-// log store is canoe's default unless store says otherwise.
+// cluster and the others join it through its HTTP API. Proposals and reads
+// go to the leader, or to a follower (which forwards them) when follower is
+// set. The log store is canoe's default unless store says otherwise; the
+// FSM counts entries, or is a kvStore when kv is set (the read cells).
 type canoeImpl struct {
 	nodes    int
 	follower bool
 	store    canoe.LogStore
+	kv       bool
 	ns       []*canoe.Node
 	dirs     map[*canoe.Node]string
+	fsms     map[*canoe.Node]canoe.FSM
 	target   *canoe.Node
+	targetKV *canoeKV // target's FSM when kv is set
 
 	// Hooks for measurements other than the cells: configure adjusts each
 	// node's config, started sees each node once it started.
@@ -74,6 +78,9 @@ func canoeConfig(dir string) *canoe.NodeConfig {
 func (c *canoeImpl) startNode(dir string, join *canoe.Node) (*canoe.Node, error) {
 	cfg := canoeConfig(dir)
 	cfg.LogStore = c.store
+	if c.kv {
+		cfg.FSM = &canoeKV{}
+	}
 	if join == nil {
 		cfg.BootstrapNode = true
 	} else {
@@ -90,9 +97,9 @@ func (c *canoeImpl) startNode(dir string, join *canoe.Node) (*canoe.Node, error)
 		return nil, err
 	}
 	if c.dirs == nil {
-		c.dirs = map[*canoe.Node]string{}
+		c.dirs, c.fsms = map[*canoe.Node]string{}, map[*canoe.Node]canoe.FSM{}
 	}
-	c.ns, c.dirs[n] = append(c.ns, n), dir
+	c.ns, c.dirs[n], c.fsms[n] = append(c.ns, n), dir, cfg.FSM
 	if c.started != nil {
 		c.started(n, cfg)
 	}
@@ -117,6 +124,7 @@ func (c *canoeImpl) start(dir string) error {
 	if c.follower {
 		c.target = c.survivor(c.target)
 	}
+	c.targetKV, _ = c.fsms[c.target].(*canoeKV)
 	return nil
 }
 
@@ -156,6 +164,16 @@ func (c *canoeImpl) survivor(not *canoe.Node) *canoe.Node {
 
 func (c *canoeImpl) propose(ctx context.Context, data []byte) error {
 	return c.target.ProposeContext(ctx, data)
+}
+
+func (c *canoeImpl) useKV() { c.kv = true }
+
+// read is ReadBarrier on the target node, then a read of its map.
+func (c *canoeImpl) read(ctx context.Context, key uint64) ([]byte, error) {
+	if err := c.target.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	return c.targetKV.get(key), nil
 }
 
 func (c *canoeImpl) stop() {

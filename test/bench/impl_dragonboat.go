@@ -26,10 +26,12 @@ import (
 
 // dragonboatImpl runs one NodeHost per node (default pebble LogDB) with
 // RTTMillisecond 1, ElectionRTT 10 (-db-election-rtt), HeartbeatRTT 1, a counter IStateMachine,
-// and SyncPropose with a no-op session on the leader.
+// and SyncPropose with a no-op session on the leader; for the read cells a
+// kvStore IStateMachine and SyncRead on the leader.
 type dragonboatImpl struct {
 	nodes       int
 	electionRTT uint64 // 0: 10
+	kv          bool
 	nhs         []*dragonboat.NodeHost
 	target      *dragonboat.NodeHost
 	session     *client.Session
@@ -70,6 +72,37 @@ func (c *dbCounter) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-ch
 }
 
 func (c *dbCounter) Close() error { return nil }
+
+// dbKV adapts kvStore to dragonboat's IStateMachine: Lookup takes the key
+// (a uint64) and returns its value.
+type dbKV struct{ kvStore }
+
+func (f *dbKV) Update(e sm.Entry) (sm.Result, error) {
+	return sm.Result{Value: f.set(e.Cmd)}, nil
+}
+
+func (f *dbKV) Lookup(q any) (any, error) {
+	k, ok := q.(uint64)
+	if !ok {
+		return nil, fmt.Errorf("lookup of a %T, want a uint64 key", q)
+	}
+	return f.get(k), nil
+}
+
+func (f *dbKV) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
+	_, err := w.Write(f.snapshot())
+	return err
+}
+
+func (f *dbKV) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-chan struct{}) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	return f.restore(b)
+}
+
+func (f *dbKV) Close() error { return nil }
 
 var quietDragonboat sync.Once
 
@@ -118,6 +151,9 @@ func (d *dragonboatImpl) start(dir string) error {
 			CompactionOverhead: 8192,
 		}
 		create := func(uint64, uint64) sm.IStateMachine { return &dbCounter{} }
+		if d.kv {
+			create = func(uint64, uint64) sm.IStateMachine { return &dbKV{} }
+		}
 		if err := nh.StartReplica(members, false, create, rc); err != nil {
 			return fmt.Errorf("dragonboat StartReplica %d: %w", i, err)
 		}
@@ -163,6 +199,18 @@ func (d *dragonboatImpl) leader() *dragonboat.NodeHost {
 func (d *dragonboatImpl) propose(ctx context.Context, data []byte) error {
 	_, err := d.target.SyncPropose(ctx, d.session, data)
 	return err
+}
+
+func (d *dragonboatImpl) useKV() { d.kv = true }
+
+// read is SyncRead (ReadIndex, then Lookup) on the leader.
+func (d *dragonboatImpl) read(ctx context.Context, key uint64) ([]byte, error) {
+	v, err := d.target.SyncRead(ctx, dbShard, key)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := v.([]byte)
+	return b, nil
 }
 
 func (d *dragonboatImpl) stop() {

@@ -21,3 +21,7 @@ func (dragonboatStub) name() string                          { return "dragonboa
 func (dragonboatStub) start(string) error                    { return errNoCgo }
 func (dragonboatStub) propose(context.Context, []byte) error { return errNoCgo }
 func (dragonboatStub) stop()                                 {}
+func (dragonboatStub) useKV()                                {}
+func (dragonboatStub) read(context.Context, uint64) ([]byte, error) {
+	return nil, errNoCgo
+}

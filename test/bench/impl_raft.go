@@ -21,15 +21,19 @@ import (
 // set) behind a 512-entry log cache, FileSnapshotStore, NetworkTransport
 // over TCP, a counter FSM, the default config with canoe's LocalProfile
 // timeouts (raft's own defaults when defaultTiming is set), proposals with
-// Apply(...).Error() on the leader.
+// Apply(...).Error() on the leader; for the read cells a kvStore FSM and
+// reads with VerifyLeader().Error() then a read of the leader's map (as
+// Consul does).
 type raftImpl struct {
 	nodes         int
 	wal           bool
 	defaultTiming bool
 	rs            []*raft.Raft
+	fsms          []raft.FSM // fsms[i] is rs[i]'s
 	stores        []io.Closer
 	trans         []*raft.NetworkTransport
 	target        *raft.Raft
+	targetKV      *raftKV // target's FSM when newFSM makes raftKVs
 
 	// For measurements other than the cells: trailingLogs overrides raft's
 	// TrailingLogs, newFSM replaces the counter FSM.
@@ -108,7 +112,22 @@ func (r *raftImpl) start(dir string) error {
 		return fmt.Errorf("raft cluster did not elect a leader: %w", err)
 	}
 	r.target = r.leader()
+	for i, rf := range r.rs {
+		if rf == r.target {
+			r.targetKV, _ = r.fsms[i].(*raftKV)
+		}
+	}
 	return nil
+}
+
+func (r *raftImpl) useKV() { r.newFSM = func() raft.FSM { return &raftKV{} } }
+
+// read is VerifyLeader on the leader, then a read of its map.
+func (r *raftImpl) read(_ context.Context, key uint64) ([]byte, error) {
+	if err := r.target.VerifyLeader().Error(); err != nil {
+		return nil, err
+	}
+	return r.targetKV.get(key), nil
 }
 
 // startNode starts node i with fresh stores under dir.
@@ -156,6 +175,7 @@ func (r *raftImpl) startNode(dir string, i int) (*raft.Raft, raft.Server, error)
 	if err != nil {
 		return nil, raft.Server{}, err
 	}
+	r.fsms = append(r.fsms, fsm)
 	return rf, raft.Server{ID: conf.LocalID, Address: trans.LocalAddr()}, nil
 }
 

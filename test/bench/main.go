@@ -7,22 +7,43 @@
 // interleaved in a rotating order, and each cell reports medians over the
 // trials plus the median of per-trial ratios against raw hashicorp/raft.
 //
-//	go run . [-window 3s] [-trials 5] [-clients 1,16,256] [-payloads 64,1024]
+//	go run . [-window 3s] [-trials 5] [-clients 1,16,64,256]
+//	         [-ops write,read] [-payloads 64,1024] [-read-payloads 64]
 //	         [-impls canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat]
-//	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-cells=true]
+//	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-memprofile PREFIX] [-cells=true]
 //	         [-extras=true] [-extra-trials 3] [-snapshot-mib 256]
 //	         [-stream-snapshot-mib 256] [-only-stream-snapshot]
+//	go run . -soak 30m [-soak-clients 8] [-soak-keys 10000] [-soak-payload 256]
+//	         [-soak-sample 10s] [-nodes 3] [-json FILE] [-plot FILE.svg,FILE.png]
 //
-// canoe-leader and canoe-follower use canoe's default log store (raft-wal),
-// canoe-bolt raft-boltdb/v2; raft is raw hashicorp/raft on raft-boltdb/v2
-// (the baseline of the ratios), raft-wal the same on raft-wal. The extras
-// measure failover (a canoe leader's process killed with SIGKILL, LAN
-// profile; a graceful canoe Stop; raw raft's Shutdown with its default
-// timeouts; dragonboat's Close), join-to-voter, the install of a
-// snapshot of -snapshot-mib MiB on a new node (canoe and raw raft), and
-// canoe's snapshot and install of a -stream-snapshot-mib MiB state with a
-// StreamingFSM and with a []byte FSM, with the rise of the peak RSS
-// (streaminstall.go).
+// A cell is an operation, a number of concurrent clients and a payload
+// size. write cells propose -payloads bytes and wait until the entry is
+// committed and applied on the proposing node. read cells first write 1024
+// keys of -read-payloads bytes, then each read is linearizable: canoe
+// calls ReadBarrier on its node and reads its map; raw raft calls
+// VerifyLeader().Error() on the leader and reads its map (as Consul does);
+// dragonboat calls SyncRead on the leader.
+//
+// canoe-leader and canoe-follower use canoe's default log store (raft-wal)
+// and operate on the leader and on a follower (which forwards proposals and
+// asks the leader for read indexes); canoe-bolt is canoe on raft-boltdb/v2;
+// raft is raw hashicorp/raft on raft-boltdb/v2 (the baseline of the
+// ratios), raft-wal the same on raft-wal. The extras measure failover (a
+// canoe leader's process killed with SIGKILL, LAN profile; a graceful canoe
+// Stop; raw raft's Shutdown with its default timeouts; dragonboat's Close),
+// join-to-voter, the install of a snapshot of -snapshot-mib MiB on a new
+// node (canoe and raw raft), and canoe's snapshot and install of a
+// -stream-snapshot-mib MiB state with a StreamingFSM and with a []byte FSM,
+// with the rise of the peak RSS (streaminstall.go).
+//
+// -soak runs instead a canoe cluster of -nodes processes (LAN profile,
+// default snapshot policy) for the given duration, writing through every
+// node with ProposeResult: -soak-clients clients per node set random keys
+// among -soak-keys to -soak-payload bytes. Every -soak-sample it records
+// each node's RSS, Go heap, data directory size and writes/s, prints a
+// table, and draws them in each -plot file (.svg or .png; default: the
+// -json file's name with .svg, or soak.svg). The summary covers the
+// settled part of the run: its last two thirds.
 package main
 
 import (
@@ -35,6 +56,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,11 +68,14 @@ type options struct {
 	window, warmup time.Duration
 	trials         int
 	clients        []int
+	ops            []string
 	payloads       []int
+	readPayloads   []int
 	impls          []string
 	nodes          int
 	jsonFile       string
 	cpuProfile     string
+	memProfile     string
 	cells, extras  bool
 	extraTrials    int
 	dir            string
@@ -58,20 +83,24 @@ type options struct {
 	snapshotMiB    int
 	streamMiB      int
 	onlyStream     bool
+	soak           soakOptions
 }
 
 func main() {
 	var o options
-	var clients, payloads, implList, child, node string
+	var clients, ops, payloads, readPayloads, implList, child, node string
 	flag.DurationVar(&o.window, "window", 3*time.Second, "measuring window per trial")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before the window")
 	flag.IntVar(&o.trials, "trials", 5, "trials per cell")
-	flag.StringVar(&clients, "clients", "1,16,256", "concurrent proposers (comma list)")
-	flag.StringVar(&payloads, "payloads", "64,1024", "payload sizes in bytes (comma list)")
+	flag.StringVar(&clients, "clients", "1,16,64,256", "concurrent clients (comma list)")
+	flag.StringVar(&ops, "ops", opWrite+","+opRead, "operations of the cells (comma list of "+opWrite+","+opRead+")")
+	flag.StringVar(&payloads, "payloads", "64,1024", "payload sizes of the write cells in bytes (comma list)")
+	flag.StringVar(&readPayloads, "read-payloads", "64", "value sizes of the keys the read cells read, in bytes (comma list)")
 	flag.StringVar(&implList, "impls", "canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat", "implementations (comma list of "+implNames()+")")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes per cluster")
 	flag.StringVar(&o.jsonFile, "json", "", "also write the JSON lines to this file")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.c<clients>.p<payload>.t<trial>")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.<op>.c<clients>.p<payload>.t<trial>")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles at the start and end of each measuring window to PREFIX.<impl>.<op>.c<clients>.p<payload>.t<trial>{.base,} (compare with go tool pprof -sample_index=alloc_objects -diff_base)")
 	flag.BoolVar(&o.cells, "cells", true, "measure the clients x payloads cells")
 	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
 	flag.IntVar(&o.snapshotMiB, "snapshot-mib", 256, "state size for the snapshot-install measurement (0: skip it)")
@@ -80,6 +109,12 @@ func main() {
 	flag.IntVar(&o.extraTrials, "extra-trials", 3, "trials of each extra measurement")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary data dirs (default: the system temp dir)")
 	flag.Uint64Var(&o.dbElection, "db-election-rtt", 100, "dragonboat ElectionRTT (x RTTMillisecond 1 ms); 10 makes it re-elect constantly on a busy 2-core machine")
+	flag.DurationVar(&o.soak.duration, "soak", 0, "run the soak for this long instead of the cells and extras (0: no soak)")
+	flag.IntVar(&o.soak.clients, "soak-clients", 8, "soak: clients writing through each node")
+	flag.IntVar(&o.soak.keys, "soak-keys", 10000, "soak: number of distinct keys written")
+	flag.IntVar(&o.soak.payload, "soak-payload", 256, "soak: bytes per value")
+	flag.DurationVar(&o.soak.sample, "soak-sample", 10*time.Second, "soak: sampling period")
+	flag.StringVar(&o.soak.plot, "plot", "", "soak: plot files, .svg or .png (comma list; default: the -json name with .svg, or soak.svg)")
 	flag.StringVar(&child, "child", "", "internal: run one trial described by this JSON spec")
 	flag.StringVar(&node, "node", "", "internal: run one canoe node described by this JSON spec until killed")
 	flag.Parse()
@@ -89,10 +124,7 @@ func main() {
 		if err := json.Unmarshal([]byte(node), &sp); err != nil {
 			fatalf("bad -node spec: %v", err)
 		}
-		if err := runNode(sp); err != nil {
-			fatalf("node: %v", err)
-		}
-		return
+		fatalf("node: %v", runNode(sp)) // runNode returns only on failure
 	}
 
 	if child != "" {
@@ -113,6 +145,18 @@ func main() {
 	if o.payloads, err = intList(payloads); err != nil {
 		fatalf("-payloads: %v", err)
 	}
+	if o.readPayloads, err = intList(readPayloads); err != nil {
+		fatalf("-read-payloads: %v", err)
+	}
+	for _, op := range strings.Split(ops, ",") {
+		op = strings.TrimSpace(op)
+		if op != opWrite && op != opRead {
+			fatalf("-ops: unknown %q (have %s,%s)", op, opWrite, opRead)
+		}
+		if !slices.Contains(o.ops, op) {
+			o.ops = append(o.ops, op)
+		}
+	}
 	for _, name := range strings.Split(implList, ",") {
 		name = strings.TrimSpace(name)
 		if _, ok := impls[name]; !ok {
@@ -132,21 +176,33 @@ func main() {
 		defer f.Close()
 		jsonOut = f
 	}
+	if o.soak.duration > 0 {
+		if err := runSoak(o, jsonOut); err != nil {
+			fatalf("soak: %v", err)
+		}
+		return
+	}
 	began := time.Now()
 	fmt.Printf("# canoe comparative benchmark: %d nodes, window %v, warm-up %v, %d trials, impls %s\n",
 		o.nodes, o.window, o.warmup, o.trials, strings.Join(o.impls, ","))
 	fmt.Printf("# machine: %s; dragonboat ElectionRTT %d, HeartbeatRTT 1, RTTMillisecond 1\n", machineInfo(), o.dbElection)
-	var cells []cellSummary
+	var m matrix
 	if o.cells {
-		cells = runMatrix(o, jsonOut)
+		m = runMatrix(o, jsonOut)
 	}
 	var ext []result
 	if o.extras {
 		ext = runExtras(o, jsonOut)
 	}
-	if len(cells) > 0 {
+	if len(m.cells) > 0 {
 		fmt.Println()
-		printTable(os.Stdout, o, cells)
+		printTable(os.Stdout, o, m.cells)
+		fmt.Println()
+		printComparisons(os.Stdout, o, m)
+		if slices.Contains(o.ops, opRead) && slices.Contains(o.ops, opWrite) {
+			fmt.Println()
+			printReadsWrites(os.Stdout, o, m)
+		}
 	}
 	if len(ext) > 0 {
 		fmt.Println()
@@ -175,7 +231,7 @@ func intList(s string) ([]int, error) {
 // runSpec runs sp in a child process and returns its result.
 func runSpec(sp spec, timeout time.Duration) result {
 	fail := func(err error) result {
-		return result{Kind: sp.Kind, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial, Err: err.Error()}
+		return result{Kind: sp.Kind, Op: sp.Op, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial, Err: err.Error()}
 	}
 	dir, err := os.MkdirTemp(sp.Dir, "canoe-bench-")
 	if err != nil {

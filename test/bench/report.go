@@ -11,12 +11,14 @@ import (
 )
 
 type cellKey struct {
+	op               string
 	impl             string
 	clients, payload int
 }
 
 // cellSummary is the JSON line printed per cell.
 type cellSummary struct {
+	Op          string    `json:"op"`
 	Impl        string    `json:"impl"`
 	Nodes       int       `json:"nodes"`
 	Clients     int       `json:"clients"`
@@ -33,19 +35,33 @@ type cellSummary struct {
 	BytesPerOp  float64   `json:"bytes_per_op"`
 	CPUPer1k    float64   `json:"cpu_s_per_1k_ops"`
 	PeakRSSMiB  float64   `json:"peak_rss_mib"`
-	Errors      int64     `json:"failed_proposals"`
+	Errors      int64     `json:"failed_ops"`
 	NewTerms    uint64    `json:"new_terms_in_windows"`
 	TrialOps    []float64 `json:"trial_ops_per_s"`
 	FirstError  string    `json:"first_error,omitempty"`
 }
 
+// matrix is what the cells measured: every trial's result and each cell's
+// summary, in the order of the table.
+type matrix struct {
+	results map[cellKey][]result
+	cells   []cellSummary
+}
+
 func numCPU() int { return runtime.NumCPU() }
 
+// cellOps lists the operations measured and the payloads of each.
+func cellOps(o options) (ops []string, payloads map[string][]int) {
+	payloads = map[string][]int{opWrite: o.payloads, opRead: o.readPayloads}
+	return o.ops, payloads
+}
+
 // runMatrix runs every cell's trials, implementations in rotating order,
-// and returns the summaries.
-func runMatrix(o options, jsonOut io.Writer) []cellSummary {
-	results := map[cellKey][]result{}
+// and returns the results and summaries.
+func runMatrix(o options, jsonOut io.Writer) matrix {
+	m := matrix{results: map[cellKey][]result{}}
 	timeout := o.warmup + o.window + 2*time.Minute
+	ops, payloads := cellOps(o)
 	for t := range o.trials {
 		probeDir := o.dir
 		if probeDir == "" {
@@ -55,36 +71,45 @@ func runMatrix(o options, jsonOut io.Writer) []cellSummary {
 		rtt, terr := tcpProbe()
 		fmt.Printf("PROBE trial=%d fsync_4k_median=%v (err %v) tcp_rtt_median=%v (err %v) load=%s\n",
 			t+1, fs.Round(time.Microsecond), ferr, rtt.Round(time.Microsecond), terr, loadAvg())
-		for ci, clients := range o.clients {
-			for pi, payload := range o.payloads {
-				order := rotate(o.impls, t+ci*len(o.payloads)+pi)
-				for _, name := range order {
-					sp := spec{Kind: "cell", Impl: name, Nodes: o.nodes, Clients: clients, Payload: payload,
-						Trial: t + 1, Warmup: o.warmup, Window: o.window, Dir: o.dir, DBElection: o.dbElection}
-					if o.cpuProfile != "" {
-						sp.CPUProfile = fmt.Sprintf("%s.%s.c%d.p%d.t%d", o.cpuProfile, name, clients, payload, t+1)
+		cell := 0
+		for _, op := range ops {
+			for _, clients := range o.clients {
+				for _, payload := range payloads[op] {
+					order := rotate(o.impls, t+cell)
+					cell++
+					for _, name := range order {
+						sp := spec{Kind: "cell", Op: op, Impl: name, Nodes: o.nodes, Clients: clients, Payload: payload,
+							Trial: t + 1, Warmup: o.warmup, Window: o.window, Dir: o.dir, DBElection: o.dbElection}
+						suffix := fmt.Sprintf(".%s.%s.c%d.p%d.t%d", name, op, clients, payload, t+1)
+						if o.cpuProfile != "" {
+							sp.CPUProfile = o.cpuProfile + suffix
+						}
+						if o.memProfile != "" {
+							sp.MemProfile = o.memProfile + suffix
+						}
+						r := runSpec(sp, timeout)
+						emit(jsonOut, "TRIAL", r)
+						k := cellKey{op, name, clients, payload}
+						m.results[k] = append(m.results[k], r)
 					}
-					r := runSpec(sp, timeout)
-					emit(jsonOut, "TRIAL", r)
-					k := cellKey{name, clients, payload}
-					results[k] = append(results[k], r)
 				}
 			}
 		}
 	}
-	var out []cellSummary
-	for _, clients := range o.clients {
-		for _, payload := range o.payloads {
-			raw := results[cellKey{rawName, clients, payload}]
-			for _, name := range o.impls {
-				s := summarize(o, results[cellKey{name, clients, payload}], raw)
-				s.Impl, s.Clients, s.Payload = name, clients, payload
-				emit(jsonOut, "CELL", s)
-				out = append(out, s)
+	for _, op := range ops {
+		for _, clients := range o.clients {
+			for _, payload := range payloads[op] {
+				raw := m.results[cellKey{op, rawName, clients, payload}]
+				for _, name := range o.impls {
+					s := summarize(o, m.results[cellKey{op, name, clients, payload}], raw)
+					s.Op, s.Impl, s.Clients, s.Payload = op, name, clients, payload
+					emit(jsonOut, "CELL", s)
+					m.cells = append(m.cells, s)
+				}
 			}
 		}
 	}
-	return out
+	return m
 }
 
 func rotate[T any](xs []T, k int) []T {
@@ -133,12 +158,13 @@ func fmtLat(us float64) string {
 
 func printTable(w io.Writer, o options, cells []cellSummary) {
 	fmt.Fprintf(w, "Medians over %d trials; %d nodes in one process; window %v; ratio = median of per-trial ops/s ratios vs raw hashicorp/raft;\n", o.trials, o.nodes, o.window)
-	fmt.Fprintf(w, "allocs/op, B/op and CPU cover all %d nodes and the clients; peak RSS is the child process hosting that cluster.\n\n", o.nodes)
-	fmt.Fprintln(w, "| impl | clients | payload | ops/s | p50 | p99 | ratio vs raw | allocs/op | B/op | CPU s/1k ops | peak RSS MiB |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "allocs/op, B/op and CPU cover all %d nodes and the clients; peak RSS is the child process hosting that cluster.\n", o.nodes)
+	fmt.Fprintf(w, "write: propose payload bytes, wait until committed and applied; read: a linearizable read of one of %d keys holding payload bytes.\n\n", readKeys)
+	fmt.Fprintln(w, "| impl | op | clients | payload | ops/s | p50 | p99 | ratio vs raw | allocs/op | B/op | CPU s/1k ops | peak RSS MiB |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range cells {
 		if c.Failed == c.Trials {
-			fmt.Fprintf(w, "| %s | %d | %d | FAILED: %s | | | | | | | |\n", c.Impl, c.Clients, c.Payload, oneLine(c.FirstError))
+			fmt.Fprintf(w, "| %s | %s | %d | %d | FAILED: %s | | | | | | | |\n", c.Impl, c.Op, c.Clients, c.Payload, oneLine(c.FirstError))
 			continue
 		}
 		ratio := fmt.Sprintf("%.2f", c.Ratio)
@@ -153,10 +179,10 @@ func printTable(w io.Writer, o options, cells []cellSummary) {
 			note += fmt.Sprintf(" (%d elections)", c.NewTerms)
 		}
 		if c.Errors > 0 {
-			note += fmt.Sprintf(" (%d failed proposals)", c.Errors)
+			note += fmt.Sprintf(" (%d failed ops)", c.Errors)
 		}
-		fmt.Fprintf(w, "| %s%s | %d | %d | %.0f | %s | %s | %s | %.0f | %.0f | %.3f | %.0f |\n",
-			c.Impl, note, c.Clients, c.Payload, c.OpsPerSec, fmtLat(c.P50us), fmtLat(c.P99us), ratio,
+		fmt.Fprintf(w, "| %s%s | %s | %d | %d | %.0f | %s | %s | %s | %.0f | %.0f | %.3f | %.0f |\n",
+			c.Impl, note, c.Op, c.Clients, c.Payload, c.OpsPerSec, fmtLat(c.P50us), fmtLat(c.P99us), ratio,
 			c.AllocsPerOp, c.BytesPerOp, c.CPUPer1k, c.PeakRSSMiB)
 	}
 }

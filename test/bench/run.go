@@ -17,7 +17,8 @@ import (
 // spec is what a child process runs: one trial of one cell, or one extra
 // measurement.
 type spec struct {
-	Kind       string        `json:"kind"` // "cell", "failover" or "join"
+	Kind       string        `json:"kind"`         // "cell", "failover", "join" or "snapshot"
+	Op         string        `json:"op,omitempty"` // cells: opWrite or opRead
 	Impl       string        `json:"impl"`
 	Nodes      int           `json:"nodes"`
 	Clients    int           `json:"clients,omitempty"`
@@ -27,6 +28,7 @@ type spec struct {
 	Window     time.Duration `json:"window,omitempty"`
 	Dir        string        `json:"dir"`
 	CPUProfile string        `json:"cpuprofile,omitempty"`
+	MemProfile string        `json:"memprofile,omitempty"` // allocations: MemProfile.base at the window's start, MemProfile at its end
 	DBElection uint64        `json:"db_election_rtt,omitempty"`
 	// RaftDefaults gives raw raft raft.DefaultConfig()'s timeouts.
 	RaftDefaults bool `json:"raft_defaults,omitempty"`
@@ -37,6 +39,7 @@ type spec struct {
 // result is what one child reports.
 type result struct {
 	Kind    string `json:"kind"`
+	Op      string `json:"op,omitempty"`
 	Impl    string `json:"impl"`
 	Nodes   int    `json:"nodes"`
 	Clients int    `json:"clients,omitempty"`
@@ -49,7 +52,7 @@ type result struct {
 	OpsPerSec   float64 `json:"ops_per_s,omitempty"`
 	P50us       float64 `json:"p50_us,omitempty"`
 	P99us       float64 `json:"p99_us,omitempty"`
-	Errors      int64   `json:"errors,omitempty"` // failed proposals
+	Errors      int64   `json:"errors,omitempty"` // failed operations
 	FirstError  string  `json:"first_error,omitempty"`
 	AllocsPerOp float64 `json:"allocs_per_op,omitempty"`
 	BytesPerOp  float64 `json:"bytes_per_op,omitempty"`
@@ -74,7 +77,10 @@ type result struct {
 
 // runChild runs sp in this process.
 func runChild(sp spec) result {
-	r := result{Kind: sp.Kind, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial}
+	r := result{Kind: sp.Kind, Op: sp.Op, Impl: sp.Impl, Nodes: sp.Nodes, Clients: sp.Clients, Payload: sp.Payload, Trial: sp.Trial}
+	if sp.MemProfile != "" {
+		runtime.MemProfileRate = 4096 // finer than the default 512 KiB, for counts of small allocations
+	}
 	mk, ok := impls[sp.Impl]
 	if !ok {
 		r.Err = "unknown impl " + sp.Impl
@@ -108,10 +114,41 @@ func runChild(sp spec) result {
 	return r
 }
 
-// runCell starts a fresh cluster, runs sp.Clients proposers that loop
-// propose-and-wait through a warm-up and then a measuring window, and
-// records the latency of every proposal completed inside the window.
+// The operations of the cells.
+const (
+	opWrite = "write" // propose sp.Payload bytes and wait until committed and applied
+	opRead  = "read"  // a linearizable read of one of readKeys keys of sp.Payload bytes
+)
+
+// readKeys is how many keys the read cells write before the warm-up and
+// then read.
+const readKeys = 1024
+
+// runCell starts a fresh cluster, runs sp.Clients clients that loop
+// operation-and-wait through a warm-up and then a measuring window, and
+// records the latency of every operation completed inside the window.
 func runCell(im impl, sp spec, r *result) error {
+	var op func(ctx context.Context, client int, buf []byte, i uint64) error
+	switch sp.Op {
+	case opWrite, "":
+		op = func(ctx context.Context, _ int, buf []byte, _ uint64) error { return im.propose(ctx, buf) }
+	case opRead:
+		rd, ok := im.(reader)
+		if !ok {
+			return fmt.Errorf("%s does not serve the read cells", sp.Impl)
+		}
+		rd.useKV()
+		op = func(ctx context.Context, client int, _ []byte, i uint64) error {
+			key := (uint64(client)*7919 + i) % readKeys
+			v, err := rd.read(ctx, key)
+			if err == nil && len(v) != sp.Payload {
+				err = fmt.Errorf("read of key %d: %d bytes, want %d", key, len(v), sp.Payload)
+			}
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown op %q", sp.Op)
+	}
 	t0 := time.Now()
 	if err := im.start(sp.Dir); err != nil {
 		im.stop()
@@ -119,6 +156,11 @@ func runCell(im impl, sp spec, r *result) error {
 	}
 	defer im.stop()
 	r.StartSec = time.Since(t0).Seconds()
+	if sp.Op == opRead {
+		if err := loadKeys(im, sp.Payload); err != nil {
+			return fmt.Errorf("writing the keys to read: %w", err)
+		}
+	}
 
 	var (
 		stop, measuring atomic.Bool
@@ -132,10 +174,10 @@ func runCell(im impl, sp spec, r *result) error {
 		rand.Read(buf)
 		lat[c] = make([]time.Duration, 0, 1<<14)
 		wg.Go(func() {
-			for !stop.Load() {
+			for i := uint64(0); !stop.Load(); i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				s := time.Now()
-				err := im.propose(ctx, buf)
+				err := op(ctx, c, buf, i)
 				d := time.Since(s)
 				cancel()
 				if err != nil {
@@ -154,6 +196,9 @@ func runCell(im impl, sp spec, r *result) error {
 	time.Sleep(sp.Warmup)
 
 	var m0, m1 runtime.MemStats
+	if sp.MemProfile != "" {
+		writeAllocs(sp.MemProfile + ".base")
+	}
 	if sp.CPUProfile != "" {
 		f, err := os.Create(sp.CPUProfile)
 		if err == nil {
@@ -182,6 +227,9 @@ func runCell(im impl, sp spec, r *result) error {
 	if sp.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
+	if sp.MemProfile != "" {
+		writeAllocs(sp.MemProfile)
+	}
 	stop.Store(true)
 	wg.Wait()
 
@@ -194,7 +242,7 @@ func runCell(im impl, sp spec, r *result) error {
 		r.FirstError = s
 	}
 	if ops == 0 {
-		return errors.New("no proposal completed in the window")
+		return errors.New("no operation completed in the window")
 	}
 	r.OpsPerSec = float64(ops) / elapsed.Seconds()
 	r.P50us = float64(percentile(all, 0.50)) / 1e3
@@ -205,6 +253,54 @@ func runCell(im impl, sp spec, r *result) error {
 	_, rss := rusage()
 	r.PeakRSSMiB = float64(rss) / (1 << 20)
 	return nil
+}
+
+// loadKeys writes readKeys keys of size bytes through im's target node, 16
+// at a time; a failed write is retried (a set is idempotent) for up to 30 s.
+func loadKeys(im impl, size int) error {
+	var (
+		next     atomic.Uint64
+		wg       sync.WaitGroup
+		firstErr atomic.Value
+	)
+	for range 16 {
+		wg.Go(func() {
+			value := make([]byte, size)
+			rand.Read(value)
+			for k := next.Add(1) - 1; k < readKeys; k = next.Add(1) - 1 {
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					err := im.propose(ctx, kvEntry(k, value))
+					cancel()
+					if err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						firstErr.CompareAndSwap(nil, fmt.Errorf("key %d: %w", k, err))
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// writeAllocs writes the allocation profile so far to file.
+func writeAllocs(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memprofile:", err)
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // runFailover starts a cluster, makes a few proposals, stops the leader and
