@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
@@ -20,6 +21,10 @@ const (
 	maxFramePlain = 64 << 10
 	tagSize       = 16
 	frameHeader   = 4
+
+	// readBuffer buffers the reads from the connection, so that a small
+	// frame's header and body usually come in one read.
+	readBuffer = 16 << 10
 )
 
 // ErrSealedFrame reports a frame that failed authentication or is malformed.
@@ -33,13 +38,18 @@ type sealedConn struct {
 	send    cipher.AEAD
 	sendCtr uint64
 	wbuf    []byte
+	whdr    [frameHeader]byte
+	wnonce  [12]byte
 
 	rmu     sync.Mutex // guards the read side
+	r       *bufio.Reader
 	recv    cipher.AEAD
 	recvCtr uint64
 	rbuf    []byte // the frame being read (ciphertext, then plaintext in place)
 	plain   []byte // unread plaintext, a slice of rbuf
 	rerr    error  // sticky read error
+	rhdr    [frameHeader]byte
+	rnonce  [12]byte
 }
 
 func newAEAD(key []byte) cipher.AEAD {
@@ -55,11 +65,12 @@ func newAEAD(key []byte) cipher.AEAD {
 }
 
 func newSealedConn(c net.Conn, s session) *sealedConn {
-	return &sealedConn{Conn: c, send: newAEAD(s.send), recv: newAEAD(s.recv)}
+	return &sealedConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer), send: newAEAD(s.send), recv: newAEAD(s.recv)}
 }
 
-func frameNonce(ctr uint64) []byte {
-	var n [12]byte
+// frameNonce writes the nonce of frame ctr into n (the connection's own
+// buffer, so that sealing allocates nothing) and returns it.
+func frameNonce(n *[12]byte, ctr uint64) []byte {
 	binary.BigEndian.PutUint64(n[4:], ctr)
 	return n[:]
 }
@@ -78,10 +89,9 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 	for rest := p; len(rest) > 0; {
 		chunk := rest[:min(len(rest), maxFramePlain)]
 		rest = rest[len(chunk):]
-		var hdr [frameHeader]byte
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(chunk)+tagSize))
-		out = append(out, hdr[:]...)
-		out = c.send.Seal(out, frameNonce(c.sendCtr), chunk, hdr[:])
+		binary.BigEndian.PutUint32(c.whdr[:], uint32(len(chunk)+tagSize))
+		out = append(out, c.whdr[:]...)
+		out = c.send.Seal(out, frameNonce(&c.wnonce, c.sendCtr), chunk, c.whdr[:])
 		c.sendCtr++
 	}
 	if _, err := c.Conn.Write(out); err != nil {
@@ -112,11 +122,11 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 }
 
 func (c *sealedConn) readFrame() error {
-	var hdr [frameHeader]byte
-	if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
+	hdr := c.rhdr[:]
+	if _, err := io.ReadFull(c.r, hdr); err != nil {
 		return err // io.EOF at a frame boundary is an orderly end
 	}
-	n := int(binary.BigEndian.Uint32(hdr[:]))
+	n := int(binary.BigEndian.Uint32(hdr))
 	if n < tagSize || n > maxFramePlain+tagSize {
 		return fmt.Errorf("%w: length %d", ErrSealedFrame, n)
 	}
@@ -124,13 +134,13 @@ func (c *sealedConn) readFrame() error {
 		c.rbuf = make([]byte, n, maxFramePlain+tagSize)
 	}
 	buf := c.rbuf[:n]
-	if _, err := io.ReadFull(c.Conn, buf); err != nil {
+	if _, err := io.ReadFull(c.r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return err
 	}
-	plain, err := c.recv.Open(buf[:0], frameNonce(c.recvCtr), buf, hdr[:])
+	plain, err := c.recv.Open(buf[:0], frameNonce(&c.rnonce, c.recvCtr), buf, hdr)
 	if err != nil {
 		return fmt.Errorf("%w: frame %d failed authentication", ErrSealedFrame, c.recvCtr)
 	}
@@ -142,7 +152,8 @@ func (c *sealedConn) readFrame() error {
 // openFrames decodes a stream of sealed frames under key; it serves the
 // fuzz target and tests.
 func openFrames(key []byte, stream []byte) ([]byte, error) {
-	c := &sealedConn{Conn: &readOnlyConn{r: stream}, recv: newAEAD(key)}
+	conn := &readOnlyConn{r: stream}
+	c := &sealedConn{Conn: conn, r: bufio.NewReader(conn), recv: newAEAD(key)}
 	return io.ReadAll(c)
 }
 
