@@ -62,6 +62,7 @@ var impls = map[string]func(nodes int) impl{
 	"canoe-leader":   func(n int) impl { return &canoeImpl{nodes: n} },
 	"canoe-follower": func(n int) impl { return &canoeImpl{nodes: n, follower: true} },
 	"canoe-bolt":     func(n int) impl { return &canoeImpl{nodes: n, store: canoe.LogStoreBolt} },
+	"canoe-secret":   func(n int) impl { return &canoeImpl{nodes: n, secret: true} },
 	"raft":           func(n int) impl { return &raftImpl{nodes: n} },
 	"raft-wal":       func(n int) impl { return &raftImpl{nodes: n, wal: true} },
 	// "dragonboat" is registered by impl_dragonboat.go (cgo builds) or

@@ -18,10 +18,13 @@ import (
 // cluster and the others join it through its HTTP API. Proposals and reads
 // go to the leader, or to a follower (which forwards them) when follower is
 // set. The log store is canoe's default unless store says otherwise; the
-// FSM counts entries, or is a kvStore when kv is set (the read cells).
+// FSM counts entries, or is a kvStore when kv is set (the read cells). With
+// secret the nodes share a ClusterSecret: authenticated, sealed raft
+// connections and signed API requests.
 type canoeImpl struct {
 	nodes    int
 	follower bool
+	secret   bool
 	store    canoe.LogStore
 	kv       bool
 	ns       []*canoe.Node
@@ -42,6 +45,8 @@ func (c *canoeImpl) name() string {
 		return "canoe-follower"
 	case c.store == canoe.LogStoreBolt:
 		return "canoe-bolt"
+	case c.secret:
+		return "canoe-secret"
 	}
 	return "canoe-leader"
 }
@@ -63,6 +68,9 @@ func (f *canoeCounter) Restore(s canoe.SnapshotData) error {
 	return nil
 }
 
+// benchSecret is the ClusterSecret of canoe-secret's nodes.
+var benchSecret = []byte("canoe bench secret, 32 bytes !!!")
+
 func canoeConfig(dir string) *canoe.NodeConfig {
 	return &canoe.NodeConfig{
 		FSM:      &canoeCounter{},
@@ -78,6 +86,9 @@ func canoeConfig(dir string) *canoe.NodeConfig {
 func (c *canoeImpl) startNode(dir string, join *canoe.Node) (*canoe.Node, error) {
 	cfg := canoeConfig(dir)
 	cfg.LogStore = c.store
+	if c.secret {
+		cfg.ClusterSecret = benchSecret
+	}
 	if c.kv {
 		cfg.FSM = &canoeKV{}
 	}

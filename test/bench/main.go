@@ -27,6 +27,8 @@
 // canoe-leader and canoe-follower use canoe's default log store (raft-wal)
 // and operate on the leader and on a follower (which forwards proposals and
 // asks the leader for read indexes); canoe-bolt is canoe on raft-boltdb/v2;
+// canoe-secret (not in the default list) is canoe-leader with a
+// ClusterSecret, for the cost of the authenticated, sealed transport;
 // raft is raw hashicorp/raft on raft-boltdb/v2 (the baseline of the
 // ratios), raft-wal the same on raft-wal. The extras measure failover (a
 // canoe leader's process killed with SIGKILL, LAN profile; a graceful canoe
