@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // TestSnapshotCommands runs canoe snapshot save, inspect and restore as a
@@ -92,7 +94,7 @@ func TestSnapshotCommands(t *testing.T) {
 		t.Errorf("snapshot save with stderr not a terminal printed %q on stderr, want nothing", r.stderr)
 	}
 	t.Logf("saved %d bytes at index %d from follower %d, %d writes acknowledged before", len(good), saved.Index, follower.id, len(before))
-	if names := dirNames(t, backups); !slices.Equal(names, []string{"cluster.bak"}) {
+	if names := testutil.DirNames(t, backups); !slices.Equal(names, []string{"cluster.bak"}) {
 		t.Errorf("the backup directory holds %q after the save, want only cluster.bak", names)
 	}
 
@@ -174,7 +176,7 @@ func TestSnapshotCommands(t *testing.T) {
 	if b, err := os.ReadFile(file); err != nil || !bytes.Equal(b, good) {
 		t.Errorf("a failed save changed %s (%v)", file, err)
 	}
-	for _, name := range dirNames(t, backups) {
+	for _, name := range testutil.DirNames(t, backups) {
 		if strings.HasSuffix(name, ".part") || name == "new.bak" {
 			t.Errorf("a failed save left %s", name)
 		}
@@ -288,18 +290,4 @@ func brokenServer(t *testing.T, part []byte) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
-}
-
-// dirNames returns the names in dir, sorted.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }

@@ -96,21 +96,6 @@ func realBackup(t *testing.T) ([]byte, uint64) {
 	return buf.Bytes(), index
 }
 
-// dirNames returns the names in dir, sorted.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	return names
-}
-
 // TestBackupScheduler: at each tick the leader writes a verified backup
 // named with its time and index and keeps the newest -backup-keep; a
 // follower writes none; a failed, damaged or abandoned backup leaves no
@@ -149,7 +134,7 @@ func TestBackupScheduler(t *testing.T) {
 		}
 		check := func(what string, minutes ...int) {
 			t.Helper()
-			if got, want := dirNames(t, dir), want(minutes...); !slices.Equal(got, want) {
+			if got, want := testutil.DirNames(t, dir), want(minutes...); !slices.Equal(got, want) {
 				t.Fatalf("%s: the directory holds %q, want %q\nlog:\n%s", what, got, want, logs.String())
 			}
 		}
@@ -220,7 +205,7 @@ func TestBackupKeepAll(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		stop()
-		if got := dirNames(t, dir); len(got) != 5 {
+		if got := testutil.DirNames(t, dir); len(got) != 5 {
 			t.Fatalf("%d files after 5 ticks with keep 0: %q", len(got), got)
 		}
 	})
@@ -242,7 +227,7 @@ func TestBackupDirChecked(t *testing.T) {
 	if err := prepareBackupDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	if names := dirNames(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("prepareBackupDir left %q", names)
 	}
 }
@@ -298,7 +283,7 @@ func TestNodeBackups(t *testing.T) {
 	valid := func(dir string) []canoe.BackupInfo {
 		t.Helper()
 		var out []canoe.BackupInfo
-		for _, name := range dirNames(t, dir) {
+		for _, name := range testutil.DirNames(t, dir) {
 			if strings.HasSuffix(name, ".tmp") {
 				continue
 			}
@@ -362,7 +347,7 @@ func TestNodeBackups(t *testing.T) {
 		p.interrupt(t)
 	}
 	for i, dir := range dirs {
-		for _, name := range dirNames(t, dir) {
+		for _, name := range testutil.DirNames(t, dir) {
 			if !backupNameRE.MatchString(name) {
 				t.Errorf("node %d left %s in its backup directory", i+1, name)
 			}

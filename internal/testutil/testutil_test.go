@@ -1,6 +1,9 @@
 package testutil
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -27,5 +30,17 @@ func TestSyncBuffer(t *testing.T) {
 	wg.Wait()
 	if got := len(b.String()); got != 20 {
 		t.Fatalf("%d bytes, want 20", got)
+	}
+}
+
+func TestDirNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"b", "a", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := DirNames(t, dir); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("DirNames = %q, want [a b c]", got)
 	}
 }
