@@ -41,8 +41,8 @@ type sealedConn struct {
 	whdr    [frameHeader]byte
 	wnonce  [12]byte
 
-	rmu     sync.Mutex // guards the read side
-	r       *bufio.Reader
+	rmu     sync.Mutex    // guards the read side
+	r       *bufio.Reader // reads Conn
 	recv    cipher.AEAD
 	recvCtr uint64
 	rbuf    []byte // the frame being read (ciphertext, then plaintext in place)
