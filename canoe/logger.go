@@ -31,8 +31,9 @@ var DefaultLogger Logger = hclog.New(&hclog.LoggerOptions{
 // describe expected, transient conditions of a healthy cluster, which raft
 // logs at WARN or ERROR: a new or restarted member catching up, the
 // replication a new leader corrects, an election that a leader change (which
-// canoe logs itself) makes, a vote refused because a leader exists. The
-// rest of raft's messages keep their level.
+// canoe logs itself) makes, a vote refused because a leader exists, a node
+// waiting to be added or without a vote. The rest of raft's messages keep
+// their level.
 var raftLogRules = map[string]hclog.Level{
 	"failed to get previous log":                                 hclog.Debug,
 	"appendEntries rejected, sending older logs":                 hclog.Debug,
@@ -47,10 +48,12 @@ var raftLogRules = map[string]hclog.Level{
 	"duplicate requestVote from":                                 hclog.Debug,
 	"skipping application of old log":                            hclog.Debug,
 	"heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election": hclog.Debug,
-	"heartbeat timeout reached, starting election":                                                                   hclog.Info,
-	"Election timeout reached, restarting election":                                                                  hclog.Info,
-	"new leader elected, stepping down":                                                                              hclog.Info,
-	"clearing log suffix":                                                                                            hclog.Info,
+	"no known peers, aborting election":                   hclog.Debug, // a joining node, not added yet
+	"not part of stable configuration, aborting election": hclog.Info,  // a read replica, or a removed node
+	"heartbeat timeout reached, starting election":        hclog.Info,
+	"Election timeout reached, restarting election":       hclog.Info,
+	"new leader elected, stepping down":                   hclog.Info,
+	"clearing log suffix":                                 hclog.Info,
 }
 
 // raftPeerMessages are raft's messages about a peer it cannot reach: a

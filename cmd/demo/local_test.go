@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,12 @@ import (
 // once it is ready; the demo stops at the end of the test.
 func startLocal(t *testing.T) *localCluster {
 	t.Helper()
+	return startLocalLogging(t, testWriter{t})
+}
+
+// startLocalLogging is startLocal with the demo's log going to logs.
+func startLocalLogging(t *testing.T, logs io.Writer) *localCluster {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan *localCluster, 1)
 	done := make(chan error, 1)
@@ -24,7 +31,7 @@ func startLocal(t *testing.T) *localCluster {
 		done <- runLocal(ctx, localOptions{
 			DataDir: t.TempDir(),
 			ready:   func(c *localCluster) { readyCh <- c },
-		}, &out, testWriter{t})
+		}, &out, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -44,6 +51,35 @@ func startLocal(t *testing.T) *localCluster {
 		t.Fatal("cluster not ready after 60s")
 	}
 	return nil
+}
+
+// TestLocalClusterStartsQuietly: `go run ./cmd/demo` is the first thing a
+// newcomer runs; forming its cluster is normal operation and logs nothing at
+// WARN or above (a joining node's raft, waiting to be added, used to warn
+// "no known peers, aborting election").
+func TestLocalClusterStartsQuietly(t *testing.T) {
+	var logs testutil.SyncBuffer
+	c := startLocalLogging(t, io.MultiWriter(testWriter{t}, &logs))
+	testutil.WaitFor(t, 10*time.Second, "every node a voter", func() bool {
+		v := clusterOf(t, c.slots[0].kvURL)
+		voters := 0
+		for _, n := range v.Nodes {
+			if n.Voter {
+				voters++
+			}
+		}
+		return voters == 3
+	})
+	time.Sleep(time.Second) // what follows forming, too
+	var loud []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERROR]") {
+			loud = append(loud, strings.TrimSpace(line))
+		}
+	}
+	if len(loud) > 0 {
+		t.Errorf("%d WARN/ERROR lines while the demo formed its cluster, want none:\n%s", len(loud), strings.Join(loud, "\n"))
+	}
 }
 
 func clusterOf(t *testing.T, url string) clusterView {
