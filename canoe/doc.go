@@ -122,13 +122,13 @@
 // # HTTP API
 //
 // Each node serves, on ConfigurationPort: GET/POST/DELETE /peers (the
-// original canoe's membership API), GET /status, GET /healthz, GET /metrics
-// (Prometheus), GET/POST /snapshot (backups), POST /leader/transfer, and
-// the internal endpoints followers use to forward proposals and read
-// indexes. With ClusterSecret set every call must be
-// signed with a key derived from it (httpconfig.Client does so), and GET
-// /metrics and GET /healthz also take the read-only
-// httpconfig.MetricsToken; with TLSConfig set the API and the raft
-// transport use TLS. The canoe command (cmd/canoe) is the operator's
+// original canoe's membership API), POST /peers/promote, GET /status, GET
+// /healthz, GET /metrics (Prometheus), GET/POST /snapshot (backups) and
+// POST /leader/transfer. Followers forward proposals and read-index
+// requests to the leader over the raft port, not this API. With
+// ClusterSecret set every call must be signed with a key derived from it
+// (httpconfig.Client does so), and GET /metrics and GET /healthz also take
+// the read-only httpconfig.MetricsToken; with TLSConfig set the API and the
+// raft transport use TLS. The canoe command (cmd/canoe) is the operator's
 // client of this API.
 package canoe
