@@ -245,7 +245,8 @@ func fromHTTPError(err error, leader uint64) error {
 	return fmt.Errorf("%w: request to leader %d failed: %v", ErrUnknownOutcome, leader, err)
 }
 
-// httpForwarder forwards a follower's requests over the HTTP API.
+// httpForwarder carries a follower's membership requests to the leader over
+// the HTTP API, and dials forward channels on the raft port.
 type httpForwarder struct {
 	n      *Node
 	client *httpconfig.Client
