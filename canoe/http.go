@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/canoe-raft/canoe/adapter"
 	"github.com/canoe-raft/canoe/canoe/internal/transport"
 	"github.com/canoe-raft/canoe/httpconfig"
 	"github.com/canoe-raft/canoe/observer"
@@ -271,10 +270,8 @@ func (f *httpForwarder) DialForward(ctx context.Context, id uint64) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(id) {
-			return rt.layer.DialChannel(ctx, string(s.Address), transport.Forward)
-		}
+	if s := findServer(cfg, id); s != nil {
+		return rt.layer.DialChannel(ctx, string(s.Address), transport.Forward)
 	}
 	return nil, fmt.Errorf("%w: member %d is not in this node's configuration", ErrNoLeader, id)
 }

@@ -33,12 +33,7 @@ func (n *Node) TransferLeadershipTo(ctx context.Context, id uint64) error {
 	if err != nil {
 		return n.raftErr(err)
 	}
-	var target *raft.Server
-	for i := range cfg.Servers {
-		if cfg.Servers[i].ID == adapter.ServerID(id) {
-			target = &cfg.Servers[i]
-		}
-	}
+	target := findServer(cfg, id)
 	switch {
 	case target == nil:
 		return fmt.Errorf("%w: %d", ErrPeerNotFound, id)

@@ -124,6 +124,17 @@ func configuration(rt *run) (raft.Configuration, uint64, error) {
 	return f.Configuration(), f.Index(), nil
 }
 
+// findServer returns member id's server in cfg, nil if cfg does not hold it.
+func findServer(cfg raft.Configuration, id uint64) *raft.Server {
+	sid := adapter.ServerID(id)
+	for i := range cfg.Servers {
+		if cfg.Servers[i].ID == sid {
+			return &cfg.Servers[i]
+		}
+	}
+	return nil
+}
+
 // AddPeer adds p to the cluster and returns once the change is committed.
 // The new member starts as a non-voter and the leader promotes it to voter
 // once it has caught up (a PeerPromoted observation tells when); with
@@ -205,12 +216,7 @@ func (n *Node) addPeerLocal(ctx context.Context, rt *run, p Peer) error {
 		return n.raftErr(err)
 	}
 	sid, addr := adapter.ServerID(p.ID), raft.ServerAddress(p.raftAddr())
-	var existing *raft.Server
-	for i := range cfg.Servers {
-		if cfg.Servers[i].ID == sid {
-			existing = &cfg.Servers[i]
-		}
-	}
+	existing := findServer(cfg, p.ID)
 	// Recorded before the configuration change, so that no leader promotes
 	// a read replica before it knows it is one.
 	meta := n.recordedMeta(p, existing)
@@ -482,7 +488,7 @@ func (n *Node) removalPending(rt *run) bool {
 	if err != nil || len(cfg.Servers) == 0 {
 		return false
 	}
-	return !slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool { return s.ID == adapter.ServerID(n.id) })
+	return findServer(cfg, n.id) == nil
 }
 
 // becameMember records, once, that a committed configuration in effect at

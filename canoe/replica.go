@@ -92,13 +92,7 @@ func (n *Node) promoteLocal(ctx context.Context, rt *run, id uint64) error {
 	if err != nil {
 		return n.raftErr(err)
 	}
-	sid := adapter.ServerID(id)
-	var server *raft.Server
-	for i := range cfg.Servers {
-		if cfg.Servers[i].ID == sid {
-			server = &cfg.Servers[i]
-		}
-	}
+	server := findServer(cfg, id)
 	if server == nil {
 		return fmt.Errorf("%w: %d", ErrPeerNotFound, id)
 	}
@@ -125,11 +119,7 @@ func (n *Node) promoteLocal(ctx context.Context, rt *run, id uint64) error {
 		if err != nil {
 			return n.raftErr(err)
 		}
-		found := false
-		for _, s := range cfg.Servers {
-			found = found || s.ID == sid
-		}
-		if !found {
+		if findServer(cfg, id) == nil {
 			return fmt.Errorf("%w: %d was removed while being promoted", ErrPeerNotFound, id)
 		}
 		if err := wait(); err != nil {

@@ -67,10 +67,6 @@ func (n *Node) isVoter(rt *run) bool {
 	if err != nil {
 		return false
 	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(n.id) {
-			return s.Suffrage == raft.Voter
-		}
-	}
-	return false
+	s := findServer(cfg, n.id)
+	return s != nil && s.Suffrage == raft.Voter
 }
