@@ -503,12 +503,17 @@ func (n *Node) becameMember(rt *run, at uint64) {
 	if n.wasMember.Swap(true) {
 		return
 	}
-	self := rt.self
-	err := storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: true, MemberIndex: at,
-		RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort})
-	if err != nil {
+	if err := n.saveIdentity(rt.self, true, at); err != nil {
 		n.logger.Warn("could not record membership in DataDir", "error", err)
 	}
+}
+
+// saveIdentity records in DataDir this node's ID and cluster, whether a
+// committed configuration held it (member, at index memberAt), and self's
+// ports, which a restart reuses.
+func (n *Node) saveIdentity(self Peer, member bool, memberAt uint64) error {
+	return storage.SaveIdentity(n.cfg.DataDir, storage.Identity{ID: n.id, ClusterID: n.cfg.ClusterID, Member: member, MemberIndex: memberAt,
+		RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort})
 }
 
 // leaderDutyTimeout bounds one round of the leader's duties.

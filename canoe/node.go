@@ -420,7 +420,7 @@ func (n *Node) openEndpoints(hasState bool) (*endpoints, error) {
 func (n *Node) prepareState(rc *raft.Config, st *storage.Stores, ep *endpoints, founding bool) error {
 	c := &n.cfg
 	self := ep.self
-	if err := storage.SaveIdentity(c.DataDir, storage.Identity{ID: n.id, ClusterID: c.ClusterID, Member: n.wasMember.Load(), MemberIndex: n.memberAt.Load(), RaftPort: self.RaftPort, ConfigPort: self.ConfigPort, GossipPort: self.GossipPort}); err != nil {
+	if err := n.saveIdentity(self, n.wasMember.Load(), n.memberAt.Load()); err != nil {
 		return err
 	}
 	switch {
