@@ -355,7 +355,7 @@ func (n *Node) configurationApplied([]raft.Server) {
 // the leader keeps canoe's replicated metadata current and promotes
 // non-voters that have caught up.
 func (n *Node) manage(rt *run) {
-	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
+	tick := time.NewTicker(pollInterval(n.cfg.Timing))
 	defer tick.Stop()
 	var leaderless, probed time.Time
 	var fsmTerm uint64 // see fsmCaughtUp

@@ -230,7 +230,7 @@ func (n *Node) refuse(rt *run, items []proposal, err error) {
 // term after it, so a batch not applied by then never commits, and its
 // proposals are refused (the proposer retries them on the new leader).
 func (n *Node) settleBatches(rt *run) {
-	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
+	tick := time.NewTicker(pollInterval(n.cfg.Timing))
 	defer tick.Stop()
 	for {
 		select {
@@ -274,4 +274,10 @@ func retriable(err error) bool {
 
 func retryPause(t Timing) time.Duration {
 	return max(t.HeartbeatTimeout/20, 5*time.Millisecond)
+}
+
+// pollInterval is how often the manager, settleBatches and a waiting
+// Promote look again without being woken.
+func pollInterval(t Timing) time.Duration {
+	return max(t.HeartbeatTimeout/4, 10*time.Millisecond)
 }

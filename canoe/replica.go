@@ -69,7 +69,7 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 }
 
 func (n *Node) promoteLocal(ctx context.Context, rt *run, id uint64) error {
-	tick := time.NewTicker(max(n.cfg.Timing.HeartbeatTimeout/4, 10*time.Millisecond))
+	tick := time.NewTicker(pollInterval(n.cfg.Timing))
 	defer tick.Stop()
 	wait := func() error {
 		select {
