@@ -82,16 +82,16 @@ func (n *Node) forwardLoop(rt *run) {
 // (the follower then resends it to the new leader), which is better than
 // an unknown outcome.
 type forwardClient struct {
-	n     *Node
-	rt    *run
-	slots chan struct{} // proposal requests in flight, at most maxInflightForwards
+	n       *Node
+	rt      *run
+	slots   chan struct{}  // proposal requests in flight, at most maxInflightForwards
+	readers sync.WaitGroup // the connections' reader goroutines
 
 	mu       sync.Mutex // guards the fields below; writes to a connection hold it too
 	active   *forwardConn
 	draining map[*forwardConn]bool
 	nextID   uint64
 	closed   bool
-	readers  sync.WaitGroup // the connections' reader goroutines
 }
 
 // forwardConn is one connection to a leader and the calls waiting on it.
