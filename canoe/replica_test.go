@@ -61,11 +61,12 @@ func (c *testCluster) restart(old *Node, tweak func(*NodeConfig)) *Node {
 
 // memberAs returns member id as node n sees it.
 func memberAs(n *Node, id uint64) (Peer, bool) {
-	i := slices.IndexFunc(n.Peers(), func(p Peer) bool { return p.ID == id })
+	peers := n.Peers()
+	i := slices.IndexFunc(peers, func(p Peer) bool { return p.ID == id })
 	if i < 0 {
 		return Peer{}, false
 	}
-	return n.Peers()[i], true
+	return peers[i], true
 }
 
 // holdsFor checks cond every 10 ms for d and fails the test the first
