@@ -22,12 +22,7 @@ func latestHolds(n *Node, id uint64) (holds, running bool) {
 	if err != nil {
 		return false, true
 	}
-	for _, s := range cfg.Servers {
-		if s.ID == adapter.ServerID(id) {
-			return true, true
-		}
-	}
-	return false, true
+	return findServer(cfg, id) != nil, true
 }
 
 // mustKeepRunning fails the test if n has stopped, with what a Start says.
