@@ -37,11 +37,14 @@ var (
 	// ErrInvalidConfig is returned by NewNode for a bad NodeConfig.
 	ErrInvalidConfig = errors.New("canoe: invalid config")
 
-	// ErrInvalidPeer is returned for a Peer that cannot be added (zero ID,
-	// bad ports or host).
+	// ErrInvalidPeer is returned for a member the operation cannot take: a
+	// Peer that cannot be added (zero ID, bad ports or host), the last voter
+	// to remove, a non-voter (or no other voter) to hand leadership to, or
+	// invalid members for a recovery.
 	ErrInvalidPeer = errors.New("canoe: invalid peer")
 
-	// ErrPeerNotFound is returned when removing a node that is not a member.
+	// ErrPeerNotFound is returned when removing or promoting a node that is
+	// not a member, or handing leadership to one.
 	ErrPeerNotFound = errors.New("canoe: no such peer")
 
 	// ErrEmptyProposal is returned by Propose for nil or empty data.
@@ -53,6 +56,7 @@ var (
 	// match), larger than MaxBackupBytes, or of another cluster. The error
 	// says which; nothing was changed.
 	ErrInvalidBackup = errors.New("canoe: invalid backup")
+
 	// ErrInvalidProposal is returned for a proposal over MaxProposalSize, or
 	// one the leader refused as malformed; nothing was committed.
 	ErrInvalidProposal = errors.New("canoe: invalid proposal")
