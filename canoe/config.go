@@ -126,12 +126,13 @@ type NodeConfig struct {
 	LogStore LogStore
 
 	// ClusterSecret, when set, protects the cluster: keys derived from it
-	// and ClusterID (HKDF-SHA256, one per use) encrypt gossip and sign every
-	// HTTP API call (nodes of the cluster sign their own calls; other
-	// programs use httpconfig.Client or httpconfig.NewSigner). GET /metrics
-	// and GET /healthz also accept the read-only httpconfig.MetricsToken.
-	// The secret itself never goes on the wire. It must be 16, 24 or 32
-	// bytes, the same on every node.
+	// and ClusterID (HKDF-SHA256, one per use) authenticate every raft
+	// connection (and seal it when TLSConfig is not set), encrypt gossip
+	// and sign every HTTP API call (nodes of the cluster sign their own
+	// calls; other programs use httpconfig.Client or httpconfig.NewSigner).
+	// GET /metrics and GET /healthz also accept the read-only
+	// httpconfig.MetricsToken. The secret itself never goes on the wire. It
+	// must be 16, 24 or 32 bytes, the same on every node.
 	ClusterSecret []byte
 
 	// TLSConfig, when set, secures the raft transport and the HTTP API with
