@@ -15,8 +15,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// memberlist's Shutdown does not wait for a probe in flight; with the LAN
-	// profile (BenchmarkGossipJoinAndLeave) that goroutine ends up to a probe
+	// memberlist's Shutdown does not wait for a probe in flight, nor for an
+	// indirect ping it relays for another member; with the LAN profile
+	// (BenchmarkGossipJoinAndLeave) such a goroutine ends up to a probe
 	// interval (1s) after Shutdown. Everything canoe starts is joined by Stop.
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
 		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"))
