@@ -214,6 +214,13 @@ func (p *proposals) takeSlot(max int) bool {
 	return true
 }
 
+// returnSlot gives back a slot takeSlot took for a batch never written.
+func (p *proposals) returnSlot() {
+	p.mu.Lock()
+	p.slots--
+	p.mu.Unlock()
+}
+
 // failBatch settles b as failed with err for every proposal in it.
 func (p *proposals) failBatch(b *batch, err error) {
 	p.mu.Lock()

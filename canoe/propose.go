@@ -180,9 +180,7 @@ func (n *Node) submit(rt *run, items []proposal) {
 	defer rt.transferMu.RUnlock()
 	term := rt.raft.CurrentTerm()
 	if rt.raft.State() != raft.Leader {
-		rt.props.mu.Lock()
-		rt.props.slots--
-		rt.props.mu.Unlock()
+		rt.props.returnSlot()
 		n.refuse(rt, items, &NotLeaderError{LeaderID: n.LeaderID()})
 		return
 	}
