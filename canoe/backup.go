@@ -61,14 +61,16 @@ func InspectBackup(r io.Reader) (BackupInfo, error) {
 	if err != nil {
 		return BackupInfo{}, backupErr(err)
 	}
+	return readBackupInfo(br)
+}
+
+// readBackupInfo reads the rest of the backup br reads, which verifies its
+// checksum, and returns its info. Errors match ErrInvalidBackup, except
+// those of the stream br reads.
+func readBackupInfo(br *backup.Reader) (BackupInfo, error) {
 	if _, err := io.Copy(io.Discard, br.State()); err != nil {
 		return BackupInfo{}, backupErr(err)
 	}
-	return backupInfo(br)
-}
-
-// backupInfo returns the info of a backup whose checksum br verified.
-func backupInfo(br *backup.Reader) (BackupInfo, error) {
 	h := br.Header()
 	var m adapter.Membership
 	if err := json.Unmarshal(br.Membership(), &m); err != nil {
@@ -235,17 +237,14 @@ func (n *Node) stageBackup(ctx context.Context, r io.Reader) (_ *stagedBackup, e
 	if err != nil {
 		return nil, backupErr(err)
 	}
-	if _, err := io.Copy(io.Discard, br.State()); err != nil {
-		return nil, backupErr(err)
+	if st.info, err = readBackupInfo(br); err != nil {
+		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("canoe: stage the backup: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("canoe: stage the backup: %w", err)
-	}
-	if st.info, err = backupInfo(br); err != nil {
-		return nil, err
 	}
 	if st.info.ClusterID != n.cfg.ClusterID {
 		return nil, fmt.Errorf("%w: it is a backup of cluster %d, and this is cluster %d (ClusterID)", ErrInvalidBackup, st.info.ClusterID, n.cfg.ClusterID)

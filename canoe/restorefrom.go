@@ -44,10 +44,7 @@ func (n *Node) checkRestoreFrom() (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	defer f.Close()
-	if _, err := io.Copy(io.Discard, br.State()); err != nil {
-		return BackupInfo{}, fmt.Errorf("canoe: RestoreFrom %s: %w", n.cfg.RestoreFrom, backupErr(err))
-	}
-	info, err := backupInfo(br)
+	info, err := readBackupInfo(br)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("canoe: RestoreFrom %s: %w", n.cfg.RestoreFrom, err)
 	}
