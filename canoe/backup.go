@@ -83,7 +83,8 @@ func readBackupInfo(br *backup.Reader) (BackupInfo, error) {
 }
 
 // membershipPeers returns the members of a snapshot's membership: the
-// servers of its configuration, with the addresses recorded for them.
+// servers of its configuration, with the addresses recorded for them and,
+// as Node.Peers says, whether a non-voter is a read replica.
 func membershipPeers(m adapter.Membership) []Peer {
 	metas := make(map[uint64]adapter.PeerMeta, len(m.Peers))
 	for _, p := range m.Peers {
@@ -94,6 +95,7 @@ func membershipPeers(m adapter.Membership) []Peer {
 		p := Peer{ID: s.ID, Voter: s.Voter}
 		if pm, ok := metas[s.ID]; ok {
 			p.Host, p.RaftPort, p.ConfigPort, p.GossipPort = pm.Host, pm.RaftPort, pm.ConfigPort, pm.GossipPort
+			p.NonVoter = pm.NonVoter && !p.Voter
 		}
 		out = append(out, p)
 	}

@@ -422,3 +422,27 @@ func TestInspectBackupRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectBackupReadReplica: a read replica in the backup's membership
+// is described as one (NonVoter), as Node.Peers does, not as a member
+// catching up; a voter never is, whatever its record says.
+func TestInspectBackupReadReplica(t *testing.T) {
+	m := `{"peers":[{"id":1,"host":"a","raft_port":1},{"id":2,"host":"b","raft_port":2,"nonvoter":true},{"id":3,"host":"c","raft_port":3,"nonvoter":true}],` +
+		`"servers":[{"id":1,"voter":true},{"id":2,"voter":false},{"id":3,"voter":true}]}`
+	var buf bytes.Buffer
+	if _, err := backup.Write(&buf, backup.Header{ClusterID: 1, MembershipSize: int64(len(m))}, []byte(m), strings.NewReader("")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := InspectBackup(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Peer{
+		{ID: 1, Host: "a", RaftPort: 1, Voter: true},
+		{ID: 2, Host: "b", RaftPort: 2, NonVoter: true},
+		{ID: 3, Host: "c", RaftPort: 3, Voter: true},
+	}
+	if !slices.Equal(info.Members, want) {
+		t.Fatalf("members %+v, want %+v", info.Members, want)
+	}
+}
