@@ -39,6 +39,10 @@ const (
 	restoreStagePattern = ".canoe-restore-*.backup"
 )
 
+// backupBufSize is the buffer of each read and write of those files and of
+// RestoreFrom's backup.
+const backupBufSize = 256 << 10
+
 // BackupInfo describes a backup.
 type BackupInfo struct {
 	Version   int       // format version
@@ -140,7 +144,7 @@ func (n *Node) Backup(ctx context.Context, w io.Writer) (uint64, error) {
 		f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(f, backupBufSize)
 	sh, err := n.fsm.WriteState(ctxWriter{ctx, bw})
 	if err == nil {
 		err = bw.Flush()
@@ -168,7 +172,7 @@ func (n *Node) Backup(ctx context.Context, w io.Writer) (uint64, error) {
 		MembershipSize: int64(len(membership)),
 		StateSize:      size,
 	}
-	state := ctxReader{ctx, bufio.NewReaderSize(f, 256<<10)}
+	state := ctxReader{ctx, bufio.NewReaderSize(f, backupBufSize)}
 	if _, err := backup.Write(ctxWriter{ctx, w}, h, membership, state); err != nil {
 		return 0, fmt.Errorf("canoe: backup: %w", err)
 	}
@@ -234,7 +238,7 @@ func (n *Node) stageBackup(ctx context.Context, r io.Reader) (_ *stagedBackup, e
 			st.Discard()
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(f, backupBufSize)
 	br, err := backup.NewReader(io.TeeReader(ctxReader{ctx, r}, bw), n.cfg.MaxBackupBytes)
 	if err != nil {
 		return nil, backupErr(err)
@@ -300,7 +304,7 @@ func (n *Node) restoreLocal(ctx context.Context, rt *run, s *stagedBackup) error
 	// Read and checked again as raft copies it: if the copy fails, raft
 	// restores nothing (it has already failed the proposals in flight,
 	// as unknown outcomes).
-	br, err := backup.NewReader(bufio.NewReaderSize(f, 256<<10), math.MaxInt64)
+	br, err := backup.NewReader(bufio.NewReaderSize(f, backupBufSize), math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("canoe: restore backup: the staged copy: %w", backupErr(err))
 	}
