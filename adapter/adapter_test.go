@@ -218,17 +218,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		cmd(2, EncodePeerMeta(PeerMeta{ID: 5, Host: "h", RaftPort: 9, ConfigPort: 10})),
 		cmd(3, EncodePeerForget(6)),
 	})
-	snap, err := src.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
+	snapshot := persist(t, src)
 	dstFSM := &listFSM{items: []string{"stale"}}
 	dst := New(Config{FSM: dstFSM})
-	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(snapshot))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
 	if !slices.Equal(dstFSM.items, []string{"a", "b"}) {
@@ -302,16 +295,9 @@ func TestCommittedConfiguration(t *testing.T) {
 		t.Fatalf("after the configuration entry: got %v at %d, want %v at 2", servers, at, want)
 	}
 	servers[3] = raft.Voter // a copy: changing it changes nothing
-	snap, err := a.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
+	snapshot := persist(t, a)
 	dst := New(Config{FSM: &listFSM{}})
-	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(snapshot))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
 	// A snapshot's configuration is in effect at the snapshot's index.
@@ -334,16 +320,9 @@ func TestPeerMetaNonVoter(t *testing.T) {
 	if b := EncodePeerMeta(PeerMeta{ID: 4, Host: "h", RaftPort: 1}); strings.Contains(string(b), "nonvoter") {
 		t.Fatalf("a voter-to-be's entry %q names nonvoter; older nodes must read it as before", b)
 	}
-	snap, err := a.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
+	snapshot := persist(t, a)
 	dst := New(Config{FSM: &listFSM{}})
-	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(snapshot))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
 	if m, ok := dst.Peer(5); !ok || !m.NonVoter {

@@ -127,10 +127,11 @@ type Adapter struct {
 	applied atomic.Uint64 // index of the last entry whose effects the FSM holds
 
 	// applyMu serializes everything that runs the user's FSM or moves
-	// applied: ApplyBatch, ReplayCommitted, Snapshot and Restore. Raft calls
-	// all but ReplayCommitted from its one FSM goroutine; ReplayCommitted
-	// runs on the goroutine that starts the node, while raft may already
-	// apply the same entries. Taken before mu, never while holding it.
+	// applied: ApplyBatch, ReplayCommitted, Snapshot, WriteState, Restore
+	// and ResetMembership. Raft calls ApplyBatch, Snapshot and Restore from
+	// its one FSM goroutine; ReplayCommitted runs on the goroutine that
+	// starts the node, while raft may already apply the same entries, and
+	// WriteState on a Backup's. Taken before mu, never while holding it.
 	applyMu sync.Mutex
 
 	mu       sync.Mutex // guards advanced, peers, removed, servers, configAt, lastTerm

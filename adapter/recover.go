@@ -17,8 +17,8 @@ import "github.com/hashicorp/raft"
 //     which hold nothing for the FSM.
 //
 // It observes nothing (no PeerAdded or PeerRemoved): the recovery runs on a
-// stopped node. It must not run concurrently with Apply or Restore; it takes
-// the same lock.
+// stopped node. It takes the lock Apply and Restore take, so it never runs
+// while they do.
 func (a *Adapter) ResetMembership(members []PeerMeta, index, term uint64) {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()

@@ -32,15 +32,8 @@ func TestResetMembership(t *testing.T) {
 	if got := a.AppliedIndex(); got != 9 {
 		t.Errorf("AppliedIndex %d, want 9", got)
 	}
-	snap, err := a.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(bytes.NewReader(sink.Bytes()))
+	snapshot := persist(t, a)
+	r := bufio.NewReader(bytes.NewReader(snapshot))
 	h, err := ReadSnapshotHeader(r)
 	if err != nil {
 		t.Fatal(err)

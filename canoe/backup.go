@@ -39,6 +39,10 @@ const (
 	restoreStagePattern = ".canoe-restore-*.backup"
 )
 
+// backupBufSize is the buffer of each read and write of those files and of
+// RestoreFrom's backup.
+const backupBufSize = 256 << 10
+
 // BackupInfo describes a backup.
 type BackupInfo struct {
 	Version   int       // format version
@@ -61,14 +65,16 @@ func InspectBackup(r io.Reader) (BackupInfo, error) {
 	if err != nil {
 		return BackupInfo{}, backupErr(err)
 	}
+	return readBackupInfo(br)
+}
+
+// readBackupInfo reads the rest of the backup br reads, which verifies its
+// checksum, and returns its info. Errors match ErrInvalidBackup, except
+// those of the stream br reads.
+func readBackupInfo(br *backup.Reader) (BackupInfo, error) {
 	if _, err := io.Copy(io.Discard, br.State()); err != nil {
 		return BackupInfo{}, backupErr(err)
 	}
-	return backupInfo(br)
-}
-
-// backupInfo returns the info of a backup whose checksum br verified.
-func backupInfo(br *backup.Reader) (BackupInfo, error) {
 	h := br.Header()
 	var m adapter.Membership
 	if err := json.Unmarshal(br.Membership(), &m); err != nil {
@@ -81,7 +87,8 @@ func backupInfo(br *backup.Reader) (BackupInfo, error) {
 }
 
 // membershipPeers returns the members of a snapshot's membership: the
-// servers of its configuration, with the addresses recorded for them.
+// servers of its configuration, with the addresses recorded for them and,
+// as Node.Peers says, whether a non-voter is a read replica.
 func membershipPeers(m adapter.Membership) []Peer {
 	metas := make(map[uint64]adapter.PeerMeta, len(m.Peers))
 	for _, p := range m.Peers {
@@ -92,6 +99,7 @@ func membershipPeers(m adapter.Membership) []Peer {
 		p := Peer{ID: s.ID, Voter: s.Voter}
 		if pm, ok := metas[s.ID]; ok {
 			p.Host, p.RaftPort, p.ConfigPort, p.GossipPort = pm.Host, pm.RaftPort, pm.ConfigPort, pm.GossipPort
+			p.NonVoter = pm.NonVoter && !p.Voter
 		}
 		out = append(out, p)
 	}
@@ -136,7 +144,7 @@ func (n *Node) Backup(ctx context.Context, w io.Writer) (uint64, error) {
 		f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(f, backupBufSize)
 	sh, err := n.fsm.WriteState(ctxWriter{ctx, bw})
 	if err == nil {
 		err = bw.Flush()
@@ -164,7 +172,7 @@ func (n *Node) Backup(ctx context.Context, w io.Writer) (uint64, error) {
 		MembershipSize: int64(len(membership)),
 		StateSize:      size,
 	}
-	state := ctxReader{ctx, bufio.NewReaderSize(f, 256<<10)}
+	state := ctxReader{ctx, bufio.NewReaderSize(f, backupBufSize)}
 	if _, err := backup.Write(ctxWriter{ctx, w}, h, membership, state); err != nil {
 		return 0, fmt.Errorf("canoe: backup: %w", err)
 	}
@@ -230,22 +238,19 @@ func (n *Node) stageBackup(ctx context.Context, r io.Reader) (_ *stagedBackup, e
 			st.Discard()
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(f, backupBufSize)
 	br, err := backup.NewReader(io.TeeReader(ctxReader{ctx, r}, bw), n.cfg.MaxBackupBytes)
 	if err != nil {
 		return nil, backupErr(err)
 	}
-	if _, err := io.Copy(io.Discard, br.State()); err != nil {
-		return nil, backupErr(err)
+	if st.info, err = readBackupInfo(br); err != nil {
+		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("canoe: stage the backup: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("canoe: stage the backup: %w", err)
-	}
-	if st.info, err = backupInfo(br); err != nil {
-		return nil, err
 	}
 	if st.info.ClusterID != n.cfg.ClusterID {
 		return nil, fmt.Errorf("%w: it is a backup of cluster %d, and this is cluster %d (ClusterID)", ErrInvalidBackup, st.info.ClusterID, n.cfg.ClusterID)
@@ -299,7 +304,7 @@ func (n *Node) restoreLocal(ctx context.Context, rt *run, s *stagedBackup) error
 	// Read and checked again as raft copies it: if the copy fails, raft
 	// restores nothing (it has already failed the proposals in flight,
 	// as unknown outcomes).
-	br, err := backup.NewReader(bufio.NewReaderSize(f, 256<<10), math.MaxInt64)
+	br, err := backup.NewReader(bufio.NewReaderSize(f, backupBufSize), math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("canoe: restore backup: the staged copy: %w", backupErr(err))
 	}

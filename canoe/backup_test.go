@@ -272,8 +272,9 @@ func TestStreamingSnapshotInstall(t *testing.T) {
 }
 
 // TestRestoreFrom: a node founds a cluster from a backup with the backup's
-// state before Start returns, and others join it; a damaged backup fails
-// Start and leaves no state; a restart does not use RestoreFrom.
+// state before Start returns, and others join it; a damaged backup, or one
+// of another cluster, fails Start and leaves no state; a restart does not
+// use RestoreFrom.
 func TestRestoreFrom(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
@@ -291,6 +292,10 @@ func TestRestoreFrom(t *testing.T) {
 		if err := os.WriteFile(bad, buf.Bytes()[:buf.Len()-1], 0o600); err != nil {
 			t.Fatal(err)
 		}
+		foreign := filepath.Join(dir, "foreign.backup")
+		if err := os.WriteFile(foreign, rewriteCluster(t, buf.Bytes(), 7), 0o600); err != nil {
+			t.Fatal(err)
+		}
 
 		restoreFrom := bad
 		c := &testCluster{t: t, nodes: map[uint64]*Node{}, fsms: map[uint64]*testFSM{}, trans: map[uint64]*raft.InmemTransport{},
@@ -302,6 +307,10 @@ func TestRestoreFrom(t *testing.T) {
 		t.Cleanup(c.stopAll)
 		if _, err := c.startNode(true); !errors.Is(err, ErrInvalidBackup) || !strings.Contains(err.Error(), "truncated") {
 			t.Fatalf("Start from a truncated backup: got %v, want ErrInvalidBackup saying truncated", err)
+		}
+		restoreFrom = foreign
+		if _, err := c.startNode(true); !errors.Is(err, ErrInvalidBackup) || !strings.Contains(err.Error(), "backup of cluster 7, and this node founds cluster 256") {
+			t.Fatalf("Start from a backup of another cluster: got %v, want ErrInvalidBackup naming both clusters", err)
 		}
 		restoreFrom = good
 		n := c.addNode(true)
@@ -375,4 +384,65 @@ func TestBackupOnRestartedIdleFollower(t *testing.T) {
 			t.Fatalf("backup holds %q (%v), want [a b c]", state, err)
 		}
 	})
+}
+
+// TestInspectBackupRefuses: InspectBackup, which needs no node, refuses a
+// truncated or bit-flipped backup, and one whose checksum holds but whose
+// membership record is not canoe's JSON, with errors matching
+// ErrInvalidBackup that say what is wrong; a backup of any cluster is
+// described.
+func TestInspectBackupRefuses(t *testing.T) {
+	write := func(cluster uint64, membership string) []byte {
+		var buf bytes.Buffer
+		h := backup.Header{ClusterID: cluster, Index: 9, Term: 2, MembershipSize: int64(len(membership)), StateSize: 5}
+		if _, err := backup.Write(&buf, h, []byte(membership), strings.NewReader("state")); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	good := write(7, `{"peers":[{"id":3,"host":"h","raft_port":1}],"servers":[{"id":3,"voter":true}]}`)
+	info, err := InspectBackup(bytes.NewReader(good))
+	if err != nil || info.ClusterID != 7 || info.Index != 9 || info.StateSize != 5 || info.Size != int64(len(good)) ||
+		!slices.Equal(info.Members, []Peer{{ID: 3, Host: "h", RaftPort: 1, Voter: true}}) {
+		t.Fatalf("InspectBackup: %+v, %v", info, err)
+	}
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)-40] ^= 0x04
+	for _, tt := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"truncated", "truncated", good[:len(good)-1]},
+		{"bit flip", "checksum mismatch", flipped},
+		{"garbage membership", "membership record is not canoe's JSON", write(7, "\x00garbage")},
+		{"garbage", "not a canoe backup", []byte("garbage, not a backup")},
+	} {
+		if _, err := InspectBackup(bytes.NewReader(tt.data)); !errors.Is(err, ErrInvalidBackup) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want ErrInvalidBackup saying %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestInspectBackupReadReplica: a read replica in the backup's membership
+// is described as one (NonVoter), as Node.Peers does, not as a member
+// catching up; a voter never is, whatever its record says.
+func TestInspectBackupReadReplica(t *testing.T) {
+	m := `{"peers":[{"id":1,"host":"a","raft_port":1},{"id":2,"host":"b","raft_port":2,"nonvoter":true},{"id":3,"host":"c","raft_port":3,"nonvoter":true}],` +
+		`"servers":[{"id":1,"voter":true},{"id":2,"voter":false},{"id":3,"voter":true}]}`
+	var buf bytes.Buffer
+	if _, err := backup.Write(&buf, backup.Header{ClusterID: 1, MembershipSize: int64(len(m))}, []byte(m), strings.NewReader("")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := InspectBackup(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Peer{
+		{ID: 1, Host: "a", RaftPort: 1, Voter: true},
+		{ID: 2, Host: "b", RaftPort: 2, NonVoter: true},
+		{ID: 3, Host: "c", RaftPort: 3, Voter: true},
+	}
+	if !slices.Equal(info.Members, want) {
+		t.Fatalf("members %+v, want %+v", info.Members, want)
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/canoe-raft/canoe/canoe/internal/storage"
 	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
@@ -190,5 +191,61 @@ func testDamagedNewestSnapshot(t *testing.T, store LogStore, trailing uint64, da
 		if got := fsm.list(); !slices.Equal(got, append(want, "after")) {
 			t.Errorf("after a new proposal the FSM holds %d entries, want %d", len(got), len(want)+1)
 		}
+	})
+}
+
+// TestAppliedRecordAheadOfLog: an applied index on record past the end of
+// the raft log (a bit flip in it, or a log that lost its tail) makes a
+// restart replay the whole log, say so at WARN, and start; the record is
+// then corrected to the FSM's index.
+func TestAppliedRecordAheadOfLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 1, func(cfg *NodeConfig) { cfg.DataDir = dir })
+		n := c.leader()
+		for i := range 5 {
+			propose(t, n, fmt.Sprintf("e%d", i))
+		}
+		want := c.fsm(n.id).list()
+		cfg := n.cfg
+		if err := n.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		const bogus = 1<<40 + 3
+		st, err := storage.Open(dir, storage.Auto, DefaultSnapshotConfig.policy(), hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveApplied(bogus); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		var logs testutil.SyncBuffer
+		fsm := &testFSM{}
+		cfg.ID, cfg.FSM, cfg.BootstrapNode = 0, fsm, false
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "canoe", Level: hclog.Warn, Output: io.MultiWriter(&logs, testWriter{t})})
+		again, err := NewNode(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := startRecovered(again); err != nil {
+			t.Fatalf("Start with the applied index on record past the log: %v", err)
+		}
+		c.mu.Lock()
+		c.nodes[again.id], c.fsms[again.id] = again, fsm
+		c.mu.Unlock()
+		if got := fsm.list(); !slices.Equal(got, want) {
+			t.Errorf("right after Start the FSM holds %q, want %q", got, want)
+		}
+		if !strings.Contains(logs.String(), "the raft log ends before the applied index recorded") {
+			t.Errorf("Start said nothing at WARN about the record past the log; its log:\n%s", logs.String())
+		}
+		testutil.WaitFor(t, 10*time.Second, "the applied index on record to be corrected", func() bool {
+			got, err := again.rt.Load().stores.LoadApplied()
+			return err == nil && got == again.fsm.AppliedIndex()
+		})
 	})
 }

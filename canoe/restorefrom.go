@@ -28,7 +28,7 @@ func (n *Node) openRestoreFrom() (*os.File, *backup.Reader, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("canoe: RestoreFrom: %w", err)
 	}
-	br, err := backup.NewReader(bufio.NewReaderSize(f, 256<<10), n.cfg.MaxBackupBytes)
+	br, err := backup.NewReader(bufio.NewReaderSize(f, backupBufSize), n.cfg.MaxBackupBytes)
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("canoe: RestoreFrom %s: %w", n.cfg.RestoreFrom, backupErr(err))
@@ -44,10 +44,7 @@ func (n *Node) checkRestoreFrom() (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	defer f.Close()
-	if _, err := io.Copy(io.Discard, br.State()); err != nil {
-		return BackupInfo{}, fmt.Errorf("canoe: RestoreFrom %s: %w", n.cfg.RestoreFrom, backupErr(err))
-	}
-	info, err := backupInfo(br)
+	info, err := readBackupInfo(br)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("canoe: RestoreFrom %s: %w", n.cfg.RestoreFrom, err)
 	}

@@ -23,8 +23,8 @@ func sample(t testing.TB, state string) ([]byte, Header) {
 
 // readAll reads a backup the way its users do: header, then the state to
 // io.EOF.
-func readAll(b []byte, maxState int64) (*Reader, []byte, error) {
-	r, err := NewReader(bytes.NewReader(b), maxState)
+func readAll(b []byte, maxSize int64) (*Reader, []byte, error) {
+	r, err := NewReader(bytes.NewReader(b), maxSize)
 	if err != nil {
 		return nil, nil, err
 	}

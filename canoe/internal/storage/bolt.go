@@ -121,7 +121,7 @@ func readBoltMeta(f io.ReaderAt, off int64) (boltMeta, error) {
 
 // openBolt opens the raft log, turning bbolt's crashes on a damaged file
 // into an error that names it.
-func openBolt(path string) (store *raftboltdb.BoltStore, err error) {
+func openBolt(path string) (store *boltStore, err error) {
 	if err := checkBoltFile(path); err != nil {
 		return nil, fmt.Errorf("canoe: raft log %s is damaged: %v (restore it from a backup, or remove this node's DataDir and join the cluster again as a new node)", path, err)
 	}
@@ -133,5 +133,28 @@ func openBolt(path string) (store *raftboltdb.BoltStore, err error) {
 			store, err = nil, fmt.Errorf("canoe: raft log %s is damaged: bbolt: %v", path, r)
 		}
 	}()
-	return raftboltdb.NewBoltStore(path)
+	bs, err := raftboltdb.NewBoltStore(path)
+	if err != nil {
+		return nil, err
+	}
+	return &boltStore{BoltStore: bs, path: path}, nil
+}
+
+// boltStore is raft-boltdb's store with a GetUint64 that refuses a value
+// that is not 8 bytes, as walStore's does: raft-boltdb's panics on a
+// shorter one and reads the start of a longer one.
+type boltStore struct {
+	*raftboltdb.BoltStore
+	path string
+}
+
+func (s *boltStore) GetUint64(key []byte) (uint64, error) {
+	b, err := s.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("canoe: raft log %s: stable key %q holds %d bytes, not a uint64", s.path, key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
 }

@@ -145,3 +145,39 @@ func TestAppliedIndexRecord(t *testing.T) {
 		}
 	})
 }
+
+// TestAppliedIndexRecordDamaged: a record that is not 8 bytes (a damaged
+// or foreign value under the key) is an error from LoadApplied, in either
+// log format, never a panic; the stores stay usable and a new record
+// replaces it.
+func TestAppliedIndexRecordDamaged(t *testing.T) {
+	for _, kind := range []Kind{WAL, Bolt} {
+		for name, val := range map[string][]byte{"truncated": {0, 0, 4}, "too long": make([]byte, 9)} {
+			t.Run(kind.String()+"/"+name, func(t *testing.T) {
+				st := openTestStores(t, t.TempDir(), kind)
+				defer st.Close()
+				if err := st.Stable.Set(appliedKey, val); err != nil {
+					t.Fatal(err)
+				}
+				got, err := func() (got uint64, err error) {
+					defer func() {
+						if p := recover(); p != nil {
+							t.Fatalf("LoadApplied of a %d-byte record panicked: %v", len(val), p)
+						}
+					}()
+					return st.LoadApplied()
+				}()
+				if err == nil {
+					t.Fatalf("LoadApplied of a %d-byte record: %d, nil; want an error", len(val), got)
+				}
+				t.Logf("LoadApplied: %v", err)
+				if err := st.SaveApplied(77); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := st.LoadApplied(); err != nil || got != 77 {
+					t.Fatalf("LoadApplied after a new record: %d, %v; want 77, nil", got, err)
+				}
+			})
+		}
+	}
+}
