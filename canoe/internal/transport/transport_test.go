@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -209,6 +210,12 @@ type writeOnlyConn struct {
 }
 
 func (c *writeOnlyConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// openFrames decodes a stream of sealed frames under key.
+func openFrames(key []byte, stream []byte) ([]byte, error) {
+	c := &sealedConn{r: bufio.NewReader(bytes.NewReader(stream)), recv: newAEAD(key)}
+	return io.ReadAll(c)
+}
 
 func FuzzDecodeHello(f *testing.F) {
 	f.Add(hello{flags: flagKey, clusterID: 256}.encode())
