@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"go.uber.org/goleak"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -451,19 +453,11 @@ func TestLayerConnectionCap(t *testing.T) {
 		c.Write([]byte{0})
 		dialed = append(dialed, c)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitFor(t, 5*time.Second, "3 connections admitted", func() bool {
 		mu.Lock()
-		n := len(held)
-		mu.Unlock()
-		if n == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 connections admitted", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(held) == 3
+	})
 	extra, err := cli.Dial(addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
