@@ -147,3 +147,20 @@ func TestJoinHintIgnoresSeedNames(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberlistLogLowersExpectedWarnings: the refutations a restarted
+// member causes are passed on at INFO, every other line as it is.
+func TestMemberlistLogLowersExpectedWarnings(t *testing.T) {
+	for in, want := range map[string]string{
+		"[WARN] memberlist: Refuting a suspect message (from: n2)\n": "[INFO] memberlist: Refuting a suspect message (from: n2)\n",
+		"[WARN] memberlist: Refuting an alive message for 'n1'\n":    "[INFO] memberlist: Refuting an alive message for 'n1'\n",
+		"[WARN] memberlist: Was able to connect to n3 over TCP\n":    "[WARN] memberlist: Was able to connect to n3 over TCP\n",
+		"[ERR] memberlist: Refuting a suspect message\n":             "[ERR] memberlist: Refuting a suspect message\n",
+	} {
+		var out strings.Builder
+		n, err := (&memberlistLog{w: &out}).Write([]byte(in))
+		if err != nil || n != len(in) || out.String() != want {
+			t.Errorf("Write(%q) = %d, %v, wrote %q; want %d, nil, %q", in, n, err, out.String(), len(in), want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -476,5 +477,92 @@ func TestClientBadSecret(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 0 {
 		t.Errorf("server got %d requests, want 0", calls)
+	}
+}
+
+// tripwire is every component of a Config; it counts the calls it gets.
+type tripwire struct {
+	mu    sync.Mutex // guards calls
+	calls []string
+}
+
+func (w *tripwire) hit(what string) {
+	w.mu.Lock()
+	w.calls = append(w.calls, what)
+	w.mu.Unlock()
+}
+
+func (w *tripwire) got() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.calls...)
+}
+
+func (w *tripwire) Self() Peer                               { w.hit("Self"); return Peer{ID: 1} }
+func (w *tripwire) Peers() []Peer                            { w.hit("Peers"); return nil }
+func (w *tripwire) AddPeer(context.Context, Peer) error      { w.hit("AddPeer"); return nil }
+func (w *tripwire) RemovePeer(context.Context, uint64) error { w.hit("RemovePeer"); return nil }
+func (w *tripwire) Promote(context.Context, uint64) error    { w.hit("Promote"); return nil }
+func (w *tripwire) Status() Status                           { w.hit("Status"); return Status{} }
+func (w *tripwire) Healthy() error                           { w.hit("Healthy"); return nil }
+func (w *tripwire) Backup(context.Context, io.Writer) (uint64, error) {
+	w.hit("Backup")
+	return 1, nil
+}
+func (w *tripwire) StageRestore(context.Context, io.Reader) (StagedRestore, error) {
+	w.hit("StageRestore")
+	return nil, errors.New("tripwire")
+}
+func (w *tripwire) TransferLeadership(context.Context, uint64) (uint64, error) {
+	w.hit("TransferLeadership")
+	return 0, nil
+}
+func (w *tripwire) ServeHTTP(http.ResponseWriter, *http.Request) { w.hit("Metrics") }
+
+// TestEveryRouteRefusesStrangers: with a secret, every route and method
+// (and unknown ones) answers 401 to a request without an Authorization
+// header, with another cluster's signature, or with a damaged header, and
+// never reaches the node.
+func TestEveryRouteRefusesStrangers(t *testing.T) {
+	w := &tripwire{}
+	clk := &clock{t: time.UnixMilli(1_700_000_000_000)}
+	h := NewHandler(Config{
+		Membership: w, Promoter: w, Status: w, Snapshots: w, Leadership: w, Metrics: w,
+		Secret: testSecret, ClusterID: testClusterID, now: clk.now,
+	})
+	body := []byte(`{"id":2,"raft_port":1,"config_port":1}`)
+	routes := []struct{ method, path string }{
+		{"GET", PathPeers}, {"POST", PathPeers}, {"DELETE", PathPeers},
+		{"POST", PathPromote}, {"GET", PathStatus}, {"GET", PathHealthz}, {"GET", PathMetrics},
+		{"GET", PathSnapshot}, {"POST", PathSnapshot}, {"POST", PathLeaderTransfer},
+		{"OPTIONS", PathPeers}, {"OPTIONS", "*"}, {"PUT", PathPeers}, {"HEAD", PathHealthz}, {"GET", "/nope"},
+	}
+	for _, rt := range routes {
+		sum := sha256.Sum256(body)
+		valid := testSigner.Authorization(rt.method, rt.path, sum, clk.now())
+		for name, auth := range map[string]string{
+			"unsigned":      "",
+			"other secret":  otherSigner.Authorization(rt.method, rt.path, sum, clk.now()),
+			"other cluster": mustSigner(testSecret, testClusterID+1).Authorization(rt.method, rt.path, sum, clk.now()),
+			"truncated":     valid[:len(valid)-10],
+			"flipped bit":   valid[:len(valid)-1] + string(valid[len(valid)-1]^1),
+			"scheme only":   AuthScheme,
+			"garbage":       "\x00\xff",
+		} {
+			rec := send(h, rt.method, rt.path, body, auth)
+			if rec.Code != http.StatusUnauthorized {
+				t.Errorf("%s %s, %s: status %d, want 401; body %s", rt.method, rt.path, name, rec.Code, rec.Body)
+			}
+		}
+	}
+	if calls := w.got(); len(calls) != 0 {
+		t.Errorf("strangers reached the node: %v", calls)
+	}
+	// The control: the same handler serves a properly signed request.
+	if rec := send(h, "GET", PathStatus, nil, testSigner.Authorization("GET", PathStatus, sha256.Sum256(nil), clk.now())); rec.Code != http.StatusOK {
+		t.Errorf("signed GET %s: status %d, want 200; body %s", PathStatus, rec.Code, rec.Body)
+	}
+	if calls := w.got(); fmt.Sprint(calls) != "[Status]" {
+		t.Errorf("signed GET %s: node calls %v, want [Status]", PathStatus, calls)
 	}
 }

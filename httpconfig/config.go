@@ -9,10 +9,10 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	// DefaultMaxBodyBytes limits the JSON bodies of /peers: 1 MiB.
+	// DefaultMaxBodyBytes limits the JSON request bodies: 1 MiB.
 	DefaultMaxBodyBytes int64 = 1 << 20
 	// DefaultRequestTimeout bounds the context the node's AddPeer,
-	// RemovePeer and Promote get: 30s.
+	// RemovePeer, Promote and TransferLeadership get: 30s.
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultMaxSnapshotBytes limits a POST /snapshot body (a backup):
 	// 16 GiB.

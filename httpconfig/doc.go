@@ -71,8 +71,8 @@
 //
 //	400  ErrInvalid               malformed JSON, unknown field, data after the object,
 //	                              missing or zero id, port outside 1..65535, bad host,
-//	                              malformed or empty proposal batch, a backup the node
-//	                              refuses (damaged, truncated, of another cluster)
+//	                              a backup the node refuses (damaged, truncated, of
+//	                              another cluster)
 //	401  ErrUnauthorized          Config.Secret set and the request not properly
 //	                              signed (see Authentication: the message says
 //	                              what is wrong); sets "WWW-Authenticate:
@@ -103,7 +103,7 @@
 // into a *StatusError that errors.Is matches against the same sentinel, so
 // an error crosses the network and still compares equal:
 //
-//	_, err := client.Propose(ctx, leaderURL, items)
+//	_, err := client.TransferLeadership(ctx, nodeURL, 0)
 //	var se *httpconfig.StatusError
 //	if errors.Is(err, httpconfig.ErrNotLeader) && errors.As(err, &se) {
 //		// retry at se.LeaderID
@@ -158,7 +158,7 @@
 //     hashes what is read and returns io.EOF only if the whole body matched;
 //     otherwise its last Read returns an error matching ErrUnauthorized
 //     ("request body does not match the SHA-256 it was signed with").
-//     Handlers read JSON and proposal bodies whole before they act, so an
+//     Handlers read JSON bodies whole before they act, so an
 //     altered body changes nothing; the body of a GET, HEAD or OPTIONS
 //     request (which no route reads) is checked before routing; a handler
 //     that streams a large body (a backup upload) must read it to io.EOF
@@ -179,7 +179,7 @@
 // gets 401 ("the metrics token grants only GET /metrics and GET /healthz").
 //
 // What an observer on the network can still do without TLS: read every
-// request and answer (bodies, membership, proposals' data, metrics), learn
+// request and answer (bodies, membership, status, metrics), learn
 // the metrics token from a scrape and read /metrics and /healthz with it,
 // and replay a captured request to a different node of the cluster within
 // the window (each node has its own replay cache). A request cannot be

@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeNode implements Membership, Promoter, Proposer, ReadIndexer and StatusSource,
+// fakeNode implements Membership, Promoter and StatusSource,
 // records the calls that would change something, and fails, blocks or
 // panics as told.
 type fakeNode struct {

@@ -15,7 +15,7 @@ import (
 // Timeouts of the Server's http.Server.
 const (
 	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 2 * time.Minute // a 64 MiB proposal batch on a slow link
+	readTimeout       = 2 * time.Minute // a request and its body; /snapshot sets its own deadlines
 	idleTimeout       = 2 * time.Minute
 	writeSlack        = 30 * time.Second // added to RequestTimeout for WriteTimeout
 	maxHeaderBytes    = 64 << 10

@@ -52,7 +52,8 @@ type Keys struct {
 	// Gossip is memberlist's SecretKey: it encrypts gossip with AES-256-GCM.
 	Gossip [Size]byte
 	// Raft keys the challenge-response handshake that opens every raft
-	// connection (HMAC-SHA256).
+	// connection (HMAC-SHA256), and the per-connection keys that seal the
+	// rest of it (AES-256-GCM) are derived from it and the handshake.
 	Raft [Size]byte
 	// API signs HTTP API requests (HMAC-SHA256, see httpconfig). It never
 	// goes on the wire.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"reflect"
 	"testing"
 )
@@ -58,6 +59,9 @@ func TestForwardRejectsMalformed(t *testing.T) {
 		"zero proposals": {KindPropose, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0},
 		"huge count":     append([]byte{KindPropose, 1, 0, 0, 0, 0, 0, 0, 0, 2}, 0xff, 0xff, 0xff, 0xff, 0x0f),
 		"overlong id":    {KindReadIndex, 0x81, 0x00},
+		"read trailing":  {KindReadIndex, 1, 0},
+		"cut session":    {KindPropose, 1, 0, 0, 0},
+		"cut item":       {KindPropose, 1, 0, 0, 0, 0, 0, 0, 0, 2, 1, 3, 5, 'x'},
 	} {
 		if _, err := DecodeRequest(b); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("request %s: got %v, want ErrBadFrame", name, err)
@@ -69,6 +73,11 @@ func TestForwardRejectsMalformed(t *testing.T) {
 		"zero indexes":   {KindReply, 1, byte(ReplyOK), 0, 1},
 		"no term":        {KindReply, 1, byte(ReplyOK), 1, 5},
 		"truncated text": {KindReply, 1, byte(ReplyUnknown), 5, 'a'},
+		"kind only":      {KindReply},
+		"no status":      {KindReply, 1},
+		"cut id":         {KindReply, 0x80},
+		"no leader":      {KindReply, 1, byte(ReplyNotLeader)},
+		"trailing":       {KindReply, 1, byte(ReplyNotLeader), 2, 0},
 	} {
 		if _, err := DecodeReply(b); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("reply %s: got %v, want ErrBadFrame", name, err)
@@ -78,10 +87,14 @@ func TestForwardRejectsMalformed(t *testing.T) {
 		"zero length":  {0},
 		"over the cap": {0xff, 0xff, 0xff, 0xff, 0x0f},
 		"short body":   {5, 1, 2},
+		"cut length":   {0x80},
 	} {
 		if _, err := ReadFrame(bufio.NewReader(bytes.NewReader(frame))); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("frame %s: got %v, want ErrBadFrame", name, err)
 		}
+	}
+	if _, err := ReadFrame(bufio.NewReader(bytes.NewReader(nil))); err != io.EOF {
+		t.Errorf("no frame: got %v, want io.EOF", err)
 	}
 }
 

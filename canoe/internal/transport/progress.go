@@ -41,9 +41,9 @@ func (t *Progress) AppendEntries(id raft.ServerID, target raft.ServerAddress, ar
 	if resp.Success && resp.Term == args.Term {
 		// A follower that accepts entries holds the leader's log up to the
 		// last of them (raft's log matching); a heartbeat proves nothing.
-		last = args.PrevLogEntry + uint64(len(args.Entries))
-		if len(args.Entries) > 0 {
-			last = args.Entries[len(args.Entries)-1].Index
+		last = args.PrevLogEntry
+		if n := len(args.Entries); n > 0 {
+			last = args.Entries[n-1].Index
 		}
 	}
 	t.record(id, last)
@@ -89,12 +89,10 @@ func (t *Progress) Matched(id raft.ServerID) (uint64, bool) {
 	return n, ok && n > 0
 }
 
-// AnsweredWithin reports whether follower id answered an AppendEntries
-// (heartbeats included) within d.
+// AnsweredWithin reports whether follower id answered (see LastAnswer)
+// within d.
 func (t *Progress) AnsweredWithin(id raft.ServerID, d time.Duration) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	at, ok := t.lastAck[id]
+	at, ok := t.LastAnswer(id)
 	return ok && time.Since(at) < d
 }
 

@@ -148,26 +148,3 @@ func (c *sealedConn) readFrame() error {
 	c.plain = plain
 	return nil
 }
-
-// openFrames decodes a stream of sealed frames under key; it serves the
-// fuzz target and tests.
-func openFrames(key []byte, stream []byte) ([]byte, error) {
-	conn := &readOnlyConn{r: stream}
-	c := &sealedConn{Conn: conn, r: bufio.NewReader(conn), recv: newAEAD(key)}
-	return io.ReadAll(c)
-}
-
-// readOnlyConn is a net.Conn reading from a byte slice.
-type readOnlyConn struct {
-	net.Conn
-	r []byte
-}
-
-func (c *readOnlyConn) Read(p []byte) (int, error) {
-	if len(c.r) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, c.r)
-	c.r = c.r[n:]
-	return n, nil
-}

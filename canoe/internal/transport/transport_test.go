@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -15,6 +17,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"go.uber.org/goleak"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -181,9 +185,20 @@ func TestSealedConnRejectsTampering(t *testing.T) {
 		"dropped frame": whole[first:],
 		"replayed":      append(bytes.Clone(whole[:first]), whole[:first]...),
 		"truncated":     whole[:len(whole)-3],
+		"reordered":     append(bytes.Clone(whole[first:]), whole[:first]...),
+		"cut header":    whole[:first+2],
 	} {
 		if _, err := openFrames(k, s); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	for name, s := range map[string][]byte{
+		"shorter than a tag": append([]byte{0, 0, 0, tagSize - 1}, make([]byte, tagSize-1)...),
+		"over the cap":       {0, 1, 0, tagSize + 1},
+		"empty frame forged": append([]byte{0, 0, 0, tagSize}, make([]byte, tagSize)...),
+	} {
+		if _, err := openFrames(k, s); !errors.Is(err, ErrSealedFrame) {
+			t.Errorf("%s: %v, want ErrSealedFrame", name, err)
 		}
 	}
 	if _, err := openFrames(key(t), whole); !errors.Is(err, ErrSealedFrame) {
@@ -197,6 +212,12 @@ type writeOnlyConn struct {
 }
 
 func (c *writeOnlyConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// openFrames decodes a stream of sealed frames under key.
+func openFrames(key []byte, stream []byte) ([]byte, error) {
+	c := &sealedConn{r: bufio.NewReader(bytes.NewReader(stream)), recv: newAEAD(key)}
+	return io.ReadAll(c)
+}
 
 func FuzzDecodeHello(f *testing.F) {
 	f.Add(hello{flags: flagKey, clusterID: 256}.encode())
@@ -432,19 +453,11 @@ func TestLayerConnectionCap(t *testing.T) {
 		c.Write([]byte{0})
 		dialed = append(dialed, c)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitFor(t, 5*time.Second, "3 connections admitted", func() bool {
 		mu.Lock()
-		n := len(held)
-		mu.Unlock()
-		if n == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 connections admitted", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(held) == 3
+	})
 	extra, err := cli.Dial(addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -459,4 +472,124 @@ func TestLayerConnectionCap(t *testing.T) {
 		c.Close()
 	}
 	mu.Unlock()
+}
+
+// TestLayerRefusesStrangerBytes: a keyed Layer answers what a stranger
+// without the secret sends (another protocol, a truncated or malformed
+// hello, a valid hello and a made-up proof) by closing the connection,
+// with a StatusMalformed reply to a malformed hello, and nothing reaches
+// Accept or AcceptForward.
+func TestLayerRefusesStrangerBytes(t *testing.T) {
+	srv := newLayer(t, Config{Key: key(t), ClusterID: 9, HandshakeTimeout: time.Second})
+	reached := make(chan string, 2)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		srv.Close()
+		wg.Wait()
+	})
+	for name, accept := range map[string]func() (net.Conn, error){"Accept": srv.Accept, "AcceptForward": srv.AcceptForward} {
+		wg.Go(func() {
+			if c, err := accept(); err == nil {
+				c.Close()
+				reached <- name
+			}
+		})
+	}
+	badFlags := hello{clusterID: 9, nonce: randomNonce()}.encode()
+	badFlags[4] = 0x80
+	withProof := append(hello{flags: flagKey, clusterID: 9, nonce: randomNonce()}.encode(), make([]byte, macSize)...)
+	for _, tc := range []struct {
+		name  string
+		send  []byte
+		reply bool // the server answers with a reply before closing
+		want  Status
+	}{
+		{"HTTP", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false, 0},
+		{"magic only", magic[:], false, 0},
+		{"truncated hello", badFlags[:helloSize-1], false, 0},
+		{"unknown flags", badFlags, true, StatusMalformed},
+		{"made-up proof", withProof, true, StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(tc.send)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil && !isReset(err) {
+				t.Fatalf("read: %v, want the connection closed", err)
+			}
+			if !tc.reply {
+				if len(got) != 0 {
+					t.Fatalf("server answered %q, want nothing", got)
+				}
+				return
+			}
+			if len(got) != replySize {
+				t.Fatalf("server answered %d bytes, want a %d-byte reply", len(got), replySize)
+			}
+			r, err := decodeReply(got)
+			if err != nil || r.status != tc.want {
+				t.Fatalf("reply %+v, %v; want status %d", r, err, tc.want)
+			}
+		})
+	}
+	select {
+	case name := <-reached:
+		t.Fatalf("a stranger's connection reached %s", name)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestDialRefusesStrangerServers: a Layer dialing something that is not a
+// canoe node with the same secret (silent, another protocol, a truncated
+// reply, a reply with a made-up proof) fails with ErrHandshake.
+func TestDialRefusesStrangerServers(t *testing.T) {
+	junkReply := reply{clusterID: 9, nonce: randomNonce()}.encode() // status OK, zero proof
+	for _, tc := range []struct {
+		name   string
+		answer []byte
+		want   string
+	}{
+		{"closes", nil, "closed the connection"},
+		{"HTTP", []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" + strings.Repeat(" ", replySize)), "does not speak canoe's handshake"},
+		{"truncated reply", junkReply[:replySize-1], "closed the connection"},
+		{"made-up proof", junkReply, "could not prove"},
+		{"malformed status", reply{status: StatusMalformed, clusterID: 9}.encode(), "could not read this node's hello"},
+		{"unknown status", reply{status: 99, clusterID: 9}.encode(), "unknown status 99"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				io.ReadFull(c, make([]byte, helloSize))
+				c.Write(tc.answer)
+			}()
+			cli := newLayer(t, Config{Key: key(t), ClusterID: 9, HandshakeTimeout: 2 * time.Second})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := cli.DialChannel(ctx, ln.Addr().String(), Forward)
+			if err == nil {
+				c.Close()
+				t.Fatal("dial succeeded")
+			}
+			if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("dial: %v, want ErrHandshake saying %q", err, tc.want)
+			}
+			<-done
+		})
+	}
 }
