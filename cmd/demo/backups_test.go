@@ -342,7 +342,7 @@ func TestNodeBackups(t *testing.T) {
 		t.Errorf("node 1 wrote backups as a follower: %d backups, then %d others", len(before), len(after))
 	}
 	for _, p := range procs {
-		p.interrupt(t)
+		p.interrupt(t, 30*time.Second)
 	}
 	for i, dir := range dirs {
 		for _, name := range testutil.DirNames(t, dir) {

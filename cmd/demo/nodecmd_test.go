@@ -219,12 +219,12 @@ func TestNodeRestartExpect(t *testing.T) {
 	p := procs[0]
 	p.start(t, bin)
 	waitVoters(t, p, 1)
-	p.interrupt(t)
+	p.interrupt(t, 30*time.Second)
 	first, _ := os.ReadFile(p.log)
 
 	p.start(t, bin)
 	waitVoters(t, p, 1)
-	p.interrupt(t)
+	p.interrupt(t, 30*time.Second)
 	all, _ := os.ReadFile(p.log)
 	second := string(all[len(first):])
 	if strings.Contains(second, "waiting for the other nodes") {
@@ -257,7 +257,7 @@ func TestNodeLeaveOnExit(t *testing.T) {
 	procs[1].start(t, bin)
 	waitVoters(t, procs[0], 2)
 
-	procs[1].interrupt(t)
+	procs[1].interrupt(t, 30*time.Second)
 	log, _ := os.ReadFile(procs[1].log)
 	if !strings.Contains(string(log), "left the cluster") {
 		t.Errorf("node 2's log does not say it left:\n%s", log)
