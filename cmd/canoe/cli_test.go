@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/canoe-raft/canoe/internal/testutil"
 )
 
 // The operator command as a user runs it: the canoe binary against "demo
@@ -179,17 +181,6 @@ func expect(t *testing.T, what string, r result, code int, stdout, stderr []stri
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // peers runs "canoe peers -json" at addr and decodes it.
 func peers(t *testing.T, bin string, env map[string]string) (peersOutput, result) {
 	t.Helper()
@@ -247,14 +238,14 @@ func startCluster(t *testing.T, bin, dir string) ([]*demoNode, peersOutput) {
 		}
 	})
 	n1.start(t, bin)
-	waitFor(t, 20*time.Second, "node 1 to lead", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "node 1 to lead", func() bool {
 		out, r := peers(t, bin, nodeEnv(n1))
 		return r.code == 0 && out.LeaderID == 1
 	})
 	nodes[1].start(t, bin)
 	nodes[2].start(t, bin)
 	var view peersOutput
-	waitFor(t, 30*time.Second, "three voters", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "three voters", func() bool {
 		out, r := peers(t, bin, nodeEnv(nodes[2]))
 		voters := 0
 		for _, m := range out.Members {
@@ -394,7 +385,7 @@ func TestOperatorCommand(t *testing.T) {
 	expect(t, "recover", canoeCmd(t, bin, nil, "recover", "-data", n1.data, "-members", member), 0, []string{"recover.json", "member 1 at " + member[2:], "start the node"}, nil)
 
 	n1.start(t, bin)
-	waitFor(t, 20*time.Second, "the recovered node to lead alone", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the recovered node to lead alone", func() bool {
 		out, r := peers(t, bin, env(n1))
 		return r.code == 0 && out.LeaderID == 1 && len(out.Members) == 1
 	})
@@ -413,11 +404,11 @@ func TestOperatorCommand(t *testing.T) {
 
 	// Node 2 comes back as the README says: an empty data dir, joining.
 	nodes[1].start(t, bin)
-	waitFor(t, 30*time.Second, "node 2 to be a voter again", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "node 2 to be a voter again", func() bool {
 		out, r := peers(t, bin, env(n1))
 		return r.code == 0 && len(out.Members) == 2 && out.Members[1].Suffrage == "voter"
 	})
-	waitFor(t, 10*time.Second, "node 2 to hold both writes", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "node 2 to hold both writes", func() bool {
 		c1, b1 := httpDo(t, "GET", nodes[1].kvURL()+"/kv/kept", "")
 		c2, b2 := httpDo(t, "GET", nodes[1].kvURL()+"/kv/after", "")
 		return c1 == 200 && b1 == "acknowledged" && c2 == 200 && b2 == "recovery"

@@ -88,12 +88,7 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 	// The leader's view carries the last contacts; ask it when the node at
 	// -addr is a follower.
 	if st.LeaderID != 0 && st.LeaderID != st.ID {
-		url := ""
-		for _, m := range st.Members {
-			if m.ID == st.LeaderID {
-				url = e.apiURL(m)
-			}
-		}
+		url := e.leaderURL(st, st.LeaderID)
 		var lst httpconfig.Status
 		switch {
 		case url == "":

@@ -19,8 +19,8 @@
 //
 //	go install github.com/canoe-raft/canoe/cmd/canoe@latest
 //
-// Connection flags (every command but recover), each also read from the
-// environment variable shown; a flag wins:
+// Connection flags (every command but recover and snapshot inspect), each
+// also read from the environment variable shown; a flag wins:
 //
 //	-addr URL        the node's API, http(s)://host:port   CANOE_ADDR (default http://127.0.0.1:7001)
 //	-secret S        the cluster secret (16, 24 or 32 bytes) CANOE_SECRET (prefer it: flags show in ps)
@@ -35,9 +35,9 @@
 // as it was. "snapshot restore FILE" verifies the file first and refuses a
 // damaged one without contacting the node; the node checks it again and
 // replaces the state of the whole cluster (POST /snapshot). "snapshot
-// inspect FILE" reads and verifies a file with no node. save and restore
-// draw a progress bar on stderr (bytes done / total) when stderr is a
-// terminal; -progress always or never decides instead.
+// inspect FILE" reads and verifies a file with no node. save, restore and
+// inspect draw a progress bar on stderr (bytes done / total) when stderr
+// is a terminal; -progress always or never decides instead.
 //
 // Every command prints a human-readable answer, or with -json one JSON
 // document for scripts. Exit codes: 0 the command did what it says; 1 it

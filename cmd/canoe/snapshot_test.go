@@ -67,7 +67,7 @@ func TestSnapshotCommands(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 10*time.Second, "some writes", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "some writes", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= 20
@@ -202,7 +202,7 @@ func TestSnapshotCommands(t *testing.T) {
 	other.start(t, bin)
 	otherEnv := map[string]string{"CANOE_ADDR": other.apiURL(), "CANOE_SECRET": testSecret, "CANOE_CLUSTER_ID": "7"}
 	foreignFile := filepath.Join(backups, "cluster7.bak")
-	waitFor(t, 20*time.Second, "a backup of cluster 7", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a backup of cluster 7", func() bool {
 		return canoeCmd(t, bin, otherEnv, "snapshot", "save", foreignFile).code == 0
 	})
 	expect(t, "restore another cluster's backup", canoeCmd(t, bin, nodeEnv(follower), "snapshot", "restore", foreignFile), 1, nil,

@@ -262,9 +262,7 @@ func TestNodeBackups(t *testing.T) {
 	}
 	root := t.TempDir()
 	dirs := []string{filepath.Join(root, "backups1"), filepath.Join(root, "backups2")}
-	api1 := 0 // node 1's canoe API port
 	procs := nodeProcs(t, 2, func(id int, ports [][3]int) []string {
-		api1 = ports[0][1]
 		args := []string{"-backup-dir", dirs[id-1], "-backup-every", "150ms", "-backup-keep", "3"}
 		if id == 1 {
 			return append(args, "-bootstrap")
@@ -334,7 +332,7 @@ func TestNodeBackups(t *testing.T) {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := client.TransferLeadership(ctx, "http://127.0.0.1:"+itoa(api1), 2); err != nil {
+	if _, err := client.TransferLeadership(ctx, procs[0].api, 2); err != nil {
 		t.Fatalf("transfer to node 2: %v", err)
 	}
 	testutil.WaitFor(t, 20*time.Second, "node 2 to write backups", func() bool { return len(valid(dirs[1])) >= 2 })
@@ -344,7 +342,7 @@ func TestNodeBackups(t *testing.T) {
 		t.Errorf("node 1 wrote backups as a follower: %d backups, then %d others", len(before), len(after))
 	}
 	for _, p := range procs {
-		p.interrupt(t)
+		p.interrupt(t, 30*time.Second)
 	}
 	for i, dir := range dirs {
 		for _, name := range testutil.DirNames(t, dir) {

@@ -78,8 +78,12 @@ func TestDashboardEndpoint(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 200 %s", path, resp.StatusCode, got, ctype)
 		}
 	}
-	if code, _ := do(t, "GET", url+"/static/nothing.js", ""); code != 404 {
-		t.Errorf("GET /static/nothing.js: %d, want 404", code)
+	// Only the dashboard's own files: nothing else, and nothing outside
+	// static/ by an escaped slash.
+	for _, path := range []string{"/static/nothing.js", "/static/..%2Fkvhttp.go", "/static/..%2Fstatic%2Findex.html", "/static/%2E%2E"} {
+		if code, _ := do(t, "GET", url+path, ""); code != 404 {
+			t.Errorf("GET %s: %d, want 404", path, code)
+		}
 	}
 
 	// A stopped node's keys say so.

@@ -413,13 +413,6 @@ func (s *kvStore) Writes() uint64 {
 	return s.writes
 }
 
-// encodeSnapshot returns the snapshot of m.
-func encodeSnapshot(m map[string][]byte) []byte {
-	var b bytes.Buffer
-	_ = writeSnapshot(&b, m) // a bytes.Buffer does not fail
-	return b.Bytes()
-}
-
 // writeSnapshot writes the snapshot of m to w.
 func writeSnapshot(w io.Writer, m map[string][]byte) error {
 	keys := make([]string, 0, len(m))
@@ -448,11 +441,6 @@ func writeSnapshot(w io.Writer, m map[string][]byte) error {
 	return bw.Flush()
 }
 
-// decodeSnapshot decodes the snapshot b.
-func decodeSnapshot(b []byte) (map[string][]byte, error) {
-	return readSnapshot(bytes.NewReader(b))
-}
-
 // readSnapshot reads a snapshot from r, to its end. It never panics, and
 // allocates no more than the input holds: lengths and counts are not
 // trusted until the bytes they announce arrive.
@@ -478,11 +466,7 @@ func readSnapshot(r io.Reader) (map[string][]byte, error) {
 		if k, err := io.CopyN(&b, br, int64(n)); err != nil {
 			return nil, fmt.Errorf("%w: %s truncated (%d of %d bytes)", errBadSnap, what, k, n)
 		}
-		out := b.Bytes()
-		if out == nil {
-			out = []byte{}
-		}
-		return out, nil
+		return nonNil(b.Bytes()), nil
 	}
 	m := make(map[string][]byte, min(count, 1<<16))
 	for i := uint64(0); i < count; i++ {

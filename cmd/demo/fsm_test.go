@@ -371,3 +371,15 @@ func TestDecodeCASResult(t *testing.T) {
 		}
 	}
 }
+
+// encodeSnapshot returns the snapshot of m.
+func encodeSnapshot(m map[string][]byte) []byte {
+	var b bytes.Buffer
+	_ = writeSnapshot(&b, m) // a bytes.Buffer does not fail
+	return b.Bytes()
+}
+
+// decodeSnapshot decodes the snapshot b.
+func decodeSnapshot(b []byte) (map[string][]byte, error) {
+	return readSnapshot(bytes.NewReader(b))
+}

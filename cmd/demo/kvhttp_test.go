@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,6 +92,7 @@ func TestKVHandlers(t *testing.T) {
 		{"PUT", "/kv/hello", "world", 204, ""},
 		{"GET", "/kv/hello", "", 200, "world"},
 		{"GET", "/kv/hello?consistent=true", "", 200, "world"},
+		{"HEAD", "/kv/hello", "", 200, ""},
 		{"GET", "/kv/hello?consistent=false", "", 200, "world"},
 		{"GET", "/kv/hello?consistent=maybe", "", 400, "consistent"},
 		{"PUT", "/kv/dir/with/slashes", "nested", 204, ""},
@@ -144,6 +146,49 @@ func TestKVHandlers(t *testing.T) {
 	_, body = do(t, "GET", url+"/kv", "")
 	if !strings.Contains(body, `"value_base64": "//4="`) {
 		t.Fatalf("binary value not base64 in %s", body)
+	}
+}
+
+// failingControl is a nodeControl whose every call fails; calls counts
+// them.
+type failingControl struct{ calls atomic.Int32 }
+
+func (c *failingControl) StopNode(context.Context, uint64) error {
+	c.calls.Add(1)
+	return errors.New("disk on fire")
+}
+
+func (c *failingControl) StartNode(context.Context, uint64) error {
+	c.calls.Add(1)
+	return errors.New("disk on fire")
+}
+
+// TestNodeActionBadInput: in one-process mode, POST /api/nodes/{id}/{action}
+// with an ID that is not a node ID, or an action other than stop and start,
+// is refused without a call to the nodes; a stop that fails is a 500 that
+// gives the error.
+func TestNodeActionBadInput(t *testing.T) {
+	ctl := &failingControl{}
+	h := (&server{control: ctl, logger: testLogger(t)}).handler()
+	for _, s := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/api/nodes/abc/stop", 400, `bad node id "abc"`},
+		{"/api/nodes/-1/start", 400, `bad node id "-1"`},
+		{"/api/nodes/18446744073709551616/stop", 400, "bad node id"},
+		{"/api/nodes/1/reboot", 404, `unknown action "reboot": use stop or start`},
+		{"/api/nodes/1/stop", 500, "disk on fire"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", s.path, nil))
+		if w.Code != s.code || !strings.Contains(errorOf(t, w.Body.String()), s.want) {
+			t.Errorf("POST %s: %d %s, want %d mentioning %q", s.path, w.Code, w.Body, s.code, s.want)
+		}
+	}
+	if n := ctl.calls.Load(); n != 1 {
+		t.Errorf("%d calls to the nodes, want 1 (the failing stop)", n)
 	}
 }
 

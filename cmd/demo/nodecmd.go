@@ -77,7 +77,7 @@ func parseNodeFlags(args []string, stderr io.Writer, lookupEnv func(string) (str
 	fs.StringVar(&o.Bind, "bind", "127.0.0.1", "IP `address` the raft and canoe API listeners bind; 0.0.0.0 for all interfaces")
 	fs.StringVar(&o.Advertise, "advertise", "", "`host` other nodes use to reach this one; empty means -bind if it is a specific address, else this machine's first private IPv4")
 	fs.IntVar(&o.RaftPort, "raft-port", 7000, "TCP `port` of the raft transport")
-	fs.IntVar(&o.ConfigPort, "config-port", 7001, "TCP `port` of canoe's HTTP API (joins, forwarding, /status)")
+	fs.IntVar(&o.ConfigPort, "config-port", 7001, "TCP `port` of canoe's HTTP API (joins, membership, /status, backups)")
 	fs.IntVar(&o.GossipPort, "gossip-port", 7946, "TCP and UDP `port` of gossip (memberlist); 0 picks a free one")
 	fs.StringVar(&o.HTTP, "http", "", "`host:port` of the demo's key-value API and dashboard; empty means port 8080 on -bind")
 	fs.StringVar(&o.DataDir, "data", "canoe-data", "`directory` of the raft log, snapshots and the node's identity")

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,9 +146,8 @@ func TestNodeFailedFirstStart(t *testing.T) {
 		if code, out := runOnce(t, 30*time.Second, args(dir)...); code != 1 {
 			t.Fatalf("exit %d, want 1:\n%s", code, out)
 		}
-		entries, err := os.ReadDir(dir)
-		if err != nil || len(entries) != 1 || entries[0].Name() != "README" {
-			t.Fatalf("-data holds %v (%v), want only the README that was there", entries, err)
+		if names := testutil.DirNames(t, dir); !slices.Equal(names, []string{"README"}) {
+			t.Fatalf("-data holds %v, want only the README that was there", names)
 		}
 	})
 }
@@ -180,9 +180,8 @@ func TestDataDirUndo(t *testing.T) {
 		if err := b.undo(); err != nil {
 			t.Fatal(err)
 		}
-		entries, _ := os.ReadDir(dir)
-		if len(entries) != 1 || entries[0].Name() != "old" {
-			t.Fatalf("after undo: %v, want only old", entries)
+		if names := testutil.DirNames(t, dir); !slices.Equal(names, []string{"old"}) {
+			t.Fatalf("after undo: %v, want only old", names)
 		}
 	})
 	t.Run("a directory that did not exist goes", func(t *testing.T) {
@@ -219,12 +218,12 @@ func TestNodeRestartExpect(t *testing.T) {
 	p := procs[0]
 	p.start(t, bin)
 	waitVoters(t, p, 1)
-	p.interrupt(t)
+	p.interrupt(t, 30*time.Second)
 	first, _ := os.ReadFile(p.log)
 
 	p.start(t, bin)
 	waitVoters(t, p, 1)
-	p.interrupt(t)
+	p.interrupt(t, 30*time.Second)
 	all, _ := os.ReadFile(p.log)
 	second := string(all[len(first):])
 	if strings.Contains(second, "waiting for the other nodes") {
@@ -257,7 +256,7 @@ func TestNodeLeaveOnExit(t *testing.T) {
 	procs[1].start(t, bin)
 	waitVoters(t, procs[0], 2)
 
-	procs[1].interrupt(t)
+	procs[1].interrupt(t, 30*time.Second)
 	log, _ := os.ReadFile(procs[1].log)
 	if !strings.Contains(string(log), "left the cluster") {
 		t.Errorf("node 2's log does not say it left:\n%s", log)

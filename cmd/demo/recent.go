@@ -53,11 +53,16 @@ type keysView struct {
 	Error   string       `json:"error,omitempty"`
 }
 
-// version identifies the store's content: it changes with every write and
-// with every new store (a restarted node has a new one).
+// contentVersion identifies the store's content: it changes with every
+// write and with every new store (a restarted node has a new one).
 func (s *kvStore) contentVersion() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.contentVersionLocked()
+}
+
+// contentVersionLocked is contentVersion with s.mu held.
+func (s *kvStore) contentVersionLocked() string {
 	return strconv.FormatUint(s.gen, 10) + "." + strconv.FormatUint(s.version, 10)
 }
 
@@ -66,7 +71,7 @@ func (s *kvStore) summary() keysView {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	v := keysView{
-		Version: strconv.FormatUint(s.gen, 10) + "." + strconv.FormatUint(s.version, 10),
+		Version: s.contentVersionLocked(),
 		Count:   len(s.data),
 		Bytes:   s.bytes,
 		Recent:  make([]keyPreview, 0, len(s.recent.keys)),
