@@ -9,8 +9,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -141,21 +139,6 @@ func (f *bytesVBlob) Restore(s canoe.SnapshotData) error {
 	return nil
 }
 
-// procStatusKB returns a "VmXXX:" field of /proc/self/status, in bytes.
-func procStatusKB(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // peakWatch measures how far the process's peak RSS rises above its RSS
 // at start.
 type peakWatch struct{ base int64 }
@@ -166,11 +149,11 @@ func startPeakWatch() (*peakWatch, error) {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		return nil, fmt.Errorf("reset the peak RSS: %w", err)
 	}
-	return &peakWatch{base: procStatusKB("VmRSS")}, nil
+	return &peakWatch{base: procStatusBytes("self", "VmRSS")}, nil
 }
 
 func (p *peakWatch) riseMiB() float64 {
-	return float64(procStatusKB("VmHWM")-p.base) / (1 << 20)
+	return float64(procStatusBytes("self", "VmHWM")-p.base) / (1 << 20)
 }
 
 // runStreamInstall measures canoe's snapshot and install of sp.Payload
