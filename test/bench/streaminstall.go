@@ -21,9 +21,10 @@ import (
 // snapshots it and drops its log, and a second node joins and can only get
 // the state as a snapshot install (checked). The log store is Bolt:
 // raft-wal keeps the entries a snapshot compacted readable until their
-// whole 64 MiB segment goes, and a new node would replay the log instead. It reports the time of each phase and
-// how far the process's peak RSS rose above where it stood before the
-// phase began (the peak is reset then: /proc/self/clear_refs).
+// whole 64 MiB segment goes, and a new node would replay the log instead.
+// It reports the time of each phase and how far the process's peak RSS
+// rose above where it stood before the phase began (the peak is reset
+// then: /proc/self/clear_refs).
 //
 // The FSM's state is virtual: Payload bytes of a pattern, computed when
 // written and checked when read, never held, so the FSM itself owns no
@@ -59,7 +60,7 @@ func (f *vblob) Apply(d canoe.LogData) error {
 	return nil
 }
 
-// write writes size bytes of the pattern, after an 8-byte size.
+// vblobWrite writes size bytes of the pattern, after an 8-byte size.
 func vblobWrite(w io.Writer, size int64) error {
 	if _, err := w.Write(binary.BigEndian.AppendUint64(nil, uint64(size))); err != nil {
 		return err
@@ -72,7 +73,7 @@ func vblobWrite(w io.Writer, size int64) error {
 	return nil
 }
 
-// read reads and checks what write wrote, and returns the size.
+// vblobRead reads and checks what vblobWrite wrote, and returns the size.
 func vblobRead(r io.Reader) (int64, error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
