@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,15 +139,7 @@ func (w *writers) halt() {
 func (w *writers) ackedSet() map[string]bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return maps(w.acked)
-}
-
-func maps(m map[string]bool) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(w.acked)
 }
 
 // restoreAgain runs restore until it succeeds, again while its error says

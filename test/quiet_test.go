@@ -16,7 +16,6 @@ import (
 
 // warnCounter records the WARN and ERROR lines logged once armed.
 type warnCounter struct {
-	t     testing.TB
 	armed atomic.Bool
 	mu    sync.Mutex // guards lines
 	lines []string
@@ -40,7 +39,7 @@ func (w *warnCounter) Write(p []byte) (int, error) {
 // lease would turn a scheduling stall into a real, logged, loss of
 // leadership.)
 func TestFaultFreeRunIsQuiet(t *testing.T) {
-	w := &warnCounter{t: t}
+	w := &warnCounter{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "canoe", Level: hclog.Info, Output: w})
 	timing := canoe.Timing{HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond}
 	c := newCluster(t, 3, clusterOpts{logger: logger, secret: randomSecret(t), timing: &timing})

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -152,16 +153,11 @@ func TestReadReplicasJoinServeAndPromote(t *testing.T) {
 	if p, s := apiSuffrage(t, client, byURL, byGossip.id); p != "voter" || s != "voter" {
 		t.Fatalf("after the promotion %v shows %v as %q in /peers and %q in /status, want voter", byURL, byGossip, p, s)
 	}
-	if err := client.Promote(ctx, byURL.url, 0xdead); !errorsIsNotFound(err) {
+	if err := client.Promote(ctx, byURL.url, 0xdead); !errors.Is(err, httpconfig.ErrPeerNotFound) {
 		t.Fatalf("POST /peers/promote of an unknown id: got %v, want 404", err)
 	}
 	mustPropose(t, byGossip, "as a voter")
 	waitSameState(t, 10*time.Second, 28, c.running()...)
-}
-
-func errorsIsNotFound(err error) bool {
-	se, ok := err.(*httpconfig.StatusError)
-	return ok && se.Code == 404
 }
 
 // TestReadReplicaDoesNotCountForBootstrapExpect: a NonVoter node with

@@ -263,7 +263,8 @@ func TestClusterSecret(t *testing.T) {
 		t.Errorf("httpconfig client without the secret: got %v, want ErrUnauthorized", err)
 	}
 
-	// Forwarded proposals are signed.
+	// Proposals on followers reach the leader over the forward channel of
+	// the raft port, behind the secret handshake.
 	for _, m := range c.followers() {
 		mustPropose(t, m, "secret-from-"+m.String())
 	}

@@ -25,9 +25,10 @@ import (
 )
 
 // dragonboatImpl runs one NodeHost per node (default pebble LogDB) with
-// RTTMillisecond 1, ElectionRTT 10 (-db-election-rtt), HeartbeatRTT 1, a counter IStateMachine,
-// and SyncPropose with a no-op session on the leader; for the read cells a
-// kvStore IStateMachine and SyncRead on the leader.
+// RTTMillisecond 1, ElectionRTT -db-election-rtt (100 by default; 10 when
+// unset), HeartbeatRTT 1, a counter IStateMachine, and SyncPropose with a
+// no-op session on the leader; for the read cells a kvStore IStateMachine
+// and SyncRead on the leader.
 type dragonboatImpl struct {
 	nodes       int
 	electionRTT uint64 // 0: 10

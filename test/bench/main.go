@@ -7,14 +7,15 @@
 // interleaved in a rotating order, and each cell reports medians over the
 // trials plus the median of per-trial ratios against raw hashicorp/raft.
 //
-//	go run . [-window 3s] [-trials 5] [-clients 1,16,64,256]
+//	go run . [-window 3s] [-warmup 500ms] [-trials 5] [-clients 1,16,64,256]
 //	         [-ops write,read] [-payloads 64,1024] [-read-payloads 64]
 //	         [-impls canoe-leader,canoe-follower,canoe-bolt,raft,raft-wal,dragonboat]
 //	         [-nodes 3] [-json FILE] [-cpuprofile PREFIX] [-memprofile PREFIX] [-cells=true]
 //	         [-extras=true] [-extra-trials 3] [-snapshot-mib 256]
 //	         [-stream-snapshot-mib 256] [-only-stream-snapshot]
+//	         [-dir DIR] [-db-election-rtt 100]
 //	go run . -soak 30m [-soak-clients 8] [-soak-keys 10000] [-soak-payload 256]
-//	         [-soak-sample 10s] [-nodes 3] [-json FILE] [-plot FILE.svg,FILE.png]
+//	         [-soak-sample 10s] [-nodes 3] [-json FILE] [-plot FILE.svg,FILE.png] [-dir DIR]
 //
 // A cell is an operation, a number of concurrent clients and a payload
 // size. write cells propose -payloads bytes and wait until the entry is
@@ -103,8 +104,8 @@ func main() {
 	flag.StringVar(&o.jsonFile, "json", "", "also write the JSON lines to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each measuring window to PREFIX.<impl>.<op>.c<clients>.p<payload>.t<trial>")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles at the start and end of each measuring window to PREFIX.<impl>.<op>.c<clients>.p<payload>.t<trial>{.base,} (compare with go tool pprof -sample_index=alloc_objects -diff_base)")
-	flag.BoolVar(&o.cells, "cells", true, "measure the clients x payloads cells")
-	flag.BoolVar(&o.extras, "extras", true, "also measure failover and join-to-voter")
+	flag.BoolVar(&o.cells, "cells", true, "measure the cells: -ops x -clients x payloads")
+	flag.BoolVar(&o.extras, "extras", true, "also measure failover, join-to-voter and the snapshot installs (-snapshot-mib, -stream-snapshot-mib)")
 	flag.IntVar(&o.snapshotMiB, "snapshot-mib", 256, "state size for the snapshot-install measurement (0: skip it)")
 	flag.IntVar(&o.streamMiB, "stream-snapshot-mib", 256, "state size for the snapshot and install measurement of canoe's StreamingFSM and []byte paths (0: skip it)")
 	flag.BoolVar(&o.onlyStream, "only-stream-snapshot", false, "of the extras, run only the -stream-snapshot-mib measurement")

@@ -196,8 +196,11 @@ func oneLine(s string) string {
 	return s
 }
 
-// runExtras measures failover for every implementation that supports it,
-// and join-to-voter for canoe.
+// runExtras measures, -extra-trials times each: canoe's snapshot and
+// install with a StreamingFSM and a []byte FSM (-stream-snapshot-mib; the
+// only one with -only-stream-snapshot), failover (canoe's leader crashed
+// and stopped, raw raft, dragonboat), canoe's join-to-voter, and the
+// snapshot install on a new node (-snapshot-mib; canoe and raw raft).
 func runExtras(o options, jsonOut io.Writer) []result {
 	var out []result
 	timeout := 2 * time.Minute

@@ -17,7 +17,7 @@ import (
 // spec is what a child process runs: one trial of one cell, or one extra
 // measurement.
 type spec struct {
-	Kind       string        `json:"kind"`         // "cell", "failover", "join" or "snapshot"
+	Kind       string        `json:"kind"`         // "cell", "failover", "join", "snapshot" or "stream-snapshot"
 	Op         string        `json:"op,omitempty"` // cells: opWrite or opRead
 	Impl       string        `json:"impl"`
 	Nodes      int           `json:"nodes"`

@@ -143,7 +143,7 @@ func runSoak(o options, jsonOut io.Writer) error {
 			p.mu.Unlock()
 			s := soakSample{
 				Sec: now.Sub(t0).Seconds(), Node: i, Leader: i == leader,
-				RSSMiB: float64(procRSS(p.cmd.Process.Pid)) / (1 << 20), HeapMiB: float64(st.heap) / (1 << 20),
+				RSSMiB: float64(procStatusBytes(strconv.Itoa(p.cmd.Process.Pid), "VmRSS")) / (1 << 20), HeapMiB: float64(st.heap) / (1 << 20),
 				DiskMiB: float64(diskUsage(filepath.Join(dir, fmt.Sprintf("n%d", i)))) / (1 << 20),
 				Writes:  st.writes, Fails: st.fails,
 			}
@@ -195,15 +195,15 @@ func allStats(procs []*nodeProc) bool {
 	return true
 }
 
-// procRSS returns the resident set size of process pid in bytes (0 if
-// unknown), from /proc/<pid>/status.
-func procRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procStatusBytes returns a "VmXXX:" field (in kB there) of
+// /proc/<pid>/status, pid "self" for this process, in bytes; 0 if unknown.
+func procStatusBytes(pid, field string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest) // "<n> kB"
 			if len(f) == 2 && f[1] == "kB" {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)

@@ -9,8 +9,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +21,10 @@ import (
 // snapshots it and drops its log, and a second node joins and can only get
 // the state as a snapshot install (checked). The log store is Bolt:
 // raft-wal keeps the entries a snapshot compacted readable until their
-// whole 64 MiB segment goes, and a new node would replay the log instead. It reports the time of each phase and
-// how far the process's peak RSS rose above where it stood before the
-// phase began (the peak is reset then: /proc/self/clear_refs).
+// whole 64 MiB segment goes, and a new node would replay the log instead.
+// It reports the time of each phase and how far the process's peak RSS
+// rose above where it stood before the phase began (the peak is reset
+// then: /proc/self/clear_refs).
 //
 // The FSM's state is virtual: Payload bytes of a pattern, computed when
 // written and checked when read, never held, so the FSM itself owns no
@@ -61,7 +60,7 @@ func (f *vblob) Apply(d canoe.LogData) error {
 	return nil
 }
 
-// write writes size bytes of the pattern, after an 8-byte size.
+// vblobWrite writes size bytes of the pattern, after an 8-byte size.
 func vblobWrite(w io.Writer, size int64) error {
 	if _, err := w.Write(binary.BigEndian.AppendUint64(nil, uint64(size))); err != nil {
 		return err
@@ -74,7 +73,7 @@ func vblobWrite(w io.Writer, size int64) error {
 	return nil
 }
 
-// read reads and checks what write wrote, and returns the size.
+// vblobRead reads and checks what vblobWrite wrote, and returns the size.
 func vblobRead(r io.Reader) (int64, error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -141,21 +140,6 @@ func (f *bytesVBlob) Restore(s canoe.SnapshotData) error {
 	return nil
 }
 
-// procStatusKB returns a "VmXXX:" field of /proc/self/status, in bytes.
-func procStatusKB(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // peakWatch measures how far the process's peak RSS rises above its RSS
 // at start.
 type peakWatch struct{ base int64 }
@@ -166,11 +150,11 @@ func startPeakWatch() (*peakWatch, error) {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		return nil, fmt.Errorf("reset the peak RSS: %w", err)
 	}
-	return &peakWatch{base: procStatusKB("VmRSS")}, nil
+	return &peakWatch{base: procStatusBytes("self", "VmRSS")}, nil
 }
 
 func (p *peakWatch) riseMiB() float64 {
-	return float64(procStatusKB("VmHWM")-p.base) / (1 << 20)
+	return float64(procStatusBytes("self", "VmHWM")-p.base) / (1 << 20)
 }
 
 // runStreamInstall measures canoe's snapshot and install of sp.Payload

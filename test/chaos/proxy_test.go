@@ -17,8 +17,9 @@ import (
 // faultNet is the userspace network between the nodes. Node i binds every
 // canoe listener on 127.0.0.1 and advertises its own loopback address
 // adv(i) (127.0.0.x), where faultNet listens on the same ports and forwards
-// to 127.0.0.1: raft, the canoe HTTP API (joins, forwarded proposals, read
-// index) and gossip (TCP and UDP) all pass through it.
+// to 127.0.0.1: raft (with the forward channel on which followers send
+// proposals and read-index requests), the canoe HTTP API (joins,
+// membership changes) and gossip (TCP and UDP) all pass through it.
 //
 // Every TCP connection arrives from 127.0.0.1, so the proxy finds the
 // sending node by looking the connection's source port up in
