@@ -50,14 +50,7 @@ func (n *Node) forwardLoop(rt *run) {
 		select {
 		case first = <-rt.forwards:
 		case <-rt.ctx.Done():
-			for { // never sent: certainly not committed
-				select {
-				case p := <-rt.forwards:
-					rt.props.resolve(p.tag.Seq, proposeResult{err: ErrNotRunning})
-				default:
-					return
-				}
-			}
+			return // Stop refuses what is still queued (refuseQueued)
 		}
 		select {
 		case c.slots <- struct{}{}:

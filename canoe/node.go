@@ -668,6 +668,7 @@ func (n *Node) stopLocked(handover bool) error {
 	}
 	rt.wg.Wait()
 	rt.confirm.Wait()
+	n.refuseQueued(rt)
 	rt.props.failAll()
 	// Raft has shut down, so the FSM is where a restart should find it.
 	if err := rt.stores.SaveApplied(n.fsm.AppliedIndex()); err != nil {

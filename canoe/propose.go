@@ -222,6 +222,23 @@ func (n *Node) refuse(rt *run, items []proposal, err error) {
 	}
 }
 
+// refuseQueued refuses, with ErrNotRunning, the proposals still queued for
+// the batcher or the forwarder once both have returned: they never reached
+// raft or the leader, so unlike those in flight they certainly did not
+// commit.
+func (n *Node) refuseQueued(rt *run) {
+	for _, queue := range []chan proposal{rt.proposals, rt.forwards} {
+		for empty := false; !empty; {
+			select {
+			case p := <-queue:
+				n.refuse(rt, []proposal{p}, ErrNotRunning)
+			default:
+				empty = true
+			}
+		}
+	}
+}
+
 // settleBatches is the goroutine that settles batches written in a term
 // this node no longer leads in. Such a batch is decided once an entry of a
 // later term has committed: raft's logs never hold an entry of an earlier
